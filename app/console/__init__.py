@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+
+from . import api, routes, socket  # noqa: E402,F401

@@ -1,0 +1,60 @@
+"""The agent console's pages: sign-in, sign-out and the single-page console."""
+
+from flask import jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, select
+
+from .. import conversations
+from ..extensions import db
+from ..extensions import login as login_manager
+from ..models import Agent
+from . import bp
+
+
+@login_manager.user_loader
+def load_agent(agent_id: str) -> Agent | None:
+    return db.session.get(Agent, int(agent_id)) if agent_id.isdigit() else None
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    if request.path.startswith("/console/api") or request.path == "/console/ws":
+        return jsonify({"error": {"code": "not_authenticated", "message": "Sign in first."}}), 401
+    return redirect(url_for("console.login", next=request.path))
+
+
+def _safe_next(target: str | None) -> str:
+    # Only paths inside the console: never an open redirect to another site.
+    if target and target.startswith("/console") and not target.startswith("//"):
+        return target
+    return url_for("console.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_url = request.values.get("next")
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(_safe_next(next_url))
+        return render_template("console/login.html", next=next_url)
+    email = (request.form.get("email") or "").strip().lower()
+    agent = db.session.scalar(select(Agent).where(func.lower(Agent.email) == email)) if email else None
+    if agent is None or not agent.check_password(request.form.get("password") or ""):
+        return render_template("console/login.html", error="Wrong email or password.", next=next_url), 401
+    login_user(agent)
+    conversations.agent_available(agent)
+    return redirect(_safe_next(next_url))
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    conversations.agent_offline(current_user)
+    logout_user()
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/")
+@login_required
+def index():
+    return render_template("console/index.html")

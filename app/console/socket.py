@@ -1,0 +1,50 @@
+"""The console's websocket: state changes for everyone's lists, messages of mine and of the one I watch."""
+
+from urllib.parse import urlsplit
+
+from flask import request
+from flask_login import current_user
+
+from .. import conversations, events, realtime
+from ..errors import ChatError
+from ..extensions import sock
+from . import bp
+
+
+@bp.before_request
+def guard_socket():
+    # A cookie-authenticated socket must come from the console's own pages (cross-site hijacking).
+    if request.endpoint == "console.console_socket":
+        if not current_user.is_authenticated:
+            raise ChatError(401, "not_authenticated", "Sign in first.")
+        origin = request.headers.get("Origin")
+        if not origin or urlsplit(origin).netloc != request.host:
+            raise ChatError(403, "forbidden_origin", "The console socket is only for the console's own pages.")
+
+
+@sock.route("/ws", bp=bp)
+def console_socket(ws) -> None:
+    conn = realtime.Connection(ws)
+    agent_id = current_user.id
+    subscription = events.hub.subscribe([events.CONSOLE_CHANNEL, events.agent_channel(agent_id)])
+    realtime.release_session()
+    conn.forward(subscription)
+    watched: list[str] = []
+
+    def handle(frame: dict) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            conn.send({"type": "pong"})
+        elif kind == "watch":
+            conversation_id = frame.get("conversation_id")
+            if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+                raise ChatError(400, "invalid_request", "conversation_id must be an integer.")
+            conversations.agent_conversation(conversation_id)
+            for channel in watched:
+                subscription.remove(channel)
+            watched[:] = [events.conversation_channel(conversation_id)]
+            subscription.add(watched[0])
+        else:
+            raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
+
+    realtime.loop(conn, handle)

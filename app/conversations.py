@@ -1,0 +1,359 @@
+"""The conversation lifecycle. Every state change goes through one function here.
+
+Each function validates, writes in one transaction (commits it), records a ConversationEvent for each
+state change and emits its frames, which the event hub publishes only after the commit. HTTP routes,
+websocket handlers, the CLI and timers all call these.
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import clock, events, payloads, routing
+from .config import MAX_MESSAGE_CHARS
+from .customer_auth import Identity
+from .errors import ChatError, not_found
+from .extensions import db
+from .models import CURRENT_STATUSES, Agent, Conversation, ConversationEvent, Customer, Message, Workstream
+
+T = TypeVar("T")
+MAX_CLIENT_ID_CHARS = 64
+
+
+def _retry_on_conflict(action: Callable[[], T]) -> T:
+    """Run a write once more when a unique constraint shows that a concurrent writer got there first:
+    the second attempt then finds that writer's row instead of inserting its own."""
+    try:
+        return action()
+    except IntegrityError:
+        db.session.rollback()
+        return action()
+
+
+def validate_body(body: object) -> str:
+    if not isinstance(body, str):
+        raise ChatError(400, "invalid_request", "The message body must be a string.")
+    text = body.strip()
+    if not text:
+        raise ChatError(400, "empty_message", "The message is empty.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ChatError(400, "message_too_long", f"Messages are limited to {MAX_MESSAGE_CHARS} characters.")
+    return text
+
+
+def validate_client_id(client_id: object) -> str:
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
+        raise ChatError(400, "invalid_request", "client_id must be a string of 1 to 64 characters.")
+    return client_id
+
+
+# Reading ----------------------------------------------------------------------------------------------
+
+
+def customer_for(identity: Identity) -> Customer:
+    """The customer record for a verified token: the same (setting, sub) on any device is one customer."""
+
+    def get_or_create() -> Customer:
+        customer = db.session.scalar(
+            select(Customer).where(Customer.auth_setting_id == identity.auth_setting_id, Customer.sub == identity.sub)
+        )
+        if customer is None:
+            customer = Customer(auth_setting_id=identity.auth_setting_id, sub=identity.sub)
+            db.session.add(customer)
+        if identity.display_name and customer.display_name != identity.display_name:
+            customer.display_name = identity.display_name
+        db.session.commit()
+        return customer
+
+    return _retry_on_conflict(get_or_create)
+
+
+def _customer_conversations(customer_id: int, workstream_id: str):
+    return select(Conversation).where(
+        Conversation.customer_id == customer_id, Conversation.workstream_id == workstream_id
+    )
+
+
+def current_conversation(customer_id: int, workstream_id: str) -> Conversation | None:
+    return db.session.scalar(
+        _customer_conversations(customer_id, workstream_id).where(Conversation.status.in_(CURRENT_STATUSES))
+    )
+
+
+def customer_conversation(customer_id: int, workstream_id: str, conversation_id: object) -> Conversation:
+    """One of the customer's own conversations; anyone else's is indistinguishable from a missing one."""
+    if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+        raise not_found()
+    conversation = db.session.scalar(
+        _customer_conversations(customer_id, workstream_id).where(Conversation.id == conversation_id)
+    )
+    if conversation is None:
+        raise not_found()
+    return conversation
+
+
+def customer_conversations(customer_id: int, workstream_id: str, before: int | None, limit: int) -> list[Conversation]:
+    query = _customer_conversations(customer_id, workstream_id)
+    if before is not None:
+        query = query.where(Conversation.id < before)
+    return list(db.session.scalars(query.order_by(Conversation.id.desc()).limit(limit)))
+
+
+def messages_page(
+    conversation_id: int, *, after: int | None = None, before: int | None = None, limit: int = 50
+) -> list[Message]:
+    """A page of messages in ascending order, by sequence cursor (never OFFSET)."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before is not None:
+        rows = db.session.scalars(query.where(Message.seq < before).order_by(Message.seq.desc()).limit(limit)).all()
+        return list(reversed(rows))
+    return list(db.session.scalars(query.where(Message.seq > (after or 0)).order_by(Message.seq).limit(limit)))
+
+
+# Writing ----------------------------------------------------------------------------------------------
+
+
+def _event(
+    conversation: Conversation, from_status: str | None, to_status: str, actor_kind: str, actor_id: int | None
+) -> None:
+    db.session.add(
+        ConversationEvent(
+            conversation_id=conversation.id,
+            from_status=from_status,
+            to_status=to_status,
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            created_at=clock.now(),
+        )
+    )
+
+
+def _change_status(conversation: Conversation, to_status: str, actor_kind: str, actor_id: int | None) -> None:
+    _event(conversation, conversation.status, to_status, actor_kind, actor_id)
+    conversation.status = to_status
+    conversation.updated_at = clock.now()
+
+
+def _announce(conversation: Conversation) -> None:
+    """Emit the conversation's state to its customer's widgets and to the agents' consoles."""
+    db.session.flush()
+    events.emit(
+        db.session,
+        [events.customer_channel(conversation.customer_id, conversation.workstream_id)],
+        {"type": "conversation", "conversation": payloads.widget_conversation(conversation)},
+    )
+    events.emit(
+        db.session,
+        [events.CONSOLE_CHANNEL],
+        {"type": "conversation", "conversation": payloads.summary(conversation)},
+    )
+
+
+def _append(
+    conversation: Conversation, sender_kind: str, body: str, client_id: str | None, agent: Agent | None = None
+) -> Message:
+    now = clock.now()
+    # The next sequence number is taken by one atomic UPDATE in this transaction: no gaps, no repeats.
+    seq = db.session.execute(
+        update(Conversation.__table__)
+        .where(Conversation.__table__.c.id == conversation.id)
+        .values(last_seq=Conversation.__table__.c.last_seq + 1, updated_at=now)
+        .returning(Conversation.__table__.c.last_seq)
+    ).scalar_one()
+    db.session.expire(conversation, ["last_seq", "updated_at"])
+    message = Message(
+        conversation_id=conversation.id,
+        seq=seq,
+        sender_kind=sender_kind,
+        sender_agent_id=agent.id if agent else None,
+        sender_name=agent.name if agent else None,
+        body=body,
+        client_id=client_id,
+        created_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    channels = [
+        events.customer_channel(conversation.customer_id, conversation.workstream_id),
+        events.conversation_channel(conversation.id),
+    ]
+    if conversation.agent_id:
+        channels.append(events.agent_channel(conversation.agent_id))
+    events.emit(db.session, channels, {"type": "message", "message": payloads.message(message)})
+    return message
+
+
+def _assign(conversation: Conversation, agent: Agent, actor_kind: str, actor_id: int | None) -> None:
+    conversation.agent_id = agent.id
+    conversation.agent = agent
+    _change_status(conversation, "active", actor_kind, actor_id)
+
+
+def _route(conversation: Conversation) -> None:
+    agent = routing.choose_agent(conversation)
+    if agent is not None:
+        _assign(conversation, agent, "system", None)
+
+
+def post_customer_message(
+    workstream: Workstream, customer: Customer, client_id: object, body: object
+) -> tuple[Message, bool]:
+    """Store a customer's message, starting a conversation when none is current.
+
+    Returns the message and whether it is new; a repeated client_id returns the stored one.
+    """
+    client_id = validate_client_id(client_id)
+    text = validate_body(body)
+
+    def attempt() -> tuple[Message, bool]:
+        existing = db.session.scalar(
+            select(Message)
+            .join(Conversation)
+            .where(
+                Message.client_id == client_id,
+                Conversation.customer_id == customer.id,
+                Conversation.workstream_id == workstream.id,
+            )
+        )
+        if existing is not None:
+            return existing, False
+        conversation = current_conversation(customer.id, workstream.id)
+        if conversation is None:
+            now = clock.now()
+            conversation = Conversation(
+                workstream_id=workstream.id,
+                customer_id=customer.id,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+            db.session.add(conversation)
+            db.session.flush()
+            _event(conversation, None, "open", "customer", customer.id)
+            _route(conversation)
+            _announce(conversation)
+        elif conversation.status == "open" and conversation.agent_id is None:
+            _route(conversation)
+            if conversation.agent_id:
+                _announce(conversation)
+        message = _append(conversation, "customer", text, client_id)
+        db.session.commit()
+        return message, True
+
+    return _retry_on_conflict(attempt)
+
+
+def agent_conversation(conversation_id: int) -> Conversation:
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise not_found()
+    return conversation
+
+
+def post_agent_message(agent: Agent, conversation_id: int, client_id: object, body: object) -> tuple[Message, bool]:
+    client_id = validate_client_id(client_id)
+    text = validate_body(body)
+
+    def attempt() -> tuple[Message, bool]:
+        conversation = agent_conversation(conversation_id)
+        existing = db.session.scalar(
+            select(Message).where(Message.conversation_id == conversation.id, Message.client_id == client_id)
+        )
+        if existing is not None:
+            return existing, False
+        if conversation.agent_id != agent.id or conversation.ended:
+            raise ChatError(409, "wrong_state", "Only the assigned agent can reply, and only before it ends.")
+        message = _append(conversation, "agent", text, client_id, agent)
+        db.session.commit()
+        return message, True
+
+    return _retry_on_conflict(attempt)
+
+
+def take(agent: Agent, conversation_id: int) -> Conversation:
+    """An agent picks an unassigned open conversation from the queue."""
+    conversation = agent_conversation(conversation_id)
+    # Compare-and-set: of two agents taking it at once, exactly one UPDATE matches.
+    taken = db.session.execute(
+        update(Conversation.__table__)
+        .where(
+            Conversation.__table__.c.id == conversation.id,
+            Conversation.__table__.c.status == "open",
+            Conversation.__table__.c.agent_id.is_(None),
+        )
+        .values(agent_id=agent.id)
+    ).rowcount
+    if taken != 1:
+        db.session.rollback()
+        raise ChatError(409, "wrong_state", "This conversation is no longer waiting in the queue.")
+    db.session.refresh(conversation)
+    _change_status(conversation, "active", "agent", agent.id)
+    _announce(conversation)
+    db.session.commit()
+    return conversation
+
+
+def end(agent: Agent, conversation_id: int) -> Conversation:
+    """The agent ends the conversation: it goes to wrap-up, and the customer's next message starts anew."""
+    conversation = agent_conversation(conversation_id)
+    if conversation.agent_id != agent.id or conversation.ended:
+        raise ChatError(409, "wrong_state", "Only the assigned agent can end a conversation that is not over.")
+    _change_status(conversation, "wrap_up", "agent", agent.id)
+    conversation.ended_at = clock.now()
+    _announce(conversation)
+    db.session.commit()
+    return conversation
+
+
+def agent_available(agent: Agent) -> None:
+    """An agent became available: the queue's unassigned conversations come to them."""
+    if agent.presence != "available":
+        agent.presence = "available"
+    for conversation in routing.queued():
+        _assign(conversation, agent, "system", None)
+        _announce(conversation)
+    db.session.commit()
+
+
+def agent_offline(agent: Agent) -> None:
+    agent.presence = "offline"
+    db.session.commit()
+
+
+BACKLOG_MAX_MESSAGES = 500
+BACKLOG_RESET_PAGE = 100
+
+
+def backlog(
+    customer_id: int, workstream_id: str, conversation_id: object, after: object
+) -> tuple[bool, list[tuple[Conversation, list[Message], bool]]]:
+    """What a (re)connecting widget is missing: (reset, [(conversation, messages, complete)]).
+
+    With a known cursor: every message after it and every newer conversation (reset False). Without
+    one, or too far behind, the latest conversation's last page (reset True): the client starts over.
+    """
+    if isinstance(conversation_id, int) and isinstance(after, int) and after >= 0:
+        held = db.session.scalar(
+            _customer_conversations(customer_id, workstream_id).where(Conversation.id == conversation_id)
+        )
+        if held is not None and after <= held.last_seq:
+            newer = list(
+                db.session.scalars(
+                    _customer_conversations(customer_id, workstream_id)
+                    .where(Conversation.id > held.id)
+                    .order_by(Conversation.id)
+                    .limit(BACKLOG_MAX_MESSAGES)
+                )
+            )
+            missing = held.last_seq - after + sum(c.last_seq for c in newer)
+            if missing <= BACKLOG_MAX_MESSAGES:
+                entries = [(held, messages_page(held.id, after=after, limit=BACKLOG_MAX_MESSAGES), True)]
+                entries += [(c, messages_page(c.id, limit=BACKLOG_MAX_MESSAGES), True) for c in newer]
+                return False, entries
+    latest = db.session.scalar(_customer_conversations(customer_id, workstream_id).order_by(Conversation.id.desc()))
+    if latest is None:
+        return True, []
+    page = messages_page(latest.id, before=latest.last_seq + 1, limit=BACKLOG_RESET_PAGE)
+    return True, [(latest, page, not page or page[0].seq == 1)]

@@ -1,0 +1,156 @@
+"""Tables and small per-row behaviour."""
+
+import secrets
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import clock
+from .extensions import db
+
+CURRENT_STATUSES = ("open", "active", "waiting")
+ENDED_STATUSES = ("wrap_up", "closed")
+STATUSES = CURRENT_STATUSES + ENDED_STATUSES
+MODES = ("persistent", "live")
+SENDER_KINDS = ("customer", "agent", "system")
+PRESENCES = ("available", "busy", "busy_dnd", "away", "offline", "inactive")
+ROLES = ("agent", "admin")
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+class AuthSetting(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    client_function: Mapped[str] = mapped_column(String(200), default="getChatToken")
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    hs256_secret: Mapped[str | None] = mapped_column(String(200))
+    clock_skew_seconds: Mapped[int] = mapped_column(default=60)
+    max_lifetime_seconds: Mapped[int] = mapped_column(default=24 * 3600)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Workstream(db.Model):
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id)
+    name: Mapped[str] = mapped_column(String(120))
+    mode: Mapped[str] = mapped_column(String(16), default="persistent")
+    distribution: Mapped[str] = mapped_column(String(8), default="push")
+    affinity: Mapped[bool] = mapped_column(default=True)
+    capacity_cost: Mapped[int] = mapped_column(default=34)
+    auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
+    # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
+    allowed_origins: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    auth_setting: Mapped[AuthSetting | None] = relationship()
+
+    def origins(self) -> list[str]:
+        return self.allowed_origins.split()
+
+    def allows_origin(self, origin: str | None) -> bool:
+        return bool(origin) and origin in self.origins()
+
+    def embed_snippet(self, server_url: str) -> str:
+        function = self.auth_setting.client_function if self.auth_setting else "getChatToken"
+        return (
+            f'<script src="{server_url}/widget.js" data-workstream="{self.id}" '
+            f'data-auth-function="{function}" async></script>'
+        )
+
+
+class Customer(db.Model):
+    __table_args__ = (UniqueConstraint("auth_setting_id", "sub"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    auth_setting_id: Mapped[int] = mapped_column(ForeignKey("auth_setting.id"))
+    sub: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    def label(self) -> str:
+        return self.display_name or self.sub
+
+
+class Agent(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    presence: Mapped[str] = mapped_column(String(16), default="offline")
+    capacity: Mapped[int] = mapped_column(default=100)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class Conversation(db.Model):
+    __table_args__ = (
+        Index("ix_conversation_customer_workstream", "customer_id", "workstream_id", "id"),
+        Index("ix_conversation_status_agent", "status", "agent_id"),
+        # At most one current conversation per customer and workstream, even with two devices racing.
+        Index(
+            "uq_conversation_current",
+            "customer_id",
+            "workstream_id",
+            unique=True,
+            sqlite_where=text("status IN ('open', 'active', 'waiting')"),
+            postgresql_where=text("status IN ('open', 'active', 'waiting')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workstream_id: Mapped[str] = mapped_column(ForeignKey("workstream.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    last_seq: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+    ended_at: Mapped[datetime | None]
+
+    workstream: Mapped[Workstream] = relationship()
+    customer: Mapped[Customer] = relationship()
+    agent: Mapped[Agent | None] = relationship()
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED_STATUSES
+
+
+class Message(db.Model):
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        UniqueConstraint("conversation_id", "client_id"),
+        Index("ix_message_client_id", "client_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
+    seq: Mapped[int]
+    sender_kind: Mapped[str] = mapped_column(String(16))
+    sender_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    # The name as it was when sent: history shows who wrote, even after a rename.
+    sender_name: Mapped[str | None] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ConversationEvent(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

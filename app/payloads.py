@@ -1,0 +1,44 @@
+"""The JSON shapes of docs/protocol.md, built in one place for HTTP and websocket alike."""
+
+from sqlalchemy import select
+
+from .clock import iso
+from .extensions import db
+from .models import Conversation, Message
+
+
+def message(m: Message) -> dict:
+    return {
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "sender": m.sender_kind,
+        "sender_name": m.sender_name,
+        "body": m.body,
+        "client_id": m.client_id,
+        "created_at": iso(m.created_at),
+    }
+
+
+def widget_conversation(c: Conversation) -> dict:
+    return {
+        "id": c.id,
+        "status": c.status,
+        "ended": c.ended,
+        "agent_name": c.agent.name if c.agent else None,
+        "last_seq": c.last_seq,
+        "started_at": iso(c.created_at),
+        "ended_at": iso(c.ended_at),
+    }
+
+
+def summary(c: Conversation, last: Message | None = None) -> dict:
+    if last is None and c.last_seq:
+        last = db.session.scalar(select(Message).where(Message.conversation_id == c.id, Message.seq == c.last_seq))
+    return {
+        **widget_conversation(c),
+        "workstream": {"id": c.workstream.id, "name": c.workstream.name, "mode": c.workstream.mode},
+        "customer": {"id": c.customer.id, "sub": c.customer.sub, "display_name": c.customer.label()},
+        "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
+        "last_message": message(last) if last else None,
+        "updated_at": iso(c.updated_at),
+    }

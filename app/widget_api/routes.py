@@ -1,0 +1,90 @@
+"""The widget's HTTP side: the script itself, history pages and a plain-HTTP send, with CORS for the
+origins each workstream allows."""
+
+from flask import Response, g, jsonify, request, send_from_directory
+
+from .. import ROOT, conversations, customer_auth, payloads
+from ..api import history_page, int_arg, json_body
+from ..errors import ChatError
+from ..extensions import db
+from ..models import Workstream
+from . import bp
+
+API = "/api/widget/workstreams/<workstream_id>"
+
+
+def workstream_or_404(workstream_id: str | None) -> Workstream:
+    workstream = db.session.get(Workstream, workstream_id) if workstream_id else None
+    if workstream is None:
+        raise ChatError(404, "unknown_workstream", "No such workstream.")
+    return workstream
+
+
+def check_origin(workstream: Workstream) -> None:
+    # Browsers always send Origin cross-site; a request without one is not a browser on another site.
+    origin = request.headers.get("Origin")
+    if origin is not None and not workstream.allows_origin(origin):
+        raise ChatError(403, "forbidden_origin", "This site is not allowed to embed this chat.")
+
+
+@bp.get("/widget.js")
+def widget_script() -> Response:
+    response = send_from_directory(ROOT / "widget", "widget.js", mimetype="text/javascript", max_age=300)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.before_request
+def guard_api() -> None:
+    if request.view_args and "workstream_id" in request.view_args and request.path.startswith("/api/"):
+        g.workstream = workstream_or_404(request.view_args["workstream_id"])
+        check_origin(g.workstream)
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    origin = request.headers.get("Origin")
+    workstream = g.get("workstream")
+    if origin and workstream is not None and workstream.allows_origin(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Max-Age"] = "600"
+        response.vary.add("Origin")
+    return response
+
+
+def _customer():
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else None
+    identity = customer_auth.verify(g.workstream, token)
+    return conversations.customer_for(identity)
+
+
+@bp.get(f"{API}/conversations")
+def list_conversations(workstream_id: str):
+    customer = _customer()
+    found = conversations.customer_conversations(
+        customer.id,
+        workstream_id,
+        before=int_arg("before", low=1),
+        limit=int_arg("limit", 20, low=1, high=50),
+    )
+    return jsonify({"conversations": [payloads.widget_conversation(c) for c in found]})
+
+
+@bp.get(f"{API}/conversations/<int:conversation_id>/messages")
+def conversation_messages(workstream_id: str, conversation_id: int):
+    customer = _customer()
+    conversation = conversations.customer_conversation(customer.id, workstream_id, conversation_id)
+    return history_page(conversation.id)
+
+
+@bp.post(f"{API}/messages")
+def send_message(workstream_id: str):
+    customer = _customer()
+    data = json_body()
+    message, created = conversations.post_customer_message(
+        g.workstream, customer, data.get("client_id"), data.get("body")
+    )
+    return jsonify({"message": payloads.message(message)}), 201 if created else 200

@@ -1,0 +1,95 @@
+"""The widget's websocket: hello, backlog, live stream, sends. Frames are in docs/protocol.md."""
+
+from flask import request
+
+from .. import conversations, customer_auth, events, payloads, realtime
+from ..errors import ChatError
+from ..extensions import db, sock
+from ..models import Customer, Workstream
+from . import bp
+from .routes import check_origin, workstream_or_404
+
+
+@bp.before_request
+def guard_socket() -> None:
+    # Refuse before the handshake, so a foreign page gets a plain 403 and never an open socket.
+    if request.endpoint == "widget_api.widget_socket":
+        check_origin(workstream_or_404(request.args.get("workstream")))
+
+
+def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tuple[int, str]:
+    """Authenticate a hello and send welcome and backlog; returns (customer id, workstream id)."""
+    workstream = db.session.get(Workstream, workstream_id)
+    identity = customer_auth.verify(workstream, hello.get("token"))
+    customer = conversations.customer_for(identity)
+    # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
+    subscription = events.hub.subscribe([events.customer_channel(customer.id, workstream.id)])
+    reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
+    welcome = {
+        "type": "welcome",
+        "customer": {"id": customer.id, "sub": customer.sub},
+        "workstream": {
+            "id": workstream.id,
+            "name": workstream.name,
+            "mode": workstream.mode,
+            "customer_can_end": workstream.mode == "live",
+        },
+    }
+    backlog = {
+        "type": "backlog",
+        "reset": reset,
+        "conversations": [
+            {
+                "conversation": payloads.widget_conversation(c),
+                "messages": [payloads.message(m) for m in page],
+                "complete": complete,
+            }
+            for c, page, complete in entries
+        ],
+    }
+    ids = (customer.id, workstream.id)
+    realtime.release_session()
+    conn.send(welcome)
+    conn.send(backlog)
+    conn.forward(subscription)
+    return ids
+
+
+@sock.route("/ws/widget", bp=bp)
+def widget_socket(ws) -> None:
+    conn = realtime.Connection(ws)
+    workstream_id = request.args["workstream"]
+    identity: dict = {}
+
+    def handle(frame: dict) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            conn.send({"type": "pong"})
+        elif kind == "hello":
+            if identity:
+                raise ChatError(400, "invalid_request", "This socket has already said hello.")
+            try:
+                identity["customer_id"], identity["workstream_id"] = _welcome(conn, workstream_id, frame)
+            except ChatError as error:
+                conn.send(error.frame())
+                ws.close(reason=1008, message=error.code)
+        elif not identity:
+            raise ChatError(400, "hello_required", "Send hello with a customer token first.")
+        elif kind == "send":
+            workstream = db.session.get(Workstream, identity["workstream_id"])
+            customer = db.session.get(Customer, identity["customer_id"])
+            message, _created = conversations.post_customer_message(
+                workstream, customer, frame.get("client_id"), frame.get("body")
+            )
+            ack = {
+                "type": "ack",
+                "client_id": message.client_id,
+                "conversation_id": message.conversation_id,
+                "seq": message.seq,
+            }
+            realtime.release_session()
+            conn.send(ack)
+        else:
+            raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
+
+    realtime.loop(conn, handle)

@@ -1,0 +1,819 @@
+// Agent console. Plain script, no build step; the page's CSP allows only same-origin scripts and styles,
+// so nothing here uses inline handlers or style attributes, and message data only ever reaches the DOM
+// as text.
+'use strict';
+
+(() => {
+  const API = '/console/api';
+  const RECENT_CAP = 20;
+  const PING_MS = 25000;
+  const BACKOFF_MIN_MS = 1000;
+  const BACKOFF_MAX_MS = 30000;
+  const PAGE = 100; // the protocol's largest page, so gap filling needs few round trips
+  const PREVIEW_CHARS = 140;
+
+  const $ = (id) => document.getElementById(id);
+  const app = $('app');
+  const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  const loginUrl = app.dataset.loginUrl;
+  const baseTitle = document.title;
+
+  const ui = {
+    appError: $('app-error'),
+    connection: $('connection'),
+    noSelection: $('no-selection'),
+    section: $('conversation'),
+    customer: $('conv-customer'),
+    workstream: $('conv-workstream'),
+    status: $('conv-status'),
+    agent: $('conv-agent'),
+    take: $('take'),
+    end: $('end'),
+    actionError: $('action-error'),
+    thread: $('thread'),
+    history: $('history'),
+    divider: $('current-divider'),
+    loadEarlier: $('load-earlier'),
+    composeNote: $('compose-note'),
+    compose: $('compose'),
+    reply: $('reply'),
+    send: $('compose').querySelector('button[type="submit"]'),
+    composeError: $('compose-error'),
+    endDialog: $('end-dialog'),
+    endConfirm: $('end-confirm'),
+    endCancel: $('end-cancel'),
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  // Strings become Text nodes through append(), so data can never be parsed as markup here.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value == null || value === false) continue;
+      if (key === 'className') node.className = value;
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      else node.setAttribute(key, value === true ? '' : String(value));
+    }
+    node.append(...children.filter((c) => c != null && c !== false));
+    return node;
+  }
+
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+  const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+
+  // The server sends microseconds; not every engine parses more than three fraction digits.
+  function parseTime(iso) {
+    if (!iso) return null;
+    const d = new Date(String(iso).replace(/(\.\d{3})\d+/, '$1'));
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+
+  function shortTime(d) {
+    const now = new Date();
+    const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth()
+      && d.getDate() === now.getDate();
+    return today ? timeFormat.format(d) : `${dateFormat.format(d)}, ${timeFormat.format(d)}`;
+  }
+
+  function timeElement(iso) {
+    const d = parseTime(iso);
+    return d ? el('time', { datetime: iso, title: fullFormat.format(d) }, shortTime(d)) : null;
+  }
+
+  function formatDate(iso) {
+    const d = parseTime(iso);
+    return d ? dateFormat.format(d) : '';
+  }
+
+  function customerName(summary) {
+    const c = summary && summary.customer;
+    return (c && (c.display_name || c.sub)) || 'Customer';
+  }
+
+  function isEnded(s) {
+    return s.status === 'wrap_up' || s.status === 'closed';
+  }
+
+  function isMine(s) {
+    return Boolean(me && s.agent && s.agent.id === me.id);
+  }
+
+  function statusLabel(s) {
+    switch (s.status) {
+      case 'open': return s.agent ? 'Returned' : 'In queue';
+      case 'active': return 'Active';
+      case 'waiting': return 'Waiting';
+      case 'wrap_up': return 'Wrap-up';
+      case 'closed': return 'Closed';
+      default: return s.status || '';
+    }
+  }
+
+  function newClientId() {
+    if (crypto.randomUUID) return `a-${crypto.randomUUID()}`;
+    // randomUUID exists only in secure contexts, and self-hosted consoles are sometimes served over http.
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    return `a-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  function showError(target, err) {
+    target.textContent = err ? (err.message || String(err)) : '';
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  class ApiError extends Error {
+    constructor(code, message, status) {
+      super(message);
+      this.code = code;
+      this.status = status;
+    }
+  }
+
+  function goToLogin() {
+    location.assign(`${loginUrl}?next=${encodeURIComponent(location.pathname)}`);
+  }
+
+  async function api(method, path, body) {
+    const options = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+    if (method !== 'GET') {
+      options.headers['Content-Type'] = 'application/json';
+      options.headers['X-CSRFToken'] = csrfToken;
+      options.body = JSON.stringify(body || {});
+    }
+    let res;
+    try {
+      res = await fetch(API + path, options);
+    } catch {
+      throw new ApiError('network', 'Could not reach the server. Check the connection and try again.', 0);
+    }
+    // An expired session shows up either as 401 or as a redirect to the sign-in page.
+    if (res.status === 401 || (res.redirected && new URL(res.url).pathname === loginUrl)) {
+      goToLogin();
+      throw new ApiError('not_authenticated', 'Your session has ended. Please sign in again.', 401);
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+    if (!res.ok) {
+      const e = (data && data.error) || {};
+      throw new ApiError(e.code || `http_${res.status}`,
+        e.message || `The server answered with an error (${res.status}).`, res.status);
+    }
+    if (!data) throw new ApiError('invalid_response', 'The server sent an unreadable answer.', res.status);
+    return data;
+  }
+
+  // ---------------------------------------------------------------- state
+
+  let me = null;
+  const summaries = new Map(); // id -> Summary, for conversations shown in a list
+  const items = new Map(); // id -> <li>
+  const unread = new Set();
+  const drafts = new Map(); // id -> unsent reply text, so switching conversations loses nothing
+  const lists = {
+    mine: { ids: [], ul: $('list-mine'), empty: $('empty-mine'), newestFirst: true },
+    queue: { ids: [], ul: $('list-queue'), empty: $('empty-queue'), newestFirst: false },
+    recent: { ids: [], ul: $('list-recent'), empty: $('empty-recent'), newestFirst: true },
+  };
+  const snapshotReplays = new Set(); // frames seen while a list snapshot is in flight
+  let current = null; // the open conversation: {id, summary, transcript, loading, pending, filling}
+  let openToken = 0;
+  let listsLoaded = false;
+  let unseen = 0;
+  let sending = false;
+  let sendDraft = null; // reused after a failed send so a retry keeps its client_id (idempotent)
+
+  function classify(s) {
+    if (s.status === 'open' && !s.agent) return 'queue';
+    if (!isMine(s)) return null;
+    return isEnded(s) ? 'recent' : 'mine';
+  }
+
+  function newer(a, b) {
+    const ta = parseTime(a && a.updated_at);
+    const tb = parseTime(b && b.updated_at);
+    return !ta || !tb || ta >= tb;
+  }
+
+  // A summary built before a message frame arrived may carry an older last_message; keep the newest.
+  function keepLatestMessage(fresh, old) {
+    if (old && old.last_message && (!fresh.last_message || fresh.last_message.seq < old.last_message.seq)) {
+      fresh.last_message = old.last_message;
+    }
+    return fresh;
+  }
+
+  function upsertSummary(s) {
+    keepLatestMessage(s, summaries.get(s.id));
+    const target = classify(s);
+    for (const [name, list] of Object.entries(lists)) {
+      const i = list.ids.indexOf(s.id);
+      if (name === target) {
+        if (i < 0) {
+          if (list.newestFirst) list.ids.unshift(s.id);
+          else list.ids.push(s.id);
+        }
+      } else if (i >= 0) {
+        list.ids.splice(i, 1);
+      }
+    }
+    if (target) summaries.set(s.id, s);
+    lists.recent.ids.length = Math.min(lists.recent.ids.length, RECENT_CAP);
+    prune();
+    return target;
+  }
+
+  function prune() {
+    const listed = new Set([...lists.mine.ids, ...lists.queue.ids, ...lists.recent.ids]);
+    for (const id of [...summaries.keys()]) if (!listed.has(id)) summaries.delete(id);
+    for (const id of [...items.keys()]) if (!listed.has(id)) items.delete(id);
+    for (const id of [...unread]) if (!listed.has(id)) unread.delete(id);
+  }
+
+  async function loadLists() {
+    const replay = [];
+    snapshotReplays.add(replay);
+    let data;
+    try {
+      data = await api('GET', '/conversations');
+    } finally {
+      snapshotReplays.delete(replay);
+    }
+    const mineBefore = new Set(lists.mine.ids);
+    const snapshot = new Map();
+    const fresh = { mine: [], queue: [], recent: [] };
+    // The server's "mine" may include wrap_up conversations that also appear in "recent"; show each once.
+    for (const name of ['recent', 'mine', 'queue']) {
+      for (const s of data[name] || []) {
+        if (snapshot.has(s.id)) continue;
+        snapshot.set(s.id, keepLatestMessage(s, summaries.get(s.id)));
+        fresh[classify(s) || name].push(s.id);
+      }
+    }
+    summaries.clear();
+    for (const [id, s] of snapshot) summaries.set(id, s);
+    for (const name of Object.keys(lists)) lists[name].ids = fresh[name];
+    lists.recent.ids.length = Math.min(lists.recent.ids.length, RECENT_CAP);
+    prune();
+    // Frames that arrived during the request may be newer than the snapshot; apply those on top.
+    for (const s of replay) {
+      const snap = snapshot.get(s.id);
+      if (!snap || newer(s, snap)) upsertSummary(s);
+    }
+    if (listsLoaded) {
+      for (const id of lists.mine.ids) if (!mineBefore.has(id)) notifyIfHidden();
+    }
+    listsLoaded = true;
+    showError(ui.appError, null);
+    if (current && summaries.has(current.id) && !current.loading) {
+      current.summary = summaries.get(current.id);
+      renderHeader();
+    }
+    renderLists();
+  }
+
+  // ---------------------------------------------------------------- lists
+
+  function previewText(s) {
+    const m = s.last_message;
+    if (!m) return 'No messages yet';
+    const text = String(m.body || '').replace(/\s+/g, ' ').trim().slice(0, PREVIEW_CHARS);
+    if (m.sender !== 'agent') return text;
+    return `${isMine(s) ? 'You' : (m.sender_name || 'Agent')}: ${text}`;
+  }
+
+  function fillItem(li, s) {
+    const id = s.id;
+    const isUnread = unread.has(id);
+    li.classList.toggle('unread', isUnread);
+    if (current && current.id === id) li.setAttribute('aria-current', 'true');
+    else li.removeAttribute('aria-current');
+    li.firstElementChild.replaceChildren(
+      el('span', { className: 'item-top' },
+        el('span', { className: 'item-name' }, customerName(s)),
+        timeElement(s.updated_at || (s.last_message && s.last_message.created_at))),
+      el('span', { className: 'item-preview' }, previewText(s)),
+      el('span', { className: 'item-meta' },
+        [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · ')),
+      isUnread ? el('span', { className: 'visually-hidden' }, ', unread') : null,
+    );
+  }
+
+  // Items are reused and only moved when their position changes, so a focused button keeps focus.
+  function renderList(list) {
+    list.ids.forEach((id, i) => {
+      let li = items.get(id);
+      if (!li) {
+        li = el('li', { dataset: { conversationId: id } }, el('button', { type: 'button', className: 'conv-item' }));
+        items.set(id, li);
+      }
+      fillItem(li, summaries.get(id));
+      if (list.ul.children[i] !== li) list.ul.insertBefore(li, list.ul.children[i] || null);
+    });
+    while (list.ul.children.length > list.ids.length) list.ul.lastElementChild.remove();
+    list.empty.hidden = list.ids.length > 0;
+  }
+
+  function renderLists() {
+    for (const list of Object.values(lists)) renderList(list);
+  }
+
+  for (const list of Object.values(lists)) {
+    list.ul.addEventListener('click', (event) => {
+      const li = event.target.closest('li[data-conversation-id]');
+      if (li && event.target.closest('button')) openConversation(Number(li.dataset.conversationId));
+    });
+  }
+
+  function notifyIfHidden() {
+    if (!document.hidden) return;
+    unseen += 1;
+    document.title = `(${unseen}) ${baseTitle}`;
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    unseen = 0;
+    document.title = baseTitle;
+  });
+
+  // ---------------------------------------------------------------- transcripts
+
+  function renderMessage(m, summary) {
+    const sender = ['customer', 'agent', 'system'].includes(m.sender) ? m.sender : 'system';
+    let name = null;
+    if (sender === 'customer') name = customerName(summary);
+    else if (sender === 'agent') name = m.sender_name || 'Agent';
+    const body = el('p', { className: 'msg-body' });
+    body.textContent = m.body;
+    return el('div', { className: 'msg', dataset: { seq: m.seq, sender } },
+      el('div', { className: 'msg-meta' }, name ? el('span', { className: 'msg-sender' }, name) : null,
+        timeElement(m.created_at)),
+      body);
+  }
+
+  // The messages of one conversation in one container, kept in seq order without duplicates.
+  class Transcript {
+    constructor(id, container, moreButton, summary) {
+      this.id = id;
+      this.container = container;
+      this.moreButton = moreButton;
+      this.summary = summary;
+      this.seqs = new Set();
+      this.first = Infinity;
+      this.last = 0;
+      this.complete = true;
+      this.loadingEarlier = false;
+    }
+
+    reset(messages, complete) {
+      this.container.replaceChildren();
+      this.seqs.clear();
+      this.first = Infinity;
+      this.last = 0;
+      for (const m of messages) this.insert(m);
+      this.complete = Boolean(complete) || this.first <= 1 || this.seqs.size === 0;
+      this.updateMoreButton();
+    }
+
+    insert(m) {
+      if (this.seqs.has(m.seq)) return false;
+      this.seqs.add(m.seq);
+      const node = renderMessage(m, this.summary);
+      // New messages nearly always go last, so search from the end.
+      let before = this.container.lastElementChild;
+      while (before && Number(before.dataset.seq) > m.seq) before = before.previousElementSibling;
+      if (before) before.after(node);
+      else this.container.prepend(node);
+      this.first = Math.min(this.first, m.seq);
+      this.last = Math.max(this.last, m.seq);
+      return true;
+    }
+
+    // The highest seq up to which nothing is missing (seqs have no gaps on the server).
+    contiguousEnd() {
+      if (!this.seqs.size) return 0;
+      let seq = this.first;
+      while (this.seqs.has(seq + 1)) seq += 1;
+      return seq;
+    }
+
+    updateMoreButton() {
+      const hide = this.complete;
+      if (hide && document.activeElement === this.moreButton) this.container.focus();
+      this.moreButton.hidden = hide;
+    }
+
+    async loadEarlier(errorTarget) {
+      if (this.loadingEarlier || this.complete) return;
+      this.loadingEarlier = true;
+      this.moreButton.disabled = true;
+      showError(errorTarget, null);
+      try {
+        const data = await api('GET', `/conversations/${this.id}/messages?before=${this.first}`);
+        const messages = data.messages || [];
+        for (const m of messages) this.insert(m);
+        if (!messages.length || this.first <= 1) this.complete = true;
+      } catch (err) {
+        showError(errorTarget, err);
+      } finally {
+        this.loadingEarlier = false;
+        this.moreButton.disabled = false;
+        this.updateMoreButton();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- conversation view
+
+  // A new live region that arrives already filled is not read out, whereas filling the old one would make
+  // screen readers announce the whole history each time a conversation is opened.
+  function freshLog() {
+    const old = $('messages');
+    const log = old.cloneNode(false);
+    old.replaceWith(log);
+    return log;
+  }
+
+  function nearBottom() {
+    const t = ui.thread;
+    return t.scrollHeight - t.scrollTop - t.clientHeight < 48;
+  }
+
+  function scrollToBottom() {
+    ui.thread.scrollTop = ui.thread.scrollHeight;
+  }
+
+  function appendMessages(messages, forceScroll) {
+    if (!current || current.loading) return;
+    const stick = forceScroll || nearBottom();
+    let added = false;
+    for (const m of messages) added = current.transcript.insert(m) || added;
+    if (added && stick) scrollToBottom();
+    if (current.transcript.contiguousEnd() < current.transcript.last) fillGap();
+  }
+
+  async function fillGap() {
+    const c = current;
+    if (!c || c.loading || c.filling) return;
+    c.filling = true;
+    try {
+      for (;;) {
+        const after = c.transcript.contiguousEnd();
+        const data = await api('GET', `/conversations/${c.id}/messages?after=${after}&limit=${PAGE}`);
+        if (c !== current) return;
+        const messages = data.messages || [];
+        appendMessages(messages);
+        if (messages.length < PAGE) break;
+      }
+    } catch (err) {
+      // The next reconnect or message tries again; nothing the agent can do about it right now.
+      console.warn('Could not fetch missing messages', err);
+    } finally {
+      c.filling = false;
+    }
+  }
+
+  function renderHeader() {
+    const s = current && current.summary;
+    const active = document.activeElement;
+    if (!s) {
+      ui.customer.textContent = 'Loading…';
+      ui.workstream.textContent = '';
+      ui.status.textContent = '';
+      ui.agent.textContent = '';
+      ui.take.hidden = true;
+      ui.end.hidden = true;
+      ui.compose.hidden = true;
+      ui.composeNote.hidden = true;
+      return;
+    }
+    const mine = isMine(s);
+    const ended = s.ended === true || isEnded(s);
+    ui.customer.textContent = customerName(s);
+    ui.workstream.textContent = (s.workstream && s.workstream.name) || '';
+    ui.status.textContent = statusLabel(s);
+    ui.status.dataset.status = s.status;
+    if (!s.agent) ui.agent.textContent = 'Unassigned';
+    else ui.agent.textContent = mine ? 'Assigned to you' : `Assigned to ${s.agent.name}`;
+
+    ui.take.hidden = !(s.status === 'open' && !s.agent);
+    ui.end.hidden = !(mine && !ended);
+    const canReply = mine && !ended;
+    ui.compose.hidden = !canReply;
+    ui.composeNote.hidden = canReply;
+    if (ended) ui.composeNote.textContent = 'This conversation has ended.';
+    else if (!s.agent) ui.composeNote.textContent = 'Take this conversation to reply.';
+    else if (!mine) ui.composeNote.textContent = `${s.agent.name} is handling this conversation.`;
+
+    const started = formatDate(s.started_at);
+    ui.divider.textContent = started ? `This conversation · ${started}` : 'This conversation';
+
+    // Keep keyboard users somewhere sensible when the control they were on disappears.
+    if (active && active !== document.body && active.closest('[hidden]')) {
+      if (canReply) ui.reply.focus();
+      else ui.customer.focus();
+    }
+  }
+
+  function renderHistory(conversations) {
+    ui.history.replaceChildren();
+    // The server lists newest first; the thread reads top to bottom, oldest first.
+    const others = [...conversations].reverse();
+    for (const h of others) {
+      const label = `${h.id < current.id ? 'Earlier' : 'Later'} conversation · ${formatDate(h.started_at)}`;
+      const details = el('details', { className: 'earlier', dataset: { conversationId: h.id } },
+        el('summary', null, label));
+      let loaded = false;
+      details.addEventListener('toggle', () => {
+        if (details.open && !loaded) {
+          loaded = true;
+          loadEarlierConversation(details, h).catch(() => { loaded = false; });
+        }
+      });
+      ui.history.append(details);
+    }
+    ui.divider.hidden = others.length === 0;
+  }
+
+  async function loadEarlierConversation(details, h) {
+    const more = el('button', { type: 'button', className: 'load-earlier', hidden: true }, 'Load earlier messages');
+    const log = el('div', { className: 'messages', tabindex: '-1', 'aria-label': details.firstChild.textContent });
+    const error = el('p', { className: 'alert', role: 'alert' });
+    const loading = el('p', { className: 'loading' }, 'Loading…');
+    details.querySelectorAll(':scope > :not(summary)').forEach((n) => n.remove());
+    details.append(loading, more, log, error);
+    const transcript = new Transcript(h.id, log, more, h);
+    more.addEventListener('click', () => transcript.loadEarlier(error));
+    try {
+      const data = await api('GET', `/conversations/${h.id}`);
+      transcript.summary = data.conversation || h;
+      transcript.reset(data.messages || [], data.complete);
+      if (!transcript.seqs.size) log.append(el('p', { className: 'loading' }, 'No messages.'));
+    } catch (err) {
+      showError(error, err);
+      throw err;
+    } finally {
+      loading.remove();
+    }
+  }
+
+  function sendWatch() {
+    if (current) sendFrame({ type: 'watch', conversation_id: current.id });
+  }
+
+  async function openConversation(id) {
+    if (!Number.isInteger(id) || id <= 0) return;
+    const token = ++openToken;
+    if (current) drafts.set(current.id, ui.reply.value);
+    const summary = summaries.get(id) || null;
+    current = {
+      id,
+      summary,
+      transcript: new Transcript(id, freshLog(), ui.loadEarlier, summary),
+      loading: true,
+      pending: [],
+      filling: false,
+    };
+    unread.delete(id);
+    renderLists();
+    history.replaceState(null, '', `#conversation-${id}`);
+
+    ui.reply.value = drafts.get(id) || '';
+    showError(ui.actionError, null);
+    showError(ui.composeError, null);
+    ui.history.replaceChildren();
+    ui.divider.hidden = true;
+    ui.loadEarlier.hidden = true;
+    ui.noSelection.hidden = true;
+    ui.section.hidden = false;
+    renderHeader();
+    sendWatch();
+    if (window.matchMedia('(max-width: 48rem)').matches) ui.section.scrollIntoView({ block: 'start' });
+
+    let data;
+    try {
+      data = await api('GET', `/conversations/${id}`);
+    } catch (err) {
+      if (token === openToken) {
+        current.loading = false;
+        showError(ui.actionError, err);
+        if (!current.summary) ui.customer.textContent = 'Conversation unavailable';
+      }
+      return;
+    }
+    if (token !== openToken) return;
+
+    const c = current;
+    // A conversation frame may have overtaken this response.
+    if (!c.summary || newer(data.conversation, c.summary)) c.summary = data.conversation;
+    c.transcript.summary = c.summary;
+    upsertSummary(c.summary);
+    renderHistory(data.history || []);
+    c.transcript.reset(data.messages || [], data.complete);
+    c.loading = false;
+    renderHeader();
+    renderLists();
+    appendMessages(c.pending);
+    c.pending = [];
+    scrollToBottom();
+    if (c.transcript.last < (c.summary.last_seq || 0)) fillGap();
+  }
+
+  ui.loadEarlier.addEventListener('click', () => {
+    if (current && !current.loading) current.transcript.loadEarlier(ui.actionError);
+  });
+
+  // ---------------------------------------------------------------- actions
+
+  ui.reply.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      ui.compose.requestSubmit();
+    }
+  });
+
+  ui.compose.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const c = current;
+    if (!c || c.loading || sending) return;
+    const body = ui.reply.value;
+    if (!body.trim()) {
+      ui.composeError.textContent = 'Write a message first.';
+      return;
+    }
+    if (!sendDraft || sendDraft.body !== body || sendDraft.conversationId !== c.id) {
+      sendDraft = { body, conversationId: c.id, clientId: newClientId() };
+    }
+    sending = true;
+    ui.send.disabled = true;
+    showError(ui.composeError, null);
+    try {
+      const data = await api('POST', `/conversations/${c.id}/messages`, { client_id: sendDraft.clientId, body });
+      sendDraft = null;
+      drafts.delete(c.id);
+      if (c === current) {
+        if (ui.reply.value === body) ui.reply.value = '';
+        appendMessages([data.message], true);
+      }
+      onMessage(data.message);
+    } catch (err) {
+      if (c === current) showError(ui.composeError, err);
+    } finally {
+      sending = false;
+      ui.send.disabled = false;
+    }
+  });
+
+  async function act(action, button) {
+    const c = current;
+    if (!c) return;
+    button.disabled = true;
+    showError(ui.actionError, null);
+    try {
+      const data = await api('POST', `/conversations/${c.id}/${action}`, {});
+      upsertSummary(data.conversation);
+      if (c === current) {
+        c.summary = data.conversation;
+        renderHeader();
+      }
+      renderLists();
+    } catch (err) {
+      if (c === current) showError(ui.actionError, err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  ui.take.addEventListener('click', () => act('take', ui.take));
+  ui.end.addEventListener('click', () => ui.endDialog.showModal());
+  ui.endCancel.addEventListener('click', () => ui.endDialog.close());
+  ui.endConfirm.addEventListener('click', () => {
+    ui.endDialog.close();
+    act('end', ui.end);
+  });
+
+  // ---------------------------------------------------------------- websocket
+
+  let socket = null;
+  let backoff = BACKOFF_MIN_MS;
+  let pingTimer = null;
+  let reconnectTimer = null;
+  let everConnected = false;
+
+  function sendFrame(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  function connect() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    let ws;
+    try {
+      ws = new WebSocket(`${scheme}//${location.host}/console/ws`);
+    } catch (err) {
+      console.warn('Could not open the websocket', err);
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.addEventListener('open', () => {
+      backoff = BACKOFF_MIN_MS;
+      everConnected = true;
+      ui.connection.textContent = '';
+      clearInterval(pingTimer);
+      pingTimer = setInterval(() => sendFrame({ type: 'ping' }), PING_MS);
+      sendWatch();
+      // Whatever happened before this socket subscribed was never sent to us, so resync over HTTP.
+      loadLists().catch((err) => showError(ui.appError, err));
+      if (current && !current.loading) fillGap();
+    });
+    ws.addEventListener('message', (event) => onFrame(event.data));
+    // 'error' is always followed by 'close', so reconnecting is handled in one place.
+    ws.addEventListener('close', () => {
+      if (socket !== ws) return;
+      socket = null;
+      clearInterval(pingTimer);
+      ui.connection.textContent = everConnected ? 'Connection lost. Reconnecting…' : 'Connecting…';
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+  }
+
+  function onFrame(raw) {
+    let frame;
+    try {
+      frame = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (frame.type === 'conversation' && frame.conversation) onConversation(frame.conversation);
+    else if (frame.type === 'message' && frame.message) onMessage(frame.message);
+    else if (frame.type === 'error') console.warn('Console websocket error:', frame.code, frame.message);
+  }
+
+  function onConversation(s) {
+    for (const replay of snapshotReplays) replay.push(s);
+    const wasMine = lists.mine.ids.includes(s.id);
+    const target = upsertSummary(s);
+    if (target === 'mine' && !wasMine) notifyIfHidden();
+    if (current && current.id === s.id) {
+      current.summary = s;
+      current.transcript.summary = s;
+      renderHeader();
+      if (!current.loading && current.transcript.last < (s.last_seq || 0)) fillGap();
+    }
+    renderLists();
+  }
+
+  function onMessage(m) {
+    const id = m.conversation_id;
+    const s = summaries.get(id);
+    if (s && (!s.last_message || s.last_message.seq < m.seq)) {
+      s.last_message = m;
+      s.last_seq = Math.max(s.last_seq || 0, m.seq);
+      s.updated_at = m.created_at;
+    }
+    if (current && current.id === id) {
+      if (current.loading) current.pending.push(m);
+      else appendMessages([m]);
+    } else if (s && m.sender !== 'agent') {
+      unread.add(id);
+    }
+    if (m.sender === 'customer' && lists.mine.ids.includes(id)) notifyIfHidden();
+    renderLists();
+  }
+
+  // ---------------------------------------------------------------- start
+
+  async function start() {
+    try {
+      me = (await api('GET', '/me')).agent;
+    } catch (err) {
+      showError(ui.appError, err);
+    }
+    try {
+      await loadLists();
+    } catch (err) {
+      showError(ui.appError, err);
+    }
+    connect();
+    const match = /^#conversation-(\d+)$/.exec(location.hash);
+    if (match) openConversation(Number(match[1]));
+  }
+
+  start();
+})();

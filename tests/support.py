@@ -1,0 +1,115 @@
+"""What the tests share: a seeded world, customer tokens, and a real server in a subprocess."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+from flask import Flask
+from flask_migrate import upgrade
+
+from app import ROOT, create_app
+from app.agents import add_agent
+from app.extensions import db
+from app.models import AuthSetting, Workstream
+
+HOST_ORIGIN = "http://host.example"
+
+
+@dataclass
+class World:
+    workstream_id: str
+    auth_setting_id: int
+    secret: str
+    agents: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (email, password)
+
+    def token(self, sub: str, name: str | None = None, lifetime: int = 600, **claims) -> str:
+        now = int(time.time())
+        payload = {"sub": sub, "iat": now, "exp": now + lifetime, **claims}
+        if name:
+            payload["name"] = name
+        return jwt.encode(payload, self.secret, algorithm="HS256")
+
+
+def migrated_app(instance: Path, **config) -> Flask:
+    app = create_app({"INSTANCE_PATH": instance, **config})
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def seed(app: Flask, origins: list[str], agents: dict[str, str] | None = None) -> World:
+    """One HS256 authentication setting, one persistent workstream, and agents {key: name}."""
+    with app.app_context():
+        setting = AuthSetting(name="Test site", hs256_secret="s3cret-" + os.urandom(8).hex())
+        workstream = Workstream(
+            name="Support", mode="persistent", auth_setting=setting, allowed_origins=" ".join(origins)
+        )
+        db.session.add(workstream)
+        db.session.commit()
+        world = World(workstream.id, setting.id, setting.hs256_secret)
+        for key, name in (agents or {}).items():
+            email = f"{key}@example.com"
+            _agent, password = add_agent(email, name, "agent", None)
+            world.agents[key] = (email, password)
+        return world
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ChatServer:
+    """The real server (gunicorn, gevent worker) on a free port, as `make run` starts it."""
+
+    def __init__(self, instance: Path, env: dict | None = None):
+        self.instance = instance
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env or {}
+        self.log = instance / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ChatServer":
+        env = {
+            **os.environ,
+            "PERSISTENT_CHAT_INSTANCE": str(self.instance),
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            **self.env,
+        }
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "app", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(self.url + "/widget.js", timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,968 @@
+/*
+ * Persistent Chat widget. Served verbatim as /widget.js; no build step, no dependencies.
+ *
+ *   <script src="https://chat.example/widget.js" data-workstream="ID"
+ *           data-auth-function="getChatToken" async></script>
+ *
+ * The widget is a guest on someone else's page: everything lives in an IIFE, the only global is
+ * window.PersistentChat, and the UI sits in a shadow root so host CSS cannot reach it.
+ * The wire contract is docs/protocol.md.
+ */
+(function () {
+  "use strict";
+
+  // Every user-visible string. The English ones are what the tests look for.
+  const STRINGS = {
+    en: {
+      open: "Open chat", close: "Close chat", chat: "Chat", minimize: "Minimize chat",
+      messages: "Messages", message: "Message", placeholder: "Write a message…", send: "Send",
+      you: "You", agent: "Agent", ended: "Conversation ended", earlier: "Load earlier messages",
+      loading: "Loading…", loadFailed: "Could not load earlier messages.",
+      connecting: "Connecting…", reconnecting: "Reconnecting…", tryAgain: "Try again",
+      unread: "{n} unread messages",
+      errNoAuth: "Chat is not available on this page right now.",
+      errToken: "We could not sign you in to the chat.",
+      errTimeout: "Signing in to the chat took too long.",
+      errRefused: "The chat did not accept your sign-in.",
+      errOrigin: "The chat is not enabled for this website.",
+      errWorkstream: "This chat is not available.",
+      errGeneric: "The chat could not be started.",
+      notSent: "Not sent.",
+      tooLong: "Not sent: the message is too long (4,000 characters at most).",
+      empty: "Not sent: the message is empty.",
+    },
+    fi: {
+      open: "Avaa chat", close: "Sulje chat", chat: "Chat", minimize: "Pienennä chat",
+      messages: "Viestit", message: "Viesti", placeholder: "Kirjoita viesti…", send: "Lähetä",
+      you: "Sinä", agent: "Asiakaspalvelija", ended: "Keskustelu päättyi",
+      earlier: "Lataa aiemmat viestit",
+      loading: "Ladataan…", loadFailed: "Aiempia viestejä ei voitu ladata.",
+      connecting: "Yhdistetään…", reconnecting: "Yhdistetään uudelleen…", tryAgain: "Yritä uudelleen",
+      unread: "{n} lukematonta viestiä",
+      errNoAuth: "Chat ei ole juuri nyt käytettävissä tällä sivulla.",
+      errToken: "Kirjautuminen chattiin epäonnistui.",
+      errTimeout: "Kirjautuminen chattiin kesti liian kauan.",
+      errRefused: "Chat ei hyväksynyt kirjautumistasi.",
+      errOrigin: "Chat ei ole käytössä tällä sivustolla.",
+      errWorkstream: "Tämä chat ei ole käytettävissä.",
+      errGeneric: "Chattia ei voitu käynnistää.",
+      notSent: "Ei lähetetty.",
+      tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
+      empty: "Ei lähetetty: viesti on tyhjä.",
+    },
+  };
+
+  const TOKEN_TIMEOUT = 10000;
+  const PING_EVERY = 25000;
+  // No frame at all for this long means the socket is dead even if the browser has not noticed.
+  const SILENCE_LIMIT = 2 * PING_EVERY + 10000;
+  const BACKOFF_MIN = 500;
+  const BACKOFF_MAX = 30000;
+  // A connection must survive this long before the backoff starts again from the bottom, so a
+  // server that accepts and then drops every socket is not hammered twice a second.
+  const STABLE_AFTER = 10000;
+  const MAX_BODY = 4000;
+  const PAGE = 50;
+  const NEAR_BOTTOM = 80;
+  const SLOT_WIDTH = 76;
+
+  const CSS = `
+:host { all: initial !important; }
+*, *::before, *::after { box-sizing: border-box; }
+[hidden] { display: none !important; }
+.pc-root { --pc-accent: #2458d6; --pc-on-accent: #fff; --pc-bg: #fff; --pc-text: #1d2330;
+  --pc-muted: #5f6b7d; --pc-bubble: #eef1f6; --pc-border: #dde2ea; color: var(--pc-text);
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+button, textarea { font: inherit; color: inherit; margin: 0; }
+button { cursor: pointer; }
+:focus-visible { outline: 3px solid #8fb0ff; outline-offset: 2px; }
+svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-linecap: round;
+  stroke-linejoin: round; }
+.pc-launcher { position: fixed; bottom: 20px; right: var(--pc-offset); z-index: 2147483000;
+  width: 56px; height: 56px; padding: 0; border: 0; border-radius: 50%; display: flex;
+  align-items: center; justify-content: center; background: var(--pc-accent); color: var(--pc-on-accent);
+  box-shadow: 0 4px 14px rgba(16, 24, 40, .28); transition: transform .15s ease; }
+.pc-left .pc-launcher, .pc-left .pc-panel { right: auto; left: var(--pc-offset); }
+.pc-launcher:hover { transform: scale(1.06); }
+.pc-launcher svg { width: 26px; height: 26px; }
+.pc-launcher .pc-icon-close, .pc-open .pc-launcher .pc-icon-chat { display: none; }
+.pc-open .pc-launcher .pc-icon-close { display: block; }
+.pc-unread { position: absolute; top: -4px; right: -4px; min-width: 20px; height: 20px; padding: 0 6px;
+  border-radius: 10px; background: #d92d20; color: #fff; font-size: 12px; font-weight: 600;
+  line-height: 20px; text-align: center; }
+.pc-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+  white-space: nowrap; }
+.pc-panel { position: fixed; bottom: 88px; right: var(--pc-offset); z-index: 2147483001;
+  width: 360px; height: 520px; max-width: calc(100vw - 24px); max-height: calc(100vh - 108px);
+  display: flex; flex-direction: column; overflow: hidden; background: var(--pc-bg);
+  border-radius: 14px; box-shadow: 0 12px 40px rgba(16, 24, 40, .24); }
+.pc-header { display: flex; align-items: center; gap: 8px; padding: 12px 10px 12px 16px;
+  background: var(--pc-accent); color: var(--pc-on-accent); }
+.pc-heading { flex: 1; min-width: 0; }
+.pc-title, .pc-agent { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.pc-title { font-size: 15px; font-weight: 600; }
+.pc-agent { font-size: 12px; opacity: .88; }
+.pc-minimize { flex: none; width: 34px; height: 34px; padding: 0; border: 0; border-radius: 8px;
+  display: flex; align-items: center; justify-content: center; background: transparent; }
+.pc-minimize:hover { background: rgba(255, 255, 255, .16); }
+.pc-minimize svg { width: 20px; height: 20px; }
+.pc-error { margin: 12px 12px 0; padding: 10px 12px; border-radius: 10px; background: #fef3f2;
+  color: #912018; border: 1px solid #fecdca; }
+.pc-error p { margin: 0 0 8px; }
+.pc-error button { padding: 4px 14px; border: 1px solid currentColor; border-radius: 8px; background: #fff; }
+.pc-log { flex: 1; min-height: 0; overflow-y: auto; overscroll-behavior: contain; display: flex;
+  flex-direction: column; gap: 6px; padding: 12px 14px; }
+.pc-earlier { align-self: center; flex: none; margin-bottom: 6px; padding: 4px 14px; font-size: 13px;
+  border: 1px solid var(--pc-border); border-radius: 999px; background: #fff; color: var(--pc-accent); }
+.pc-earlier:disabled { opacity: .6; cursor: default; }
+.pc-msg { flex: none; display: flex; flex-direction: column; align-items: flex-start;
+  align-self: flex-start; max-width: 82%; }
+.pc-msg[data-sender="customer"] { align-self: flex-end; align-items: flex-end; }
+.pc-msg[data-sender="system"] { align-self: center; align-items: center; max-width: 92%;
+  text-align: center; }
+.pc-sender { margin: 0 4px 2px; font-size: 12px; color: var(--pc-muted); }
+.pc-body { padding: 8px 12px; border-radius: 14px; background: var(--pc-bubble);
+  white-space: pre-wrap; overflow-wrap: anywhere; }
+.pc-msg[data-sender="agent"] .pc-body { border-bottom-left-radius: 4px; }
+.pc-msg[data-sender="customer"] .pc-body { background: var(--pc-accent); color: var(--pc-on-accent);
+  border-bottom-right-radius: 4px; }
+.pc-msg[data-sender="system"] .pc-body { padding: 2px 8px; background: none; font-size: 13px;
+  font-style: italic; color: var(--pc-muted); }
+.pc-time { margin: 2px 4px 0; font-size: 11px; color: var(--pc-muted); }
+.pc-pending { opacity: .6; }
+.pc-msg.pc-failed .pc-body { background: #fef3f2; color: #912018; border: 1px solid #fecdca; }
+.pc-note { margin: 2px 4px 0; font-size: 12px; color: #b42318; }
+.pc-divider { flex: none; display: flex; align-items: center; gap: 10px; margin: 10px 0;
+  font-size: 12px; color: var(--pc-muted); }
+.pc-divider::before, .pc-divider::after { content: ""; flex: 1; border-top: 1px solid var(--pc-border); }
+.pc-status { padding: 0 14px; font-size: 12px; color: var(--pc-muted); }
+.pc-status:not(:empty) { padding: 4px 14px; }
+.pc-compose { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px;
+  border-top: 1px solid var(--pc-border); }
+.pc-input { flex: 1; min-height: 38px; max-height: 120px; padding: 8px 10px; resize: none;
+  border: 1px solid var(--pc-border); border-radius: 10px; background: #fff; outline: none; }
+.pc-input:focus { border-color: var(--pc-accent); box-shadow: 0 0 0 3px rgba(36, 88, 214, .18); }
+.pc-send { flex: none; width: 38px; height: 38px; padding: 0; border: 0; border-radius: 10px;
+  display: flex; align-items: center; justify-content: center; background: var(--pc-accent);
+  color: var(--pc-on-accent); }
+.pc-send svg { width: 18px; height: 18px; }
+@media (max-width: 480px) {
+  .pc-panel, .pc-left .pc-panel { inset: 0; width: auto; height: auto; max-width: none;
+    max-height: none; border-radius: 0; }
+}
+@media (prefers-reduced-motion: reduce) { .pc-launcher { transition: none; } }
+`;
+
+  // Static markup only: every piece of server or host data is set later with textContent.
+  const ICON_CHAT = '<svg class="pc-icon-chat" viewBox="0 0 24 24" aria-hidden="true">' +
+    '<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z"/></svg>';
+  const ICON_CLOSE = '<svg class="pc-icon-close" viewBox="0 0 24 24" aria-hidden="true">' +
+    '<path d="M6 6l12 12M18 6L6 18"/></svg>';
+  const ICON_MIN = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 9l6 6 6-6"/></svg>';
+  const ICON_SEND = '<svg viewBox="0 0 24 24" aria-hidden="true">' +
+    '<path d="M4 12l16-8-6 16-2.5-6.5z"/></svg>';
+  const esc = (text) => String(text).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
+  const skeleton = (t) => `
+<div class="pc-panel" id="pc-panel" role="dialog" aria-label="${esc(t.chat)}" hidden>
+  <div class="pc-header">
+    <div class="pc-heading"><div class="pc-title">${esc(t.chat)}</div><div class="pc-agent" hidden></div></div>
+    <button class="pc-minimize" type="button" aria-label="${esc(t.minimize)}">${ICON_MIN}</button>
+  </div>
+  <div class="pc-error" role="alert" hidden><p></p><button type="button">${esc(t.tryAgain)}</button></div>
+  <div class="pc-log" role="log" aria-live="polite" aria-label="${esc(t.messages)}" tabindex="0"></div>
+  <div class="pc-status" role="status"></div>
+  <form class="pc-compose"><textarea class="pc-input" rows="1" maxlength="${MAX_BODY}"
+    aria-label="${esc(t.message)}" placeholder="${esc(t.placeholder)}"></textarea><button
+    class="pc-send" type="submit" aria-label="${esc(t.send)}">${ICON_SEND}</button></form>
+</div>
+<button class="pc-launcher" type="button" aria-label="${esc(t.open)}" aria-expanded="false"
+  aria-controls="pc-panel" aria-describedby="pc-unread-text">${ICON_CHAT}${ICON_CLOSE}<span
+  class="pc-unread" aria-hidden="true" hidden></span></button>
+<span class="pc-sr" id="pc-unread-text"></span>`;
+
+  function pickLanguage(script) {
+    const tag = script.getAttribute("data-locale") || document.documentElement.lang || "";
+    const lang = tag.toLowerCase().startsWith("fi") ? "fi" : "en";
+    return { lang, tag: tag || undefined };
+  }
+
+  // "auth.getToken" → window.auth.getToken, called with `this` = window.auth.
+  function resolveFunction(path) {
+    if (!path) return null;
+    let parent = window;
+    let value = window;
+    for (const part of path.split(".")) {
+      if (value == null) return null;
+      parent = value;
+      try { value = value[part]; } catch (e) { return null; }
+    }
+    return typeof value === "function" ? { fn: value, parent } : null;
+  }
+
+  class ChatError extends Error {
+    constructor(code, text) { super(text || code); this.code = code; }
+  }
+
+  // The host function may call back, return a promise, or both; the first usable answer wins.
+  function requestToken(path, t) {
+    return new Promise((resolve, reject) => {
+      const found = resolveFunction(path);
+      if (!found) { reject(new ChatError("no_auth_function", t.errNoAuth)); return; }
+      let settled = false;
+      const finish = (token, error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (!error && typeof token === "string" && token) resolve(token);
+        else reject(error || new ChatError("token_failed", t.errToken));
+      };
+      const timer = setTimeout(() => finish(null, new ChatError("token_timeout", t.errTimeout)),
+        TOKEN_TIMEOUT);
+      try {
+        const result = found.fn.call(found.parent, (token) => finish(token));
+        if (result && typeof result.then === "function") {
+          result.then((token) => finish(token), () => finish(null));
+        } else if (typeof result === "string" && result) {
+          finish(result);
+        }
+      } catch (e) {
+        finish(null);
+      }
+    });
+  }
+
+  function newClientId() {
+    const c = window.crypto;
+    // randomUUID exists only in secure contexts; a plain-http host page still needs unique ids.
+    if (c && typeof c.randomUUID === "function") return "c-" + c.randomUUID();
+    const bytes = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(bytes);
+    else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  function maxSeq(rec, includeProvisional) {
+    let max = 0;
+    for (const [seq, msg] of rec.messages) {
+      if (seq > max && (includeProvisional || !msg.provisional)) max = seq;
+    }
+    return max;
+  }
+
+  function minSeq(rec) {
+    let min = 0;
+    for (const seq of rec.messages.keys()) if (!min || seq < min) min = seq;
+    return min;
+  }
+
+  function isComplete(rec) {
+    return rec.complete || rec.messages.has(1) || !rec.conv.last_seq;
+  }
+
+  class Widget {
+    constructor(script, slot) {
+      this.id = script.getAttribute("data-workstream");
+      this.origin = new URL(script.src, location.href).origin;
+      this.authPath = script.getAttribute("data-auth-function") || "";
+      this.side = script.getAttribute("data-position") === "left" ? "left" : "right";
+      this.slot = slot;
+      const { lang, tag } = pickLanguage(script);
+      this.lang = lang;
+      this.localeTag = tag;
+      this.t = STRINGS[lang];
+
+      this.conversations = new Map(); // id → {conv, messages: Map(seq → Message), complete}
+      this.nodes = new Map(); // "cid:seq" or "d:cid" → element, reused across renders
+      this.locals = []; // nodes of sends not yet acknowledged, oldest first
+      this.failedSends = []; // {node, after}: shown after the node that was last when they failed
+      this.outbox = new Map(); // client_id → {client_id, body, node, created_at}
+      this.older = null; // {before: oldest conversation id, conv: Conversation | null} once asked
+      this.epoch = 0; // bumped by a reset so answers to stale HTTP requests are ignored
+      this.unread = 0;
+      this.isOpen = false;
+      this.ws = null;
+      this.gen = 0; // bumped per connection attempt; late callbacks of older attempts are ignored
+      this.attempt = 0; // consecutive failed connections, for the backoff
+      this.welcomed = false; // on the current socket
+      this.ready = false; // backlog received on the current socket: sends may go out
+      this.token = null;
+      this.connStatus = "";
+      this.note = "";
+    }
+
+    // ---- DOM ---------------------------------------------------------------------------------
+
+    mount() {
+      const host = document.createElement("div");
+      host.setAttribute("data-persistent-chat", this.id);
+      const shadow = host.attachShadow({ mode: "open" });
+      this.host = host;
+      this.shadow = shadow;
+      try {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        shadow.adoptedStyleSheets = [sheet];
+      } catch (e) {
+        shadow.appendChild(el("style", null, CSS));
+      }
+      const root = el("div", "pc-root pc-" + this.side);
+      root.style.setProperty("--pc-offset", 20 + this.slot * SLOT_WIDTH + "px");
+      root.innerHTML = skeleton(this.t);
+      shadow.appendChild(root);
+      this.root = root;
+
+      const $ = (sel) => root.querySelector(sel);
+      this.launcher = $(".pc-launcher");
+      this.badge = $(".pc-unread");
+      this.unreadText = $(".pc-sr");
+      this.panel = $(".pc-panel");
+      this.title = $(".pc-title");
+      this.agent = $(".pc-agent");
+      this.errorBox = $(".pc-error");
+      this.log = $(".pc-log");
+      this.status = $(".pc-status");
+      this.input = $(".pc-input");
+      // Lives inside the log so it scrolls away with the oldest messages.
+      this.earlierButton = el("button", "pc-earlier", this.t.earlier);
+      this.earlierButton.type = "button";
+      this.earlierButton.hidden = true;
+      this.log.appendChild(this.earlierButton);
+
+      this.launcher.addEventListener("click", () => this.toggle());
+      $(".pc-minimize").addEventListener("click", () => this.close());
+      $(".pc-error button").addEventListener("click", () => this.retry());
+      this.earlierButton.addEventListener("click", () => this.loadEarlier());
+      this.panel.addEventListener("keydown", (e) => {
+        if (e.key === "Escape") { e.preventDefault(); this.close(); }
+      });
+      this.input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
+      });
+      this.input.addEventListener("input", () => this.autosize());
+      $(".pc-compose").addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
+
+      window.addEventListener("online", () => { if (!this.ws && !this.stopped) this.connect(); });
+      // An open socket keeps the host page out of the back/forward cache; let go while hidden.
+      window.addEventListener("pagehide", (e) => { if (e.persisted) this.disconnect(); });
+      window.addEventListener("pageshow", (e) => { if (e.persisted && !this.stopped) this.connect(); });
+
+      document.body.appendChild(host);
+      this.connect();
+    }
+
+    autosize() {
+      this.input.style.height = "auto";
+      this.input.style.height = Math.min(this.input.scrollHeight + 2, 120) + "px";
+    }
+
+    open() {
+      if (!this.panel) return;
+      this.isOpen = true;
+      this.root.classList.add("pc-open");
+      this.panel.hidden = false;
+      this.launcher.setAttribute("aria-label", this.t.close);
+      this.launcher.setAttribute("aria-expanded", "true");
+      this.unread = 0;
+      this.updateBadge();
+      this.render({ bottom: true });
+      this.input.focus();
+      this.probeOlder();
+    }
+
+    close() {
+      if (!this.panel || !this.isOpen) return;
+      const hadFocus = this.shadow.activeElement && this.panel.contains(this.shadow.activeElement);
+      this.isOpen = false;
+      this.root.classList.remove("pc-open");
+      this.panel.hidden = true;
+      this.launcher.setAttribute("aria-label", this.t.open);
+      this.launcher.setAttribute("aria-expanded", "false");
+      if (hadFocus) this.launcher.focus();
+    }
+
+    toggle() {
+      if (this.isOpen) this.close();
+      else this.open();
+    }
+
+    updateBadge() {
+      const n = this.unread;
+      this.badge.hidden = n === 0;
+      this.badge.textContent = n > 99 ? "99+" : String(n);
+      this.unreadText.textContent = n ? this.t.unread.replace("{n}", n) : "";
+    }
+
+    setStatus(connStatus, note) {
+      if (connStatus !== undefined) this.connStatus = connStatus;
+      if (note !== undefined) {
+        this.note = note;
+        clearTimeout(this.noteTimer);
+        if (note) this.noteTimer = setTimeout(() => this.setStatus(undefined, ""), 6000);
+      }
+      const text = this.note || this.connStatus;
+      if (this.status && this.status.textContent !== text) this.status.textContent = text;
+    }
+
+    showError(text) {
+      this.errorBox.querySelector("p").textContent = text;
+      this.errorBox.hidden = false;
+    }
+
+    formatTime(iso) {
+      // Python's isoformat gives microseconds; not every engine parses more than milliseconds.
+      const date = new Date(String(iso || "").replace(/(\.\d{3})\d+/, "$1"));
+      if (isNaN(date)) return "";
+      const sameDay = date.toDateString() === new Date().toDateString();
+      const opts = sameDay ? { hour: "2-digit", minute: "2-digit" }
+        : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
+      try { return date.toLocaleString(this.localeTag, opts); } catch (e) {
+        return date.toLocaleString(undefined, opts);
+      }
+    }
+
+    messageNode(sender) {
+      const node = el("div", "pc-msg");
+      node.setAttribute("data-sender", sender);
+      if (sender !== "system") node.appendChild(el("span", "pc-sender"));
+      node.appendChild(el("div", "pc-body"));
+      node.appendChild(el("time", "pc-time"));
+      return node;
+    }
+
+    fillMessage(node, msg) {
+      if (msg.conversation_id != null) node.setAttribute("data-conversation", msg.conversation_id);
+      if (msg.seq != null) node.setAttribute("data-seq", msg.seq);
+      const sender = node.querySelector(".pc-sender");
+      if (sender) {
+        sender.textContent = msg.sender === "customer" ? this.t.you : msg.sender_name || this.t.agent;
+      }
+      node.querySelector(".pc-body").textContent = msg.body;
+      const time = node.querySelector(".pc-time");
+      time.textContent = this.formatTime(msg.created_at);
+      time.setAttribute("datetime", msg.created_at || "");
+    }
+
+    nodeFor(msg) {
+      const key = msg.conversation_id + ":" + msg.seq;
+      let node = this.nodes.get(key);
+      if (!node) {
+        node = this.messageNode(msg.sender);
+        this.fillMessage(node, msg);
+        this.nodes.set(key, node);
+      }
+      return node;
+    }
+
+    dividerFor(cid) {
+      const key = "d:" + cid;
+      let node = this.nodes.get(key);
+      if (!node) {
+        node = el("div", "pc-divider", this.t.ended);
+        node.setAttribute("role", "separator");
+        this.nodes.set(key, node);
+      }
+      return node;
+    }
+
+    sortedConversations() {
+      return Array.from(this.conversations.values()).sort((a, b) => a.conv.id - b.conv.id);
+    }
+
+    oldest() {
+      let oldest = null;
+      for (const rec of this.conversations.values()) if (!oldest || rec.conv.id < oldest.conv.id) oldest = rec;
+      return oldest;
+    }
+
+    newest() {
+      let newest = null;
+      for (const rec of this.conversations.values()) if (!newest || rec.conv.id > newest.conv.id) newest = rec;
+      return newest;
+    }
+
+    // The model changes freely; only render() touches the log, so scroll anchoring is exact.
+    render(opts = {}) {
+      if (!this.log) return;
+      const log = this.log;
+      const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_BOTTOM;
+      const fromBottom = log.scrollHeight - log.scrollTop;
+      const wanted = [];
+      const anchored = new Map();
+      for (const f of this.failedSends) anchored.set(f.after, (anchored.get(f.after) || []).concat(f.node));
+      const add = (node) => {
+        wanted.push(node);
+        const followers = anchored.get(node);
+        anchored.delete(node);
+        if (followers) followers.forEach(add);
+      };
+      const convs = this.sortedConversations();
+      convs.forEach((rec, i) => {
+        const seqs = Array.from(rec.messages.keys()).sort((a, b) => a - b);
+        for (const seq of seqs) add(this.nodeFor(rec.messages.get(seq)));
+        if (i < convs.length - 1 || rec.conv.ended) add(this.dividerFor(rec.conv.id));
+      });
+      // Failed sends whose anchor is gone (a reset) go to the end.
+      for (const followers of anchored.values()) followers.forEach(add);
+      this.tail = wanted[wanted.length - 1] || null;
+      wanted.push(...this.locals);
+
+      // Move nodes only where they differ, so an append touches just the new tail.
+      let cursor = this.earlierButton.nextSibling;
+      for (const node of wanted) {
+        if (node === cursor) cursor = cursor.nextSibling;
+        else log.insertBefore(node, cursor);
+      }
+      while (cursor) {
+        const next = cursor.nextSibling;
+        cursor.remove();
+        cursor = next;
+      }
+
+      const oldest = this.oldest();
+      const olderKnown = oldest && this.older && this.older.before === oldest.conv.id;
+      this.earlierButton.hidden = !oldest ||
+        (isComplete(oldest) && olderKnown && !this.older.conv);
+      this.updateHeader();
+
+      if (opts.prepend) log.scrollTop = log.scrollHeight - fromBottom;
+      else if (opts.bottom || nearBottom) log.scrollTop = log.scrollHeight;
+    }
+
+    updateHeader() {
+      if (this.workstream && this.workstream.name) this.title.textContent = this.workstream.name;
+      const newest = this.newest();
+      const name = newest && !newest.conv.ended ? newest.conv.agent_name : null;
+      this.agent.hidden = !name;
+      this.agent.textContent = name || "";
+    }
+
+    // ---- model -------------------------------------------------------------------------------
+
+    // complete is only trusted for conversations we did not hold yet: the widget may already
+    // hold older pages than the server assumes.
+    upsertConversation(conv, complete) {
+      let rec = this.conversations.get(conv.id);
+      if (rec) {
+        rec.conv = Object.assign({}, rec.conv, conv);
+      } else {
+        rec = { conv: Object.assign({}, conv), messages: new Map(), complete: !!complete };
+        this.conversations.set(conv.id, rec);
+      }
+      return rec;
+    }
+
+    recordFor(cid) {
+      return this.conversations.get(cid) ||
+        this.upsertConversation({ id: cid, ended: false, agent_name: null, last_seq: 0 }, false);
+    }
+
+    // Returns true when the message is new to us.
+    addMessage(msg, countUnread) {
+      const rec = this.recordFor(msg.conversation_id);
+      const existing = rec.messages.get(msg.seq);
+      if (existing && !existing.provisional) return false;
+      const key = msg.conversation_id + ":" + msg.seq;
+      let node = this.nodes.get(key);
+      const pending = msg.client_id && this.outbox.get(msg.client_id);
+      if (pending) {
+        // Our own send came back before (or instead of) its ack: adopt the optimistic node.
+        this.forgetLocal(pending);
+        if (node && node !== pending.node) node.remove();
+        node = pending.node;
+        node.classList.remove("pc-pending");
+        this.nodes.set(key, node);
+      }
+      rec.messages.set(msg.seq, msg);
+      if (msg.seq > (rec.conv.last_seq || 0)) rec.conv.last_seq = msg.seq;
+      if (node) this.fillMessage(node, msg);
+      if (!existing && countUnread && !this.isOpen && msg.sender !== "customer") {
+        this.unread += 1;
+        this.updateBadge();
+      }
+      return !existing;
+    }
+
+    forgetLocal(entry) {
+      this.outbox.delete(entry.client_id);
+      const i = this.locals.indexOf(entry.node);
+      if (i >= 0) this.locals.splice(i, 1);
+    }
+
+    clear() {
+      this.conversations.clear();
+      this.nodes.clear();
+      this.older = null;
+      this.epoch += 1;
+    }
+
+    // The newest message the server has confirmed to us. Acked-but-unseen sends do not count:
+    // a lower seq from someone else may still be on its way.
+    cursor() {
+      const convs = this.sortedConversations().reverse();
+      for (const rec of convs) {
+        const seq = maxSeq(rec, false);
+        if (seq) return { conversation_id: rec.conv.id, after: seq };
+      }
+      return { conversation_id: null, after: 0 };
+    }
+
+    // ---- token and HTTP ----------------------------------------------------------------------
+
+    getToken(fresh) {
+      if (!fresh && this.token) return Promise.resolve(this.token);
+      if (!this.tokenPromise) {
+        this.tokenPromise = requestToken(this.authPath, this.t).then(
+          (token) => { this.tokenPromise = null; this.token = token; return token; },
+          (error) => { this.tokenPromise = null; this.token = null; throw error; });
+      }
+      return this.tokenPromise;
+    }
+
+    async api(path, retried) {
+      const token = await this.getToken(!!retried);
+      const url = this.origin + "/api/widget/workstreams/" + encodeURIComponent(this.id) + path;
+      const res = await fetch(url, {
+        headers: { Authorization: "Bearer " + token },
+        credentials: "omit",
+        cache: "no-store",
+      });
+      if (res.ok) return res.json();
+      let code = "http_" + res.status;
+      try { code = (await res.json()).error.code || code; } catch (e) { /* not our JSON */ }
+      if (!retried && (code === "invalid_token" || code === "token_expired")) return this.api(path, true);
+      throw new ChatError(code);
+    }
+
+    // Asks whether a conversation older than the oldest held one exists, so the button is honest.
+    async probeOlder() {
+      const oldest = this.oldest();
+      if (!oldest || !isComplete(oldest) || this.probing) return;
+      if (this.older && this.older.before === oldest.conv.id) return;
+      this.probing = true;
+      const epoch = this.epoch;
+      try {
+        const data = await this.api("/conversations?before=" + oldest.conv.id + "&limit=1");
+        if (epoch !== this.epoch) return;
+        this.older = { before: oldest.conv.id, conv: (data.conversations || [])[0] || null };
+        this.render();
+      } catch (e) {
+        // Leave the button visible; a click retries.
+      } finally {
+        this.probing = false;
+      }
+    }
+
+    async loadEarlier() {
+      if (this.loadingEarlier) return;
+      this.loadingEarlier = true;
+      this.earlierButton.disabled = true;
+      this.setStatus(undefined, this.t.loading);
+      const epoch = this.epoch;
+      let failed = false;
+      try {
+        let rec = this.oldest();
+        if (rec && isComplete(rec)) {
+          let conv = this.older && this.older.before === rec.conv.id ? this.older.conv : undefined;
+          if (conv === undefined) {
+            const data = await this.api("/conversations?before=" + rec.conv.id + "&limit=1");
+            conv = (data.conversations || [])[0] || null;
+          }
+          if (epoch !== this.epoch) return;
+          this.older = { before: rec.conv.id, conv };
+          rec = conv ? this.upsertConversation(conv, false) : null;
+        }
+        if (rec && !isComplete(rec)) {
+          const before = minSeq(rec) || (rec.conv.last_seq || 0) + 1;
+          const data = await this.api("/conversations/" + rec.conv.id + "/messages?before=" + before +
+            "&limit=" + PAGE);
+          if (epoch !== this.epoch) return;
+          const messages = data.messages || [];
+          for (const msg of messages) this.addMessage(msg, false);
+          if (!messages.length) rec.complete = true;
+        }
+      } catch (e) {
+        failed = true;
+      } finally {
+        this.loadingEarlier = false;
+        this.earlierButton.disabled = false;
+        this.setStatus(undefined, failed ? this.t.loadFailed : "");
+        this.render({ prepend: true });
+      }
+      if (!failed) this.probeOlder();
+    }
+
+    // ---- websocket ---------------------------------------------------------------------------
+
+    async connect() {
+      clearTimeout(this.retryTimer);
+      this.dropSocket();
+      const gen = ++this.gen;
+      this.stopped = false;
+      this.setStatus(this.everWelcomed || this.attempt ? this.t.reconnecting : this.t.connecting);
+      let token;
+      try {
+        token = await this.getToken(true);
+      } catch (error) {
+        if (gen === this.gen) this.fail(error.message);
+        return;
+      }
+      if (gen !== this.gen) return;
+      const url = this.origin.replace(/^http/, "ws") + "/ws/widget?workstream=" +
+        encodeURIComponent(this.id);
+      let ws;
+      try {
+        ws = new WebSocket(url);
+      } catch (e) {
+        this.scheduleReconnect();
+        return;
+      }
+      this.ws = ws;
+      this.welcomed = false;
+      this.ready = false;
+      ws.onopen = () => {
+        this.lastFrameAt = Date.now();
+        ws.send(JSON.stringify(Object.assign({ type: "hello", token }, this.cursor())));
+      };
+      ws.onmessage = (event) => { if (this.ws === ws) this.onFrame(event.data); };
+      ws.onclose = () => { if (this.ws === ws) this.lost(); };
+    }
+
+    dropSocket() {
+      clearInterval(this.pingTimer);
+      const ws = this.ws;
+      this.ws = null;
+      this.ready = false;
+      if (ws) try { ws.close(); } catch (e) { /* already closing */ }
+    }
+
+    disconnect() {
+      clearTimeout(this.retryTimer);
+      this.gen += 1;
+      this.dropSocket();
+    }
+
+    lost() {
+      if (this.welcomedAt && Date.now() - this.welcomedAt > STABLE_AFTER) this.attempt = 0;
+      this.welcomedAt = 0;
+      this.dropSocket();
+      this.setStatus(this.t.reconnecting);
+      this.scheduleReconnect();
+    }
+
+    scheduleReconnect() {
+      clearTimeout(this.retryTimer);
+      const base = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt);
+      this.attempt = Math.min(this.attempt + 1, 16);
+      // Jitter spreads a crowd of widgets reconnecting after a server restart.
+      const delay = base / 2 + Math.random() * (base / 2);
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    }
+
+    fail(text) {
+      this.disconnect();
+      this.stopped = true;
+      this.setStatus("");
+      this.showError(text);
+    }
+
+    retry() {
+      this.errorBox.hidden = true;
+      this.helloRetried = false;
+      this.attempt = 0;
+      this.connect();
+    }
+
+    send(frame) {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+    }
+
+    ping() {
+      if (Date.now() - this.lastFrameAt > SILENCE_LIMIT) { this.lost(); return; }
+      this.send({ type: "ping" });
+    }
+
+    onFrame(data) {
+      let frame;
+      try { frame = JSON.parse(data); } catch (e) { return; }
+      if (!frame || typeof frame !== "object") return;
+      this.lastFrameAt = Date.now();
+      switch (frame.type) {
+        case "welcome": return this.onWelcome(frame);
+        case "backlog": return this.onBacklog(frame);
+        case "message": if (frame.message && this.addMessage(frame.message, true)) this.render(); return;
+        case "conversation": return this.onConversation(frame.conversation);
+        case "ack": return this.onAck(frame);
+        case "error": return this.onError(frame);
+        default: return; // pong and anything newer than this widget
+      }
+    }
+
+    onWelcome(frame) {
+      this.welcomed = true;
+      this.everWelcomed = true;
+      this.welcomedAt = Date.now();
+      this.helloRetried = false;
+      this.errorBox.hidden = true;
+      this.workstream = frame.workstream || {};
+      this.setStatus("");
+      this.updateHeader();
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => this.ping(), PING_EVERY);
+    }
+
+    onBacklog(frame) {
+      if (frame.reset) this.clear();
+      for (const entry of frame.conversations || []) {
+        if (!entry || !entry.conversation) continue;
+        this.upsertConversation(entry.conversation, entry.complete);
+        for (const msg of entry.messages || []) this.addMessage(msg, !frame.reset);
+      }
+      this.ready = true;
+      this.render({ bottom: !!frame.reset });
+      // Resend with the same client ids; the server answers a stored one with its original ack.
+      for (const entry of this.outbox.values()) this.transmit(entry);
+      if (this.isOpen) this.probeOlder();
+    }
+
+    onConversation(conv) {
+      if (!conv || conv.id == null) return;
+      const oldest = this.oldest();
+      // A change to an old conversation we never paged in (e.g. it closed) has nothing to show.
+      if (!this.conversations.has(conv.id) && oldest && conv.id < oldest.conv.id) return;
+      this.upsertConversation(conv, !conv.last_seq);
+      this.render();
+    }
+
+    onAck(frame) {
+      const entry = this.outbox.get(frame.client_id);
+      if (!entry) return; // the message frame got here first and already settled it
+      this.forgetLocal(entry);
+      const rec = this.recordFor(frame.conversation_id);
+      const key = frame.conversation_id + ":" + frame.seq;
+      entry.node.classList.remove("pc-pending");
+      if (rec.messages.has(frame.seq)) {
+        entry.node.remove();
+      } else {
+        const msg = {
+          conversation_id: frame.conversation_id, seq: frame.seq, sender: "customer",
+          sender_name: null, body: entry.body, client_id: entry.client_id,
+          created_at: entry.created_at, provisional: true,
+        };
+        rec.messages.set(frame.seq, msg);
+        this.nodes.set(key, entry.node);
+        this.fillMessage(entry.node, msg);
+      }
+      this.render();
+    }
+
+    onError(frame) {
+      if (!this.welcomed) { this.onHelloError(frame.code); return; }
+      if (!frame.client_id) return;
+      const entry = this.outbox.get(frame.client_id);
+      if (!entry) return;
+      // Failed sends stay on screen (so the text is not lost) but leave the outbox for good.
+      this.forgetLocal(entry);
+      this.failedSends.push({ node: entry.node, after: this.tail });
+      entry.node.classList.remove("pc-pending");
+      entry.node.classList.add("pc-failed");
+      const reason = frame.code === "message_too_long" ? this.t.tooLong
+        : frame.code === "empty_message" ? this.t.empty : this.t.notSent;
+      entry.node.appendChild(el("div", "pc-note", reason));
+      this.render();
+    }
+
+    onHelloError(code) {
+      // The server closes the socket after a bad hello.
+      this.dropSocket();
+      if ((code === "invalid_token" || code === "token_expired") && !this.helloRetried) {
+        this.helloRetried = true;
+        this.token = null;
+        this.connect();
+        return;
+      }
+      const t = this.t;
+      const text = {
+        invalid_token: t.errRefused, token_expired: t.errRefused,
+        forbidden_origin: t.errOrigin, unknown_workstream: t.errWorkstream,
+      }[code] || t.errGeneric;
+      this.fail(text);
+    }
+
+    transmit(entry) {
+      if (this.ready) this.send({ type: "send", client_id: entry.client_id, body: entry.body });
+    }
+
+    submit() {
+      const body = this.input.value.trim();
+      if (!body) return;
+      const entry = {
+        client_id: newClientId(), body, created_at: new Date().toISOString(),
+        node: this.messageNode("customer"),
+      };
+      entry.node.classList.add("pc-pending");
+      entry.node.setAttribute("data-client-id", entry.client_id);
+      this.fillMessage(entry.node, { sender: "customer", body, created_at: entry.created_at });
+      this.outbox.set(entry.client_id, entry);
+      this.locals.push(entry.node);
+      this.input.value = "";
+      this.autosize();
+      this.render({ bottom: true });
+      this.transmit(entry);
+    }
+  }
+
+  // ---- bootstrapping -------------------------------------------------------------------------
+
+  function findScript() {
+    const current = document.currentScript;
+    if (current && current.hasAttribute("data-workstream") &&
+      !current.hasAttribute("data-pc-initialised")) return current;
+    // currentScript is null when the tag was injected and run from a callback.
+    const all = document.querySelectorAll('script[src*="widget.js"][data-workstream]');
+    for (let i = all.length - 1; i >= 0; i--) {
+      if (!all[i].hasAttribute("data-pc-initialised")) return all[i];
+    }
+    return null;
+  }
+
+  function namespace() {
+    const existing = window.PersistentChat;
+    if (existing && typeof existing === "object" && existing.instances) return existing;
+    const instances = {};
+    const pick = (id) => (id != null ? instances[id] : Object.values(instances)[0]);
+    const call = (method) => (id) => {
+      const widget = pick(id);
+      if (widget) widget[method]();
+      return !!widget;
+    };
+    const api = { instances, open: call("open"), close: call("close"), toggle: call("toggle") };
+    window.PersistentChat = api;
+    return api;
+  }
+
+  const script = findScript();
+  if (!script) return;
+  script.setAttribute("data-pc-initialised", "");
+  const id = script.getAttribute("data-workstream");
+  const api = namespace();
+  if (!id || api.instances[id]) return; // the same widget included twice
+
+  const side = script.getAttribute("data-position") === "left" ? "left" : "right";
+  const slot = Object.values(api.instances).filter((w) => w.side === side).length;
+  const widget = new Widget(script, slot);
+  api.instances[id] = widget;
+
+  // Waiting for the document lets the host define its token function after this tag.
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", () => widget.mount(), { once: true });
+  } else {
+    widget.mount();
+  }
+})();
