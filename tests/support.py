@@ -1,13 +1,17 @@
 """What the tests share: a seeded world, customer tokens, and a real server in a subprocess."""
 
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import jwt
@@ -47,7 +51,7 @@ def migrated_app(instance: Path, **config) -> Flask:
 def seed(app: Flask, origins: list[str], agents: dict[str, str] | None = None) -> World:
     """One HS256 authentication setting, one persistent workstream, and agents {key: name}."""
     with app.app_context():
-        setting = AuthSetting(name="Test site", hs256_secret="s3cret-" + os.urandom(8).hex())
+        setting = AuthSetting(name="Test site", hs256_secret=secrets.token_urlsafe(32))
         workstream = Workstream(
             name="Support", mode="persistent", auth_setting=setting, allowed_origins=" ".join(origins)
         )
@@ -113,3 +117,14 @@ class ChatServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def console_cookie(server_url: str, email: str, password: str) -> str:
+    """Sign in to the console as a browser does (CSRF token from the form) and return the Cookie header."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(server_url + "/console/login").read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"email": email, "password": password, "csrf_token": token}).encode()
+    opener.open(server_url + "/console/login", data=form)
+    return "; ".join(f"{c.name}={c.value}" for c in jar)

@@ -1,0 +1,68 @@
+"""The flask commands a site owner runs."""
+
+import re
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Agent, AuthSetting, Workstream
+
+
+def test_create_agent_prints_a_generated_password_that_signs_in(app):
+    result = app.test_cli_runner().invoke(args=["create-agent", "Eve@Example.com", "--name", "Eve"])
+    assert result.exit_code == 0, result.output
+    password = re.search(r"Password: (\S+)", result.output).group(1)
+    with app.app_context():
+        agent = db.session.scalar(select(Agent).where(Agent.email == "eve@example.com"))
+        assert agent.check_password(password) and agent.role == "agent"
+    again = app.test_cli_runner().invoke(args=["create-agent", "eve@example.com", "--name", "Eve"])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_create_agent_refuses_a_non_email(app):
+    result = app.test_cli_runner().invoke(args=["create-agent", "eve", "--name", "Eve"])
+    assert result.exit_code != 0 and "email" in result.output
+
+
+def test_create_auth_setting_and_workstream_print_the_snippet(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-auth-setting", "Shop", "--client-function", "auth.getToken"])
+    assert result.exit_code == 0, result.output
+    setting_id = re.search(r"setting (\d+)", result.output).group(1)
+    result = runner.invoke(
+        args=["create-workstream", "Shop support", "--auth-setting", setting_id, "--origin", "https://shop.example"]
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        workstream = db.session.scalar(select(Workstream).where(Workstream.name == "Shop support"))
+        assert workstream.origins() == ["https://shop.example"] and workstream.mode == "persistent"
+    assert f'data-workstream="{workstream.id}" data-auth-function="auth.getToken"' in result.output
+
+
+def test_a_persistent_workstream_needs_an_auth_setting(app):
+    runner = app.test_cli_runner()
+    for args in (["create-workstream", "X"], ["create-workstream", "X", "--auth-setting", "99"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0
+    with app.app_context():
+        assert db.session.scalar(select(Workstream)) is None
+
+
+def test_demo_is_idempotent_and_prints_the_password_once(app, monkeypatch):
+    monkeypatch.setenv("PORT", "5123")
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo"])
+    second = runner.invoke(args=["demo"])
+    assert first.exit_code == second.exit_code == 0
+    assert "admin@example.com with password" in first.output
+    assert "password" not in second.output
+    assert "http://127.0.0.1:5123/demo/" in second.output and "<script src=" in second.output
+    with app.app_context():
+        assert len(db.session.scalars(select(Workstream)).all()) == 1
+        assert len(db.session.scalars(select(AuthSetting)).all()) == 1
+        assert "http://127.0.0.1:5123" in db.session.scalar(select(Workstream)).origins()
+    client = app.test_client()
+    page = client.get("/demo/?customer=bob")
+    assert page.status_code == 200 and b'data-customer="bob"' in page.data
+    assert client.get("/demo/token?customer=bob").json["token"]
+    assert client.get("/demo/token?customer=nobody").status_code == 404
