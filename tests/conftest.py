@@ -8,17 +8,20 @@ from tests.support import HOST_ORIGIN, migrated_app, seed
 
 
 @pytest.fixture(scope="session")
-def template_instance(tmp_path_factory):
-    """The schema is built once by the migrations; each test copies the resulting database."""
+def template(tmp_path_factory):
+    """Migrations and seed data (password hashing is slow) run once; each test copies the database."""
     path = tmp_path_factory.mktemp("template")
-    migrated_app(path)
-    return path
+    app = migrated_app(path)
+    world = seed(app, [HOST_ORIGIN], {"ada": "Ada", "bo": "Bo"})
+    with app.app_context():
+        db.engine.dispose()
+    return path, world
 
 
 @pytest.fixture
-def app(template_instance, tmp_path):
+def app(template, tmp_path):
     instance = tmp_path / "instance"
-    shutil.copytree(template_instance, instance)
+    shutil.copytree(template[0], instance)
     app = create_app({"INSTANCE_PATH": instance, "TESTING": True, "WTF_CSRF_ENABLED": False})
     yield app
     with app.app_context():
@@ -27,8 +30,8 @@ def app(template_instance, tmp_path):
 
 
 @pytest.fixture
-def world(app):
-    return seed(app, [HOST_ORIGIN], {"ada": "Ada", "bo": "Bo"})
+def world(app, template):
+    return template[1]
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_a_persistent_workstream_needs_an_auth_setting(app):
         result = runner.invoke(args=args)
         assert result.exit_code != 0
     with app.app_context():
-        assert db.session.scalar(select(Workstream)) is None
+        assert db.session.scalar(select(Workstream).where(Workstream.name == "X")) is None
 
 
 def test_demo_is_idempotent_and_prints_the_password_once(app, monkeypatch):
@@ -58,9 +58,9 @@ def test_demo_is_idempotent_and_prints_the_password_once(app, monkeypatch):
     assert "password" not in second.output
     assert "http://127.0.0.1:5123/demo/" in second.output and "<script src=" in second.output
     with app.app_context():
-        assert len(db.session.scalars(select(Workstream)).all()) == 1
-        assert len(db.session.scalars(select(AuthSetting)).all()) == 1
-        assert "http://127.0.0.1:5123" in db.session.scalar(select(Workstream)).origins()
+        demo = db.session.scalars(select(Workstream).where(Workstream.name == "Demo support")).all()
+        assert len(demo) == 1 and "http://127.0.0.1:5123" in demo[0].origins()
+        assert len(db.session.scalars(select(AuthSetting).where(AuthSetting.name == "Demo site")).all()) == 1
     client = app.test_client()
     page = client.get("/demo/?customer=bob")
     assert page.status_code == 200 and b'data-customer="bob"' in page.data

@@ -110,7 +110,7 @@ def test_bad_console_requests(client, world, method, path, payload, status, code
     assert client.get(f"/console/api/conversations/{conversation_id}").json["conversation"]["last_seq"] == 1
 
 
-def test_state_changes_need_the_csrf_token(world, template_instance, app):
+def test_state_changes_need_the_csrf_token(world, app):
     csrf_app = create_app({"INSTANCE_PATH": app.instance_path, "TESTING": True})
     client = csrf_app.test_client()
     page = client.get("/console/login").get_data(as_text=True)
