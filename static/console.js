@@ -121,6 +121,12 @@
     return `a-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // aria-disabled rather than disabled: a disabled button drops keyboard focus to <body>.
+  function setBusy(button, busy) {
+    if (busy) button.setAttribute('aria-disabled', 'true');
+    else button.removeAttribute('aria-disabled');
+  }
+
   function showError(target, err) {
     target.textContent = err ? (err.message || String(err)) : '';
   }
@@ -297,15 +303,16 @@
     li.classList.toggle('unread', isUnread);
     if (current && current.id === id) li.setAttribute('aria-current', 'true');
     else li.removeAttribute('aria-current');
-    li.firstElementChild.replaceChildren(
+    const button = li.firstElementChild;
+    button.replaceChildren(
       el('span', { className: 'item-top' },
         el('span', { className: 'item-name' }, customerName(s)),
         timeElement(s.updated_at || (s.last_message && s.last_message.created_at))),
       el('span', { className: 'item-preview' }, previewText(s)),
       el('span', { className: 'item-meta' },
         [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · ')),
-      isUnread ? el('span', { className: 'visually-hidden' }, ', unread') : null,
     );
+    if (isUnread) button.append(el('span', { className: 'visually-hidden' }, ', unread'));
   }
 
   // Items are reused and only moved when their position changes, so a focused button keeps focus.
@@ -416,7 +423,7 @@
     async loadEarlier(errorTarget) {
       if (this.loadingEarlier || this.complete) return;
       this.loadingEarlier = true;
-      this.moreButton.disabled = true;
+      setBusy(this.moreButton, true);
       showError(errorTarget, null);
       try {
         const data = await api('GET', `/conversations/${this.id}/messages?before=${this.first}`);
@@ -427,7 +434,7 @@
         showError(errorTarget, err);
       } finally {
         this.loadingEarlier = false;
-        this.moreButton.disabled = false;
+        setBusy(this.moreButton, false);
         this.updateMoreButton();
       }
     }
@@ -655,7 +662,7 @@
       sendDraft = { body, conversationId: c.id, clientId: newClientId() };
     }
     sending = true;
-    ui.send.disabled = true;
+    setBusy(ui.send, true);
     showError(ui.composeError, null);
     try {
       const data = await api('POST', `/conversations/${c.id}/messages`, { client_id: sendDraft.clientId, body });
@@ -670,14 +677,14 @@
       if (c === current) showError(ui.composeError, err);
     } finally {
       sending = false;
-      ui.send.disabled = false;
+      setBusy(ui.send, false);
     }
   });
 
   async function act(action, button) {
     const c = current;
-    if (!c) return;
-    button.disabled = true;
+    if (!c || button.getAttribute('aria-disabled') === 'true') return;
+    setBusy(button, true);
     showError(ui.actionError, null);
     try {
       const data = await api('POST', `/conversations/${c.id}/${action}`, {});
@@ -690,7 +697,7 @@
     } catch (err) {
       if (c === current) showError(ui.actionError, err);
     } finally {
-      button.disabled = false;
+      setBusy(button, false);
     }
   }
 
@@ -811,9 +818,17 @@
       showError(ui.appError, err);
     }
     connect();
-    const match = /^#conversation-(\d+)$/.exec(location.hash);
-    if (match) openConversation(Number(match[1]));
+    openFromHash();
   }
+
+  // The hash names the open conversation, so a reload or a shared link comes back to it.
+  function openFromHash() {
+    const match = /^#conversation-(\d+)$/.exec(location.hash);
+    const id = match && Number(match[1]);
+    if (id && (!current || current.id !== id)) openConversation(id);
+  }
+
+  window.addEventListener('hashchange', openFromHash);
 
   start();
 })();

@@ -25,11 +25,10 @@
       errTimeout: "Signing in to the chat took too long.",
       errRefused: "The chat did not accept your sign-in.",
       errOrigin: "The chat is not enabled for this website.",
-      errWorkstream: "This chat is not available.",
-      errGeneric: "The chat could not be started.",
-      notSent: "Not sent.",
+      errWorkstream: "This chat is not available.", errGeneric: "The chat could not be started.",
+      errUnreachable: "The chat cannot be reached right now.",
+      notSent: "Not sent.", empty: "Not sent: the message is empty.",
       tooLong: "Not sent: the message is too long (4,000 characters at most).",
-      empty: "Not sent: the message is empty.",
     },
     fi: {
       open: "Avaa chat", close: "Sulje chat", chat: "Chat", minimize: "Pienennä chat",
@@ -46,9 +45,9 @@
       errOrigin: "Chat ei ole käytössä tällä sivustolla.",
       errWorkstream: "Tämä chat ei ole käytettävissä.",
       errGeneric: "Chattia ei voitu käynnistää.",
-      notSent: "Ei lähetetty.",
+      errUnreachable: "Chattiin ei juuri nyt saada yhteyttä.",
+      notSent: "Ei lähetetty.", empty: "Ei lähetetty: viesti on tyhjä.",
       tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
-      empty: "Ei lähetetty: viesti on tyhjä.",
     },
   };
 
@@ -61,6 +60,9 @@
   // A connection must survive this long before the backoff starts again from the bottom, so a
   // server that accepts and then drops every socket is not hammered twice a second.
   const STABLE_AFTER = 10000;
+  // Browsers hide why a handshake failed (a refused origin looks like a network error), so a
+  // widget that has never connected says so after this many tries instead of spinning quietly.
+  const UNREACHABLE_AFTER = 4;
   const MAX_BODY = 4000;
   const PAGE = 50;
   const NEAR_BOTTOM = 80;
@@ -90,6 +92,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-unread { position: absolute; top: -4px; right: -4px; min-width: 20px; height: 20px; padding: 0 6px;
   border-radius: 10px; background: #d92d20; color: #fff; font-size: 12px; font-weight: 600;
   line-height: 20px; text-align: center; }
+.pc-stopped .pc-launcher::after { content: "!"; position: absolute; top: -4px; left: -4px; width: 20px;
+  height: 20px; border-radius: 50%; background: #f79009; color: #fff; font: 700 13px/20px sans-serif; }
 .pc-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
   white-space: nowrap; }
 .pc-panel { position: fixed; bottom: 88px; right: var(--pc-offset); z-index: 2147483001;
@@ -180,12 +184,6 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   class="pc-unread" aria-hidden="true" hidden></span></button>
 <span class="pc-sr" id="pc-unread-text"></span>`;
 
-  function pickLanguage(script) {
-    const tag = script.getAttribute("data-locale") || document.documentElement.lang || "";
-    const lang = tag.toLowerCase().startsWith("fi") ? "fi" : "en";
-    return { lang, tag: tag || undefined };
-  }
-
   // "auth.getToken" → window.auth.getToken, called with `this` = window.auth.
   function resolveFunction(path) {
     if (!path) return null;
@@ -248,11 +246,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     return node;
   }
 
-  function maxSeq(rec, includeProvisional) {
+  // Acked sends whose message frame has not arrived yet are provisional and do not count.
+  function maxConfirmedSeq(rec) {
     let max = 0;
-    for (const [seq, msg] of rec.messages) {
-      if (seq > max && (includeProvisional || !msg.provisional)) max = seq;
-    }
+    for (const [seq, msg] of rec.messages) if (seq > max && !msg.provisional) max = seq;
     return max;
   }
 
@@ -273,17 +270,18 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.authPath = script.getAttribute("data-auth-function") || "";
       this.side = script.getAttribute("data-position") === "left" ? "left" : "right";
       this.slot = slot;
-      const { lang, tag } = pickLanguage(script);
-      this.lang = lang;
-      this.localeTag = tag;
-      this.t = STRINGS[lang];
+      // data-locale overrides the page's language; it also picks the time format.
+      this.localeTag = script.getAttribute("data-locale") || document.documentElement.lang || undefined;
+      this.t = STRINGS[/^fi\b/i.test(this.localeTag || "") ? "fi" : "en"];
 
       this.conversations = new Map(); // id → {conv, messages: Map(seq → Message), complete}
       this.nodes = new Map(); // "cid:seq" or "d:cid" → element, reused across renders
       this.locals = []; // nodes of sends not yet acknowledged, oldest first
       this.failedSends = []; // {node, after}: shown after the node that was last when they failed
       this.outbox = new Map(); // client_id → {client_id, body, node, created_at}
-      this.older = null; // {before: oldest conversation id, conv: Conversation | null} once asked
+      // What we know below the oldest held conversation: {before, conv}: conv is the next older one,
+      // or null when none exists below `before`.
+      this.older = null;
       this.epoch = 0; // bumped by a reset so answers to stale HTTP requests are ignored
       this.unread = 0;
       this.isOpen = false;
@@ -319,16 +317,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.root = root;
 
       const $ = (sel) => root.querySelector(sel);
-      this.launcher = $(".pc-launcher");
-      this.badge = $(".pc-unread");
-      this.unreadText = $(".pc-sr");
-      this.panel = $(".pc-panel");
-      this.title = $(".pc-title");
-      this.agent = $(".pc-agent");
-      this.errorBox = $(".pc-error");
-      this.log = $(".pc-log");
-      this.status = $(".pc-status");
-      this.input = $(".pc-input");
+      [this.launcher, this.badge, this.unreadText, this.panel, this.title, this.agent, this.errorBox,
+        this.log, this.status, this.input] = [".pc-launcher", ".pc-unread", ".pc-sr", ".pc-panel",
+        ".pc-title", ".pc-agent", ".pc-error", ".pc-log", ".pc-status", ".pc-input"].map($);
       // Lives inside the log so it scrolls away with the oldest messages.
       this.earlierButton = el("button", "pc-earlier", this.t.earlier);
       this.earlierButton.type = "button";
@@ -475,17 +466,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       return Array.from(this.conversations.values()).sort((a, b) => a.conv.id - b.conv.id);
     }
 
-    oldest() {
-      let oldest = null;
-      for (const rec of this.conversations.values()) if (!oldest || rec.conv.id < oldest.conv.id) oldest = rec;
-      return oldest;
-    }
+    oldest() { return this.sortedConversations()[0] || null; }
 
-    newest() {
-      let newest = null;
-      for (const rec of this.conversations.values()) if (!newest || rec.conv.id > newest.conv.id) newest = rec;
-      return newest;
-    }
+    newest() { return this.sortedConversations().pop() || null; }
 
     // The model changes freely; only render() touches the log, so scroll anchoring is exact.
     render(opts = {}) {
@@ -526,9 +509,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       }
 
       const oldest = this.oldest();
-      const olderKnown = oldest && this.older && this.older.before === oldest.conv.id;
-      this.earlierButton.hidden = !oldest ||
-        (isComplete(oldest) && olderKnown && !this.older.conv);
+      this.earlierButton.hidden = !oldest || (isComplete(oldest) && this.olderState(oldest) === "none");
       this.updateHeader();
 
       if (opts.prepend) log.scrollTop = log.scrollHeight - fromBottom;
@@ -607,7 +588,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     cursor() {
       const convs = this.sortedConversations().reverse();
       for (const rec of convs) {
-        const seq = maxSeq(rec, false);
+        const seq = maxConfirmedSeq(rec);
         if (seq) return { conversation_id: rec.conv.id, after: seq };
       }
       return { conversation_id: null, after: 0 };
@@ -640,11 +621,17 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       throw new ChatError(code);
     }
 
+    olderState(oldest) {
+      const older = this.older;
+      if (!older) return "unknown";
+      if (!older.conv) return oldest.conv.id <= older.before ? "none" : "unknown";
+      return older.before === oldest.conv.id ? "some" : "unknown";
+    }
+
     // Asks whether a conversation older than the oldest held one exists, so the button is honest.
     async probeOlder() {
       const oldest = this.oldest();
-      if (!oldest || !isComplete(oldest) || this.probing) return;
-      if (this.older && this.older.before === oldest.conv.id) return;
+      if (!oldest || !isComplete(oldest) || this.probing || this.olderState(oldest) !== "unknown") return;
       this.probing = true;
       const epoch = this.epoch;
       try {
@@ -669,8 +656,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       try {
         let rec = this.oldest();
         if (rec && isComplete(rec)) {
-          let conv = this.older && this.older.before === rec.conv.id ? this.older.conv : undefined;
-          if (conv === undefined) {
+          const state = this.olderState(rec);
+          let conv = state === "some" ? this.older.conv : null;
+          if (state === "unknown") {
             const data = await this.api("/conversations?before=" + rec.conv.id + "&limit=1");
             conv = (data.conversations || [])[0] || null;
           }
@@ -754,6 +742,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.dropSocket();
       this.setStatus(this.t.reconnecting);
       this.scheduleReconnect();
+      // Keeps retrying behind the message; a welcome hides it.
+      if (!this.everWelcomed && this.attempt >= UNREACHABLE_AFTER) this.showError(this.t.errUnreachable);
     }
 
     scheduleReconnect() {
@@ -768,12 +758,14 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     fail(text) {
       this.disconnect();
       this.stopped = true;
+      this.root.classList.add("pc-stopped");
       this.setStatus("");
       this.showError(text);
     }
 
     retry() {
       this.errorBox.hidden = true;
+      this.root.classList.remove("pc-stopped");
       this.helloRetried = false;
       this.attempt = 0;
       this.connect();
@@ -810,6 +802,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.welcomedAt = Date.now();
       this.helloRetried = false;
       this.errorBox.hidden = true;
+      this.root.classList.remove("pc-stopped");
       this.workstream = frame.workstream || {};
       this.setStatus("");
       this.updateHeader();
@@ -819,6 +812,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
     onBacklog(frame) {
       if (frame.reset) this.clear();
+      // Nothing held after a reset means the customer had no conversation: none can be older.
+      if (frame.reset && !(frame.conversations || []).length) this.older = { before: Infinity, conv: null };
       for (const entry of frame.conversations || []) {
         if (!entry || !entry.conversation) continue;
         this.upsertConversation(entry.conversation, entry.complete);

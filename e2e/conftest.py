@@ -1,0 +1,218 @@
+"""End-to-end fixtures: the real server, a customer's website on another origin, and Chromium."""
+
+import html
+import os
+import re
+import shutil
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.support import ChatServer, World, free_port, migrated_app, seed
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+expect.set_options(timeout=5000)
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium), or set CHROMIUM.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+class HostSite:
+    """A customer's website: its own origin, its own backend signing tokens for its signed-in customer
+    (chosen with ?customer=), and the widget embedded with one script tag."""
+
+    def __init__(self, chat_url: str, world: World | None = None, port: int | None = None):
+        self.chat_url = chat_url
+        self.world = world
+        self.port = port or free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.pages: dict[str, str] = {}
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                if url.path == "/token":
+                    body, kind = site.world.token(query["customer"], query.get("name")).encode(), "text/plain"
+                elif url.path in site.pages:
+                    body, kind = site.pages[url.path].encode(), "text/html"
+                else:
+                    body, kind = site.page(query.get("customer", "alice")).encode(), "text/html"
+                self.send_response(200)
+                self.send_header("Content-Type", kind + "; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def page(self, customer: str) -> str:
+        who = html.escape(customer)
+        return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
+<body data-customer="{who}">
+<h1>Shop of {who}</h1>
+<script>
+  window.getChatToken = function (callback) {{
+    fetch("/token?customer=" + encodeURIComponent(document.body.dataset.customer))
+      .then(function (r) {{ return r.text(); }}).then(callback);
+  }};
+</script>
+<script src="{self.chat_url}/widget.js" data-workstream="{self.world.workstream_id}"
+        data-auth-function="getChatToken" async></script>
+</body></html>"""
+
+    def url(self, customer: str = "alice") -> str:
+        return f"{self.origin}/?customer={customer}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def chat(tmp_path):
+    """A fresh server with one persistent workstream embedded by one host site, and agents Ada and Bo."""
+    host_port = free_port()
+    world = seed(migrated_app(tmp_path), [f"http://127.0.0.1:{host_port}"], {"ada": "Ada", "bo": "Bo"})
+    server = ChatServer(tmp_path).start()
+    site = HostSite(server.url, world, host_port)
+    yield server, site, world
+    site.close()
+    server.stop()
+
+
+@pytest.fixture
+def contexts(browser: Browser):
+    """New browser contexts: each one a separate device (no shared cookies or storage)."""
+    opened: list[BrowserContext] = []
+
+    def new() -> BrowserContext:
+        context = browser.new_context()
+        opened.append(context)
+        return context
+
+    yield new
+    for context in opened:
+        context.close()
+
+
+class Widget:
+    """The customer's side, driven through what is on screen (inside the widget's shadow root)."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.launcher = page.locator(".pc-launcher")
+        self.log = page.get_by_role("log", name="Messages")
+        self.box = page.get_by_role("textbox", name="Message")
+
+    def open(self) -> "Widget":
+        expect(self.page.get_by_role("button", name="Open chat")).to_be_visible()
+        self.page.get_by_role("button", name="Open chat").click()
+        expect(self.page.get_by_role("dialog", name="Chat")).to_be_visible()
+        return self
+
+    def write(self, text: str) -> None:
+        self.box.fill(text)
+        self.page.get_by_role("button", name="Send", exact=True).click()
+        # Acknowledged by the server: the message now carries its sequence number.
+        expect(self.messages(sender="customer").filter(has_text=text).last).to_have_attribute(
+            "data-seq", re.compile(r"^\d+$")
+        )
+
+    def messages(self, sender: str | None = None):
+        selector = ".pc-msg" + (f'[data-sender="{sender}"]' if sender else "")
+        return self.log.locator(selector)
+
+    def bodies(self) -> list[str]:
+        return self.log.locator(".pc-msg .pc-body").all_inner_texts()
+
+
+class Console:
+    """The agent's side, in its own browser context."""
+
+    def __init__(self, page: Page, server: ChatServer):
+        self.page = page
+        self.server = server
+
+    def sign_in(self, email: str, password: str) -> "Console":
+        self.page.goto(self.server.url + "/console/")
+        self.page.get_by_label("Email").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+        expect(self.page.get_by_role("heading", name="My conversations")).to_be_visible()
+        return self
+
+    def mine(self):
+        return self.page.locator("#list-mine li")
+
+    def open(self, text: str) -> None:
+        self.mine().filter(has_text=text).first.get_by_role("button").first.click()
+        expect(self.page.locator("#conversation")).to_be_visible()
+
+    def reply(self, text: str) -> None:
+        self.page.get_by_label("Reply").fill(text)
+        self.page.locator("#conversation").get_by_role("button", name="Send").click()
+        expect(self.log().locator(".msg").filter(has_text=text)).to_have_count(1)
+
+    def log(self):
+        return self.page.get_by_role("log", name="Conversation")
+
+
+@pytest.fixture
+def console(contexts, chat):
+    server, _site, world = chat
+
+    def sign_in(key: str = "ada") -> Console:
+        email, password = world.agents[key]
+        return Console(contexts().new_page(), server).sign_in(email, password)
+
+    return sign_in
+
+
+@pytest.fixture
+def customer(contexts, chat):
+    _server, site, _world = chat
+
+    def open_as(sub: str = "alice") -> Widget:
+        page = contexts().new_page()
+        page.goto(site.url(sub))
+        return Widget(page).open()
+
+    return open_as
+
+
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
