@@ -34,8 +34,8 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests e2e bench
-	$(BIN)/ruff format --check app tests e2e bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP) chromium lint
 	$(BIN)/pytest
