@@ -109,6 +109,11 @@ class ChatServer:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 
+    def restart(self) -> None:
+        """Stop and start again on the same port and database, as a deploy or crash would."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
