@@ -175,8 +175,9 @@ class Console:
         return self.page.locator("#list-mine li")
 
     def open(self, text: str) -> None:
+        """Open the conversation listed with `text` and wait until its history shows."""
         self.mine().filter(has_text=text).first.get_by_role("button").first.click()
-        expect(self.page.locator("#conversation")).to_be_visible()
+        expect(self.log().locator(".msg").filter(has_text=text).first).to_be_visible()
 
     def reply(self, text: str) -> None:
         self.page.get_by_label("Reply").fill(text)
