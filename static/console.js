@@ -7,6 +7,7 @@
   const API = '/console/api';
   const RECENT_CAP = 20;
   const PING_MS = 25000;
+  const PONG_FALLBACK_MS = 5000;
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
   const PAGE = 100; // the protocol's largest page, so gap filling needs few round trips
@@ -574,10 +575,6 @@
     }
   }
 
-  function sendWatch() {
-    if (current) sendFrame({ type: 'watch', conversation_id: current.id });
-  }
-
   async function openConversation(id) {
     if (!Number.isInteger(id) || id <= 0) return;
     const token = ++openToken;
@@ -633,7 +630,8 @@
     appendMessages(c.pending);
     c.pending = [];
     scrollToBottom();
-    if (c.transcript.last < (c.summary.last_seq || 0)) fillGap();
+    // Unless the watch is still unconfirmed (its pong fills the gap), this read may predate it.
+    if (!fillGapAt || c.transcript.last < (c.summary.last_seq || 0)) fillGap();
   }
 
   ui.loadEarlier.addEventListener('click', () => {
@@ -716,9 +714,39 @@
   let pingTimer = null;
   let reconnectTimer = null;
   let everConnected = false;
+  // The server handles a socket's frames in order and subscribes before reading any, so the pong to a
+  // ping sent after the handshake (or after a watch) proves that live frames now reach us. HTTP reads made
+  // earlier could miss a message stored in between; these mark which pong to resync on.
+  let pingsSent = 0;
+  let pongsSeen = 0;
+  let resyncListsAt = 0;
+  let fillGapAt = 0;
 
   function sendFrame(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function ping() {
+    if (!sendFrame({ type: 'ping' })) return 0;
+    pingsSent += 1;
+    return pingsSent;
+  }
+
+  function sendWatch() {
+    if (current && sendFrame({ type: 'watch', conversation_id: current.id })) fillGapAt = ping();
+  }
+
+  function resync(force) {
+    if (resyncListsAt && (force || pongsSeen >= resyncListsAt)) {
+      resyncListsAt = 0;
+      loadLists().catch((err) => showError(ui.appError, err));
+    }
+    if (fillGapAt && (force || pongsSeen >= fillGapAt)) {
+      fillGapAt = 0;
+      if (current && !current.loading) fillGap();
+    }
   }
 
   function connect() {
@@ -736,12 +764,18 @@
       backoff = BACKOFF_MIN_MS;
       everConnected = true;
       ui.connection.textContent = '';
+      pingsSent = 0;
+      pongsSeen = 0;
       clearInterval(pingTimer);
-      pingTimer = setInterval(() => sendFrame({ type: 'ping' }), PING_MS);
+      pingTimer = setInterval(ping, PING_MS);
+      // Whatever happened while no socket was subscribed was never sent to us, so resync over HTTP.
       sendWatch();
-      // Whatever happened before this socket subscribed was never sent to us, so resync over HTTP.
-      loadLists().catch((err) => showError(ui.appError, err));
-      if (current && !current.loading) fillGap();
+      resyncListsAt = ping();
+      fillGapAt = resyncListsAt;
+      // A server that never answers must not leave the lists stale.
+      setTimeout(() => {
+        if (socket === ws) resync(true);
+      }, PONG_FALLBACK_MS);
     });
     ws.addEventListener('message', (event) => onFrame(event.data));
     // 'error' is always followed by 'close', so reconnecting is handled in one place.
@@ -769,6 +803,10 @@
     }
     if (frame.type === 'conversation' && frame.conversation) onConversation(frame.conversation);
     else if (frame.type === 'message' && frame.message) onMessage(frame.message);
+    else if (frame.type === 'pong') {
+      pongsSeen += 1;
+      resync();
+    }
     else if (frame.type === 'error') console.warn('Console websocket error:', frame.code, frame.message);
   }
 

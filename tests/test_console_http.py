@@ -128,3 +128,7 @@ def test_state_changes_need_the_csrf_token(world, app):
     assert refused.status_code == 400 and refused.json["error"]["code"] == "csrf_failed"
     meta = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/console/").get_data(as_text=True))
     assert client.post(path, headers={"X-CSRFToken": meta.group(1)}).status_code == 200
+
+
+def test_head_on_the_sign_in_page_is_not_a_sign_in_attempt(client):
+    assert client.head("/console/login").status_code == 200

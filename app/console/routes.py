@@ -33,7 +33,7 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     next_url = request.values.get("next")
-    if request.method == "GET":
+    if request.method != "POST":
         if current_user.is_authenticated:
             return redirect(_safe_next(next_url))
         return render_template("console/login.html", next=next_url)
