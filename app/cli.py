@@ -1,15 +1,17 @@
 """flask commands: `persistent-chat COMMAND` or `flask --app app COMMAND`."""
 
 import os
-import secrets
 import sys
+from contextlib import contextmanager
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy import select
 
+from . import auth_settings
 from .agents import add_agent
+from .errors import ChatError
 from .extensions import db
 from .models import MODES, ROLES, Agent, AuthSetting, Workstream
 
@@ -21,6 +23,22 @@ def server_url() -> str:
     return os.environ.get("PUBLIC_URL") or (
         f"http://{os.environ.get('HOST', DEFAULT_HOST)}:{os.environ.get('PORT', DEFAULT_PORT)}"
     )
+
+
+@contextmanager
+def _refusals():
+    """A refusal from the domain becomes a CLI error with the same message (exit status 1)."""
+    try:
+        yield
+    except ChatError as error:
+        raise click.ClickException(error.message) from error
+
+
+def _setting(setting_id: int) -> AuthSetting:
+    setting = db.session.get(AuthSetting, setting_id)
+    if setting is None:
+        raise click.ClickException(f"No authentication setting {setting_id}.")
+    return setting
 
 
 def register(app: Flask) -> None:
@@ -42,22 +60,52 @@ def register(app: Flask) -> None:
 
     @app.cli.command("create-auth-setting")
     @click.argument("name")
-    @click.option("--secret", help="HS256 shared secret; generated and printed when not given.")
+    @click.option("--public-key", type=click.File("r"), help="PEM public key (RS256 or ES256) the site signs with.")
+    @click.option("--kid", default="1", show_default=True, help="The key's id (the tokens' kid header).")
+    @click.option("--key-expires", help="When the key stops being accepted (ISO date).")
+    @click.option("--secret", help="An HS256 shared secret instead of a key; generated when neither is given.")
     @click.option("--issuer", help="Required iss claim, when set.")
     @click.option("--client-function", default="getChatToken", show_default=True)
-    def create_auth_setting(name: str, secret: str | None, issuer: str | None, client_function: str) -> None:
+    @click.option("--clock-skew", type=int, default=60, show_default=True, help="Seconds of clock skew allowed.")
+    @click.option("--max-lifetime", type=int, default=86400, show_default=True, help="Longest token lifetime (s).")
+    def create_auth_setting(name, public_key, kid, key_expires, secret, issuer, client_function, clock_skew,
+                            max_lifetime) -> None:  # fmt: skip
         """Create an authentication setting: how customer tokens are verified."""
-        setting = AuthSetting(
-            name=name,
-            hs256_secret=secret or secrets.token_urlsafe(32),
-            issuer=issuer,
-            client_function=client_function,
-        )
-        db.session.add(setting)
-        db.session.commit()
+        generated = secret is None and public_key is None
+        keys = [{"kid": kid, "public_key": public_key.read(), "expires_at": key_expires}] if public_key else []
+        with _refusals():
+            setting = auth_settings.create(
+                name,
+                client_function=client_function,
+                issuer=issuer,
+                hs256_secret=auth_settings.new_secret() if generated else secret,
+                clock_skew_seconds=clock_skew,
+                max_lifetime_seconds=max_lifetime,
+                keys=keys,
+            )
         click.echo(f"Created authentication setting {setting.id}.")
-        if not secret:
+        if generated:
             click.echo(f"HS256 secret: {setting.hs256_secret}")
+
+    @app.cli.command("add-auth-key")
+    @click.argument("setting_id", type=int)
+    @click.option("--kid", required=True, help="The key's id (the tokens' kid header).")
+    @click.option("--public-key", type=click.File("r"), required=True, help="PEM public key (RS256 or ES256).")
+    @click.option("--expires", help="When the key stops being accepted (ISO date).")
+    def add_auth_key(setting_id: int, kid: str, public_key, expires: str | None) -> None:
+        """Add a public key to a setting (rotation: add the new key, move the site over, retire the old)."""
+        with _refusals():
+            key = auth_settings.add_key(_setting(setting_id), kid, public_key.read(), expires)
+        click.echo(f"Added {key.algorithm} key {key.kid!r} to authentication setting {setting_id}.")
+
+    @app.cli.command("retire-auth-key")
+    @click.argument("setting_id", type=int)
+    @click.argument("kid")
+    def retire_auth_key(setting_id: int, kid: str) -> None:
+        """Stop accepting tokens signed with a key."""
+        with _refusals():
+            auth_settings.retire_key(_setting(setting_id), kid)
+        click.echo(f"Retired key {kid!r} of authentication setting {setting_id}.")
 
     @app.cli.command("create-workstream")
     @click.argument("name")

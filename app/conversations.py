@@ -5,6 +5,7 @@ state change and emits its frames, which the event hub publishes only after the 
 websocket handlers, the CLI and timers all call these.
 """
 
+import json
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -198,12 +199,14 @@ def _route(conversation: Conversation) -> None:
 
 
 def post_customer_message(
-    workstream: Workstream, customer: Customer, client_id: object, body: object
+    workstream: Workstream, customer: Customer, client_id: object, body: object, context: dict | None = None
 ) -> tuple[Message, bool]:
-    """Store a customer's message, starting a conversation when none is current.
+    """Store a customer's message, starting a conversation when none is current; `context` (the token's
+    context variables) is kept with the conversation for the agent.
 
     Returns the message and whether it is new; a repeated client_id returns the stored one.
     """
+    context_json = json.dumps(context, sort_keys=True) if context else None
     client_id = validate_client_id(client_id)
     text = validate_body(body)
 
@@ -228,15 +231,21 @@ def post_customer_message(
                 status="open",
                 created_at=now,
                 updated_at=now,
+                context=context_json,
             )
             db.session.add(conversation)
             db.session.flush()
             _event(conversation, None, "open", "customer", customer.id)
             _route(conversation)
             _announce(conversation)
-        elif conversation.status == "open" and conversation.agent_id is None:
-            _route(conversation)
-            if conversation.agent_id:
+        else:
+            changed = context_json is not None and conversation.context != context_json
+            if changed:
+                conversation.context = context_json
+            if conversation.status == "open" and conversation.agent_id is None:
+                _route(conversation)
+                changed = changed or conversation.agent_id is not None
+            if changed:
                 _announce(conversation)
         message = _append(conversation, "customer", text, client_id)
         db.session.commit()

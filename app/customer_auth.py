@@ -1,55 +1,150 @@
 """Verifying customer tokens against a workstream's authentication setting.
 
-The site signs a JWT for its signed-in customer; the server trusts nothing else the browser says.
+The site's backend signs a JWT for its signed-in customer; the server trusts nothing else the browser
+says. The algorithm is pinned by the key the token names (or by the shared secret), never taken from
+the token's header alone. Every refusal has its own `token_…` code, and nothing is created for it.
 """
 
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import dataclass, field
 
 import jwt
 
+from . import clock
 from .errors import ChatError
-from .models import AuthSetting, Workstream
+from .models import AuthKey, AuthSetting, Workstream
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_SUB_CHARS = 256
+MAX_CONTEXT_VARIABLES = 50
+MAX_CONTEXT_CHARS = 4096
+ASYMMETRIC = ("RS256", "ES256")
 
 
 @dataclass(frozen=True)
 class Identity:
+    """Who a verified token says the customer is. `authenticated` is False for the anonymous visitors
+    of live workstreams (a later issue), who get an identity of another kind."""
+
     auth_setting_id: int
     sub: str
     display_name: str | None
+    context: dict = field(default_factory=dict)
+    expires_at: int | None = None
+    authenticated: bool = True
 
 
-def _refuse(code: str, message: str) -> ChatError:
-    return ChatError(401, code, message)
+def refuse(code: str, message: str) -> ChatError:
+    return ChatError(401, f"token_{code}", message)
+
+
+def _key_for(setting: AuthSetting, header: dict) -> tuple[object, str]:
+    alg = header.get("alg")
+    if alg == "HS256":
+        if not setting.hs256_secret:
+            raise refuse("alg_not_allowed", "This site signs its tokens with a public key, not a shared secret.")
+        return setting.hs256_secret, "HS256"
+    if alg not in ASYMMETRIC:
+        raise refuse("alg_not_allowed", f"Tokens signed with {alg!r} are not accepted.")
+    kid = header.get("kid")
+    live = [k for k in setting.keys if k.retired_at is None]
+    if kid is None and len(live) == 1:
+        key: AuthKey | None = live[0]
+    else:
+        key = next((k for k in live if k.kid == kid), None)
+    if key is None:
+        raise refuse("unknown_kid", f"No current key with kid {kid!r} for this site.")
+    if key.expires_at is not None and key.expires_at <= clock.now():
+        raise refuse("key_expired", f"The key {key.kid!r} has expired.")
+    if key.algorithm != alg:
+        raise refuse("alg_not_allowed", f"The key {key.kid!r} signs with {key.algorithm}, not {alg}.")
+    return key.public_key_pem, key.algorithm
+
+
+def _decode(setting: AuthSetting, token: str, key: object, algorithm: str) -> dict:
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            issuer=setting.issuer or None,
+            leeway=setting.clock_skew_seconds,
+            options={"require": ["exp", "iat"], "verify_sub": False},
+        )
+    except jwt.ExpiredSignatureError as e:
+        raise refuse("expired", "The customer token has expired.") from e
+    except (jwt.ImmatureSignatureError, jwt.InvalidIssuedAtError) as e:
+        raise refuse("not_yet_valid", "The customer token is not valid yet (nbf or iat in the future).") from e
+    except jwt.InvalidIssuerError as e:
+        raise refuse("wrong_issuer", "The token's issuer (iss) is not this site's.") from e
+    except jwt.MissingRequiredClaimError as e:
+        raise refuse("missing_claim", f"The token has no {e.claim!r} claim.") from e
+    except jwt.InvalidSignatureError as e:
+        raise refuse("bad_signature", "The token's signature does not verify.") from e
+    except jwt.InvalidAlgorithmError as e:
+        raise refuse("alg_not_allowed", "The token's algorithm does not match the key.") from e
+    except jwt.InvalidKeyError as e:
+        raise refuse("alg_not_allowed", "The token cannot be verified with this site's key.") from e
+    except jwt.PyJWTError as e:
+        raise refuse("malformed", f"The token is malformed: {e}.") from e
+
+
+def _context(claims: dict) -> dict:
+    raw = claims.get("lwicontexts")
+    if raw is None:
+        return {}
+    if not isinstance(raw, str) or len(raw) > MAX_CONTEXT_CHARS:
+        raise refuse("invalid_contexts", "lwicontexts must be a JSON-encoded string of at most 4096 characters.")
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise refuse("invalid_contexts", "lwicontexts is not valid JSON.") from e
+    if not isinstance(value, dict) or len(value) > MAX_CONTEXT_VARIABLES:
+        raise refuse("invalid_contexts", "lwicontexts must encode an object of at most 50 variables.")
+    for name, item in value.items():
+        if not isinstance(item, str | int | float | bool | None):
+            raise refuse("invalid_contexts", f"Context variable {name!r} must be a string, number, boolean or null.")
+    return value
 
 
 def verify(workstream: Workstream, token: object) -> Identity:
-    setting: AuthSetting | None = workstream.auth_setting
-    if setting is None or not setting.hs256_secret:
-        raise ChatError(403, "invalid_token", "This workstream has no authentication setting.")
+    setting = workstream.auth_setting
+    if setting is None:
+        raise refuse("not_accepted", "This workstream has no authentication setting.")
     if not isinstance(token, str) or not token:
-        raise _refuse("invalid_token", "A customer token is required.")
+        raise refuse("missing", "A customer token is required.")
     if len(token.encode()) > MAX_TOKEN_BYTES:
-        raise _refuse("invalid_token", "The token is larger than 8 KB.")
+        raise refuse("too_large", "The token is larger than 8 KB.")
     try:
-        claims = jwt.decode(
-            token,
-            setting.hs256_secret,
-            algorithms=["HS256"],
-            issuer=setting.issuer or None,
-            leeway=setting.clock_skew_seconds,
-            options={"require": ["sub", "exp", "iat"]},
-        )
-    except jwt.ExpiredSignatureError as e:
-        raise _refuse("token_expired", "The customer token has expired.") from e
+        header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
-        raise _refuse("invalid_token", f"The customer token was refused: {e}.") from e
-    if claims["exp"] - claims["iat"] > setting.max_lifetime_seconds:
-        raise _refuse("invalid_token", "The token's lifetime is longer than this site allows.")
-    sub = claims["sub"]
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB_CHARS:
-        raise _refuse("invalid_token", "The token's sub must be a non-empty string of at most 256 characters.")
+        raise refuse("malformed", "The token is not a JWT.") from e
+    key, algorithm = _key_for(setting, header)
+    claims = _decode(setting, token, key, algorithm)
+    exp, iat = claims["exp"], claims["iat"]
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        raise refuse("malformed", "exp and iat must be numeric dates.")
+    if exp - iat > setting.max_lifetime_seconds:
+        raise refuse("lifetime_too_long", f"Tokens may live at most {setting.max_lifetime_seconds} seconds.")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip():
+        raise refuse("missing_sub", "The token needs a non-empty sub: the customer's stable id.")
+    if len(sub) > MAX_SUB_CHARS:
+        raise refuse("sub_too_long", "The token's sub is longer than 256 characters.")
     name = claims.get("name")
-    return Identity(setting.id, sub, name[:200] if isinstance(name, str) and name.strip() else None)
+    return Identity(
+        setting.id,
+        sub,
+        name[:200] if isinstance(name, str) and name.strip() else None,
+        _context(claims),
+        int(exp),
+    )
+
+
+def expired(identity: Identity, setting: AuthSetting) -> bool:
+    """Has a token verified earlier (say, at a websocket's hello) run out since?"""
+    if identity.expires_at is None:
+        return False
+    # The same clock PyJWT checks exp against.
+    return identity.expires_at + setting.clock_skew_seconds < time.time()

@@ -34,6 +34,26 @@ class AuthSetting(db.Model):
     max_lifetime_seconds: Mapped[int] = mapped_column(default=24 * 3600)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
+    keys: Mapped[list["AuthKey"]] = relationship(back_populates="auth_setting", order_by="AuthKey.id")
+
+
+class AuthKey(db.Model):
+    """A public key the site signs customer tokens with; several per setting, told apart by `kid`, so a
+    site can rotate keys without downtime. Retired keys stay for the record but verify nothing."""
+
+    __table_args__ = (UniqueConstraint("auth_setting_id", "kid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    auth_setting_id: Mapped[int] = mapped_column(ForeignKey("auth_setting.id"))
+    kid: Mapped[str] = mapped_column(String(128))
+    algorithm: Mapped[str] = mapped_column(String(8))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    auth_setting: Mapped[AuthSetting] = relationship(back_populates="keys")
+
 
 class Workstream(db.Model):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id)
@@ -117,6 +137,8 @@ class Conversation(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     ended_at: Mapped[datetime | None]
+    # The customer's context variables (the token's lwicontexts), as JSON, shown to the agent.
+    context: Mapped[str | None] = mapped_column(Text)
 
     workstream: Mapped[Workstream] = relationship()
     customer: Mapped[Customer] = relationship()

@@ -1,5 +1,7 @@
 """The JSON shapes of docs/protocol.md, built in one place for HTTP and websocket alike."""
 
+import json
+
 from sqlalchemy import select
 
 from .clock import iso
@@ -37,7 +39,13 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
     return {
         **widget_conversation(c),
         "workstream": {"id": c.workstream.id, "name": c.workstream.name, "mode": c.workstream.mode},
-        "customer": {"id": c.customer.id, "sub": c.customer.sub, "display_name": c.customer.label()},
+        "customer": {
+            "id": c.customer.id,
+            "sub": c.customer.sub,
+            "display_name": c.customer.label(),
+            "authenticated": c.customer.auth_setting_id is not None,
+        },
+        "context": json.loads(c.context) if c.context else {},
         "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
         "last_message": message(last) if last else None,
         "updated_at": iso(c.updated_at),

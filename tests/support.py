@@ -15,15 +15,34 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from flask import Flask
 from flask_migrate import upgrade
 
-from app import ROOT, create_app
+from app import ROOT, auth_settings, create_app
 from app.agents import add_agent
 from app.extensions import db
-from app.models import AuthSetting, Workstream
+from app.models import Workstream
 
 HOST_ORIGIN = "http://host.example"
+
+
+KID = "site-key-1"
+
+
+def rsa_key_pair() -> tuple[str, str]:
+    """(private PEM, public PEM), as a site makes with `openssl genrsa`."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode(),
+        private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode(),
+    )
 
 
 @dataclass
@@ -31,14 +50,18 @@ class World:
     workstream_id: str
     auth_setting_id: int
     secret: str
+    private_key: str
     agents: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (email, password)
 
-    def token(self, sub: str, name: str | None = None, lifetime: int = 600, **claims) -> str:
+    def token(self, sub: str, name: str | None = None, lifetime: int = 600, alg: str = "RS256", **claims) -> str:
+        """A customer token as the site's backend signs it: RS256 with the registered key by default."""
         now = int(time.time())
         payload = {"sub": sub, "iat": now, "exp": now + lifetime, **claims}
         if name:
             payload["name"] = name
-        return jwt.encode(payload, self.secret, algorithm="HS256")
+        if alg == "HS256":
+            return jwt.encode(payload, self.secret, algorithm="HS256")
+        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": KID})
 
 
 def migrated_app(instance: Path, **config) -> Flask:
@@ -49,15 +72,19 @@ def migrated_app(instance: Path, **config) -> Flask:
 
 
 def seed(app: Flask, origins: list[str], agents: dict[str, str] | None = None) -> World:
-    """One HS256 authentication setting, one persistent workstream, and agents {key: name}."""
+    """An authentication setting (an RS256 key and an HS256 secret), one persistent workstream embedded
+    by `origins`, and agents {key: name}."""
+    private_key, public_key = rsa_key_pair()
     with app.app_context():
-        setting = AuthSetting(name="Test site", hs256_secret=secrets.token_urlsafe(32))
+        setting = auth_settings.create(
+            "Test site", hs256_secret=secrets.token_urlsafe(32), keys=[{"kid": KID, "public_key": public_key}]
+        )
         workstream = Workstream(
             name="Support", mode="persistent", auth_setting=setting, allowed_origins=" ".join(origins)
         )
         db.session.add(workstream)
         db.session.commit()
-        world = World(workstream.id, setting.id, setting.hs256_secret)
+        world = World(workstream.id, setting.id, setting.hs256_secret, private_key)
         for key, name in (agents or {}).items():
             email = f"{key}@example.com"
             _agent, password = add_agent(email, name, "agent", None)

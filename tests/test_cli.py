@@ -66,3 +66,24 @@ def test_demo_is_idempotent_and_prints_the_password_once(app, monkeypatch):
     assert page.status_code == 200 and b'data-customer="bob"' in page.data
     assert client.get("/demo/token?customer=bob").json["token"]
     assert client.get("/demo/token?customer=nobody").status_code == 404
+
+
+def test_key_rotation_from_the_command_line(app, tmp_path):
+    from tests.support import rsa_key_pair
+
+    first, second = tmp_path / "first.pem", tmp_path / "second.pem"
+    first.write_text(rsa_key_pair()[1])
+    second.write_text(rsa_key_pair()[1])
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-auth-setting", "Shop", "--public-key", str(first), "--kid", "k1"])
+    assert result.exit_code == 0 and "secret" not in result.output, result.output
+    setting_id = re.search(r"setting (\d+)", result.output).group(1)
+    result = runner.invoke(args=["add-auth-key", setting_id, "--kid", "k2", "--public-key", str(second)])
+    assert result.exit_code == 0 and "RS256 key 'k2'" in result.output, result.output
+    assert runner.invoke(args=["add-auth-key", setting_id, "--kid", "k2", "--public-key", str(second)]).exit_code == 1
+    assert runner.invoke(args=["retire-auth-key", setting_id, "k1"]).exit_code == 0
+    again = runner.invoke(args=["retire-auth-key", setting_id, "k1"])
+    assert again.exit_code == 1 and "No current key" in again.output
+    with app.app_context():
+        setting = db.session.get(AuthSetting, int(setting_id))
+        assert [(k.kid, k.retired_at is not None) for k in setting.keys] == [("k1", True), ("k2", False)]

@@ -147,12 +147,14 @@ def test_frames_before_hello_are_refused(server):
     peer.close()
 
 
-@pytest.mark.parametrize("token", ["garbage", None, ""])
-def test_a_bad_hello_is_answered_and_closed(server, token):
+@pytest.mark.parametrize(
+    ("token", "code"), [("garbage", "token_malformed"), (None, "token_missing"), ("", "token_missing")]
+)
+def test_a_bad_hello_is_answered_and_closed(server, token, code):
     ws_url = server.url.replace("http", "ws") + f"/ws/widget?workstream={server.world.workstream_id}"
     peer = Peer(ws_url)
     peer.send({"type": "hello", "token": token})
-    assert peer.recv()["code"] == "invalid_token"
+    assert peer.recv()["code"] == code
     with pytest.raises(simple_websocket.ConnectionClosed):
         peer.ws.receive(timeout=TIMEOUT)
         peer.ws.receive(timeout=TIMEOUT)

@@ -18,7 +18,7 @@ def load_agent(agent_id: str) -> Agent | None:
 
 @login_manager.unauthorized_handler
 def unauthorized():
-    if request.path.startswith("/console/api") or request.path == "/console/ws":
+    if request.path.startswith(("/console/api", "/admin/api")) or request.path == "/console/ws":
         return jsonify({"error": {"code": "not_authenticated", "message": "Sign in first."}}), 401
     return redirect(url_for("console.login", next=request.path))
 

@@ -1,23 +1,33 @@
 """The demo site: a page standing in for a customer's website, which signs its own customers' tokens."""
 
-import secrets
+import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import jwt
-from flask import Blueprint, abort, jsonify, render_template, request
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from sqlalchemy import select
 
 from ..agents import add_agent
 from ..extensions import db
-from ..models import Agent, AuthSetting, Workstream
+from ..models import Agent, AuthKey, AuthSetting, Workstream
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
 SETTING_NAME = "Demo site"
 WORKSTREAM_NAME = "Demo support"
-CUSTOMERS = {"alice": "Alice Andersson", "bob": "Bob Berg", "carol": "Carol Castro"}
+# sub -> (name, context variables the site passes to agents)
+CUSTOMERS = {
+    "alice": ("Alice Andersson", {"plan": "Gold", "open_orders": 2, "newsletter": True}),
+    "bob": ("Bob Berg", {"plan": "Basic", "open_orders": 0, "newsletter": False}),
+    "carol": ("Carol Castro", {"plan": "Gold", "open_orders": 5, "newsletter": True}),
+}
+KEY_ID = "demo-1"
 TOKEN_SECONDS = 3600
 
 
@@ -30,15 +40,36 @@ def demo_workstream() -> Workstream | None:
     )
 
 
-def sign(setting: AuthSetting, sub: str, name: str | None = None, lifetime: int = TOKEN_SECONDS) -> str:
-    """What the site's own backend does for a signed-in customer."""
+def signing_key_path() -> Path:
+    return Path(current_app.instance_path) / "demo_signing_key.pem"
+
+
+def _generate_key_pair() -> str:
+    """A fresh RSA key pair for the demo site: the private half stays in instance/, the public half is
+    registered with the chat server, as a real site would do."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = signing_key_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def sign(sub: str) -> str:
+    """What the demo site's own backend does for its signed-in customer."""
     now = int(time.time())
-    claims = {"sub": sub, "iat": now, "exp": now + lifetime}
-    if name:
-        claims["name"] = name
-    if setting.issuer:
-        claims["iss"] = setting.issuer
-    return jwt.encode(claims, setting.hs256_secret, algorithm="HS256")
+    name, context = CUSTOMERS[sub]
+    claims = {"sub": sub, "name": name, "iat": now, "exp": now + TOKEN_SECONDS, "lwicontexts": json.dumps(context)}
+    return jwt.encode(claims, signing_key_path().read_bytes(), algorithm="RS256", headers={"kid": KEY_ID})
 
 
 @bp.get("/")
@@ -49,7 +80,8 @@ def page():
     who = request.args.get("customer", "alice")
     if who not in CUSTOMERS:
         who = "alice"
-    return render_template("demo.html", workstream=workstream, customers=CUSTOMERS, who=who)
+    names = {sub: name for sub, (name, _context) in CUSTOMERS.items()}
+    return render_template("demo.html", workstream=workstream, customers=names, who=who)
 
 
 @bp.get("/token")
@@ -58,7 +90,7 @@ def token():
     who = request.args.get("customer", "")
     if workstream is None or who not in CUSTOMERS:
         abort(404, "No such demo customer.")
-    return jsonify({"token": sign(workstream.auth_setting, who, CUSTOMERS[who])})
+    return jsonify({"token": sign(who)})
 
 
 ADMIN_EMAIL = "admin@example.com"
@@ -68,9 +100,21 @@ def ensure(server_url: str, echo: Callable[[str], None]) -> None:
     """Create the demo data when missing (idempotent), allow the server's own origin, print the way in."""
     workstream = demo_workstream()
     if workstream is None:
-        setting = AuthSetting(name=SETTING_NAME, hs256_secret=secrets.token_urlsafe(32))
-        workstream = Workstream(name=WORKSTREAM_NAME, mode="persistent", auth_setting=setting, allowed_origins="")
+        workstream = Workstream(
+            name=WORKSTREAM_NAME,
+            mode="persistent",
+            auth_setting=AuthSetting(name=SETTING_NAME, client_function="getChatToken"),
+            allowed_origins="",
+        )
         db.session.add(workstream)
+    setting = workstream.auth_setting
+    # A key pair per instance, made at the first `make run`; remade if the private half went missing.
+    if not signing_key_path().exists() or not any(k.kid == KEY_ID and k.retired_at is None for k in setting.keys):
+        for key in [k for k in setting.keys if k.kid == KEY_ID]:
+            setting.keys.remove(key)
+            db.session.delete(key)
+        db.session.flush()
+        setting.keys.append(AuthKey(kid=KEY_ID, algorithm="RS256", public_key_pem=_generate_key_pair()))
     parts = urlsplit(server_url)
     port = f":{parts.port}" if parts.port else ""
     origins = workstream.origins()

@@ -57,8 +57,8 @@ def cors(response: Response) -> Response:
 def _customer():
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else None
-    identity = customer_auth.verify(g.workstream, token)
-    return conversations.customer_for(identity)
+    g.identity = customer_auth.verify(g.workstream, token)
+    return conversations.customer_for(g.identity)
 
 
 @bp.get(f"{API}/conversations")
@@ -85,6 +85,6 @@ def send_message(workstream_id: str):
     customer = _customer()
     data = json_body()
     message, created = conversations.post_customer_message(
-        g.workstream, customer, data.get("client_id"), data.get("body")
+        g.workstream, customer, data.get("client_id"), data.get("body"), g.identity.context
     )
     return jsonify({"message": payloads.message(message)}), 201 if created else 200

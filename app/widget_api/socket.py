@@ -17,8 +17,8 @@ def guard_socket() -> None:
         check_origin(workstream_or_404(request.args.get("workstream")))
 
 
-def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tuple[int, str]:
-    """Authenticate a hello and send welcome and backlog; returns (customer id, workstream id)."""
+def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tuple[customer_auth.Identity, int]:
+    """Authenticate a hello and send welcome and backlog; returns the identity and the customer's id."""
     workstream = db.session.get(Workstream, workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
     customer = conversations.customer_for(identity)
@@ -47,39 +47,43 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tupl
             for c, page, complete in entries
         ],
     }
-    ids = (customer.id, workstream.id)
+    customer_id = customer.id
     realtime.release_session()
     conn.send(welcome)
     conn.send(backlog)
     conn.forward(subscription)
-    return ids
+    return identity, customer_id
 
 
 @sock.route("/ws/widget", bp=bp)
 def widget_socket(ws) -> None:
     conn = realtime.Connection(ws)
     workstream_id = request.args["workstream"]
-    identity: dict = {}
+    session: dict = {}
 
     def handle(frame: dict) -> None:
         kind = frame["type"]
         if kind == "ping":
             conn.send({"type": "pong"})
         elif kind == "hello":
-            if identity:
+            if session:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
-                identity["customer_id"], identity["workstream_id"] = _welcome(conn, workstream_id, frame)
+                session["identity"], session["customer_id"] = _welcome(conn, workstream_id, frame)
             except ChatError as error:
                 conn.send(error.frame())
                 ws.close(reason=1008, message=error.code)
-        elif not identity:
+        elif not session:
             raise ChatError(400, "hello_required", "Send hello with a customer token first.")
         elif kind == "send":
-            workstream = db.session.get(Workstream, identity["workstream_id"])
-            customer = db.session.get(Customer, identity["customer_id"])
+            workstream = db.session.get(Workstream, workstream_id)
+            identity = session["identity"]
+            if customer_auth.expired(identity, workstream.auth_setting):
+                # The widget asks its page for a fresh token, says hello again and resends (same client_id).
+                raise customer_auth.refuse("expired", "The customer token has expired; reconnect with a new one.")
+            customer = db.session.get(Customer, session["customer_id"])
             message, _created = conversations.post_customer_message(
-                workstream, customer, frame.get("client_id"), frame.get("body")
+                workstream, customer, frame.get("client_id"), frame.get("body"), identity.context
             )
             ack = {
                 "type": "ack",

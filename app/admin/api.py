@@ -1,0 +1,74 @@
+"""The admin JSON API: authentication settings and their keys. Admins only; console session + CSRF."""
+
+from functools import wraps
+
+from flask import jsonify
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import auth_settings
+from ..api import json_body
+from ..errors import ChatError, not_found
+from ..extensions import db
+from ..models import AuthSetting
+from . import bp
+
+
+def admin_only(view):
+    @wraps(view)
+    @login_required
+    def wrapper(*args, **kwargs):
+        if current_user.role != "admin":
+            raise ChatError(403, "forbidden", "Only admins can change settings.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _setting(setting_id: int) -> AuthSetting:
+    setting = db.session.get(AuthSetting, setting_id)
+    if setting is None:
+        raise not_found("authentication setting")
+    return setting
+
+
+@bp.get("/api/auth-settings")
+@admin_only
+def list_settings():
+    settings = db.session.scalars(select(AuthSetting).order_by(AuthSetting.id))
+    return jsonify({"auth_settings": [auth_settings.describe(s) for s in settings]})
+
+
+@bp.post("/api/auth-settings")
+@admin_only
+def create_setting():
+    data = json_body()
+    known = {"name", "client_function", "issuer", "hs256_secret", "clock_skew_seconds", "max_lifetime_seconds"}
+    unknown = set(data) - known - {"keys"}
+    if unknown:
+        raise ChatError(400, "invalid_setting", f"Unknown fields: {', '.join(sorted(unknown))}.")
+    setting = auth_settings.create(data.pop("name", None), **data)
+    return jsonify({"auth_setting": auth_settings.describe(setting)}), 201
+
+
+@bp.get("/api/auth-settings/<int:setting_id>")
+@admin_only
+def get_setting(setting_id: int):
+    return jsonify({"auth_setting": auth_settings.describe(_setting(setting_id))})
+
+
+@bp.post("/api/auth-settings/<int:setting_id>/keys")
+@admin_only
+def add_key(setting_id: int):
+    data = json_body()
+    setting = _setting(setting_id)
+    auth_settings.add_key(setting, data.get("kid"), data.get("public_key"), data.get("expires_at"))
+    return jsonify({"auth_setting": auth_settings.describe(setting)}), 201
+
+
+@bp.delete("/api/auth-settings/<int:setting_id>/keys/<kid>")
+@admin_only
+def retire_key(setting_id: int, kid: str):
+    setting = _setting(setting_id)
+    auth_settings.retire_key(setting, kid)
+    return jsonify({"auth_setting": auth_settings.describe(setting)})
