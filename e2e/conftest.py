@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real server, a customer's website on another origin, and Chromium."""
 
 import html
+import json
 import os
 import re
 import shutil
@@ -9,10 +10,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jwt
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.support import ChatServer, World, free_port, migrated_app, seed
+from tests.support import KID, ChatServer, World, free_port, migrated_app, rsa_key_pair, seed
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -50,6 +52,8 @@ class HostSite:
         self.port = port or free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         self.pages: dict[str, str] = {}
+        self.tokens_issued = 0
+        self.context: dict[str, dict] = {}  # sub -> lwicontexts the site passes
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,11 +61,14 @@ class HostSite:
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
                 if url.path == "/token":
-                    body, kind = site.world.token(query["customer"], query.get("name")).encode(), "text/plain"
+                    body, kind = site.sign(query).encode(), "text/plain"
                 elif url.path in site.pages:
                     body, kind = site.pages[url.path].encode(), "text/html"
                 else:
-                    body, kind = site.page(query.get("customer", "alice")).encode(), "text/html"
+                    body, kind = (
+                        site.page(query.get("customer", "alice"), query.get("style", "callback")).encode(),
+                        "text/html",
+                    )
                 self.send_response(200)
                 self.send_header("Content-Type", kind + "; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -74,24 +81,45 @@ class HostSite:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def page(self, customer: str) -> str:
+    def sign(self, query: dict) -> str:
+        """The site's backend signing a token for its signed-in customer."""
+        self.tokens_issued += 1
+        sub = query["customer"]
+        claims = {"lwicontexts": json.dumps(self.context[sub])} if sub in self.context else {}
+        token = self.world.token(sub, query.get("name"), lifetime=int(query.get("lifetime", 600)), **claims)
+        if query.get("key") == "wrong":
+            payload = jwt.decode(token, options={"verify_signature": False})
+            token = jwt.encode(payload, rsa_key_pair()[0], algorithm="RS256", headers={"kid": KID})
+        return token
+
+    # How the page's token function answers: through the callback, with a Promise, or never.
+    TOKEN_FUNCTIONS = {
+        "callback": "window.getChatToken = function (callback) { fetchToken().then(callback); };",
+        "promise": "window.getChatToken = function () { return fetchToken(); };",
+        "silent": "window.getChatToken = function () {};",
+    }
+
+    def page(self, customer: str, style: str = "callback") -> str:
         who = html.escape(customer)
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
 <body data-customer="{who}">
 <h1>Shop of {who}</h1>
 <script>
-  window.getChatToken = function (callback) {{
-    fetch("/token?customer=" + encodeURIComponent(document.body.dataset.customer))
-      .then(function (r) {{ return r.text(); }}).then(callback);
-  }};
+  function fetchToken() {{
+    // The page's own query (lifetime, key) goes along to its backend: tests steer the tokens with it.
+    var query = new URLSearchParams(location.search);
+    query.set("customer", document.body.dataset.customer);
+    return fetch("/token?" + query).then(function (r) {{ return r.text(); }});
+  }}
+  {self.TOKEN_FUNCTIONS[style]}
 </script>
 <script src="{self.chat_url}/widget.js" data-workstream="{self.world.workstream_id}"
         data-auth-function="getChatToken" async></script>
 </body></html>"""
 
-    def url(self, customer: str = "alice") -> str:
-        return f"{self.origin}/?customer={customer}"
+    def url(self, customer: str = "alice", **options) -> str:
+        return f"{self.origin}/?" + urllib.parse.urlencode({"customer": customer, **options})
 
     def close(self) -> None:
         self.server.shutdown()
@@ -203,9 +231,9 @@ def console(contexts, chat):
 def customer(contexts, chat):
     _server, site, _world = chat
 
-    def open_as(sub: str = "alice") -> Widget:
+    def open_as(sub: str = "alice", **options) -> Widget:
         page = contexts().new_page()
-        page.goto(site.url(sub))
+        page.goto(site.url(sub, **options))
         return Widget(page).open()
 
     return open_as

@@ -28,6 +28,7 @@
     workstream: $('conv-workstream'),
     status: $('conv-status'),
     agent: $('conv-agent'),
+    details: $('conv-details'),
     take: $('take'),
     end: $('end'),
     actionError: $('action-error'),
@@ -491,6 +492,28 @@
     }
   }
 
+  // Who the site says the customer is: the verified token's sub and its context variables (lwicontexts).
+  function renderDetails(s) {
+    const customer = s.customer || {};
+    const rows = [
+      ['Authenticated', customer.authenticated ? 'yes' : 'no'],
+      ['Customer ID', customer.sub || ''],
+    ];
+    for (const [name, value] of Object.entries(s.context || {})) {
+      rows.push([name, value === null ? '—' : String(value)]);
+    }
+    ui.details.replaceChildren();
+    for (const [name, value] of rows) {
+      const row = document.createElement('div');
+      const dt = document.createElement('dt');
+      const dd = document.createElement('dd');
+      dt.textContent = name;
+      dd.textContent = value;
+      row.append(dt, dd);
+      ui.details.append(row);
+    }
+  }
+
   function renderHeader() {
     const s = current && current.summary;
     const active = document.activeElement;
@@ -499,6 +522,7 @@
       ui.workstream.textContent = '';
       ui.status.textContent = '';
       ui.agent.textContent = '';
+      ui.details.replaceChildren();
       ui.take.hidden = true;
       ui.end.hidden = true;
       ui.compose.hidden = true;
@@ -513,6 +537,7 @@
     ui.status.dataset.status = s.status;
     if (!s.agent) ui.agent.textContent = 'Unassigned';
     else ui.agent.textContent = mine ? 'Assigned to you' : `Assigned to ${s.agent.name}`;
+    renderDetails(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
     ui.end.hidden = !(mine && !ended);

@@ -165,6 +165,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   const ICON_MIN = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 9l6 6 6-6"/></svg>';
   const ICON_SEND = '<svg viewBox="0 0 24 24" aria-hidden="true">' +
     '<path d="M4 12l16-8-6 16-2.5-6.5z"/></svg>';
+  // Every refusal of the customer's token has a code starting "token_" (docs/protocol.md).
+  const isTokenError = (code) => typeof code === "string" && code.indexOf("token_") === 0;
   const esc = (text) => String(text).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
   const skeleton = (t) => `
 <div class="pc-panel" id="pc-panel" role="dialog" aria-label="${esc(t.chat)}" hidden>
@@ -617,7 +619,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (res.ok) return res.json();
       let code = "http_" + res.status;
       try { code = (await res.json()).error.code || code; } catch (e) { /* not our JSON */ }
-      if (!retried && (code === "invalid_token" || code === "token_expired")) return this.api(path, true);
+      if (!retried && isTokenError(code)) return this.api(path, true);
       throw new ChatError(code);
     }
 
@@ -862,6 +864,12 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (!frame.client_id) return;
       const entry = this.outbox.get(frame.client_id);
       if (!entry) return;
+      if (frame.code === "token_expired") {
+        // The sign-in this socket started with ran out: reconnect with a fresh token; the outbox,
+        // this message included, is resent with the same client ids, so nothing is lost or doubled.
+        this.connect();
+        return;
+      }
       // Failed sends stay on screen (so the text is not lost) but leave the outbox for good.
       this.forgetLocal(entry);
       this.failedSends.push({ node: entry.node, after: this.tail });
@@ -876,7 +884,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     onHelloError(code) {
       // The server closes the socket after a bad hello.
       this.dropSocket();
-      if ((code === "invalid_token" || code === "token_expired") && !this.helloRetried) {
+      if (isTokenError(code) && !this.helloRetried) {
         this.helloRetried = true;
         this.token = null;
         this.connect();
@@ -884,9 +892,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       }
       const t = this.t;
       const text = {
-        invalid_token: t.errRefused, token_expired: t.errRefused,
         forbidden_origin: t.errOrigin, unknown_workstream: t.errWorkstream,
-      }[code] || t.errGeneric;
+      }[code] || (isTokenError(code) ? t.errRefused : t.errGeneric);
       this.fail(text);
     }
 
