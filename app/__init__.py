@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from sqlalchemy import event
 
-from . import config, errors
+from . import clock, config, errors
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     )
     app.config.update(config.from_environment(instance))
     app.config.update(overrides)
+    if os.environ.get("PERSISTENT_CHAT_CLOCK_OFFSET_FILE"):
+        clock.use_offset_file(os.environ["PERSISTENT_CHAT_CLOCK_OFFSET_FILE"])
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)

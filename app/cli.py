@@ -1,5 +1,6 @@
 """flask commands: `persistent-chat COMMAND` or `flask --app app COMMAND`."""
 
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -9,11 +10,11 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy import select
 
-from . import auth_settings
+from . import auth_settings, workstreams
 from .agents import add_agent
 from .errors import ChatError
 from .extensions import db
-from .models import MODES, ROLES, Agent, AuthSetting, Workstream
+from .models import MODES, ROLES, Agent, AuthSetting
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -110,18 +111,22 @@ def register(app: Flask) -> None:
     @app.cli.command("create-workstream")
     @click.argument("name")
     @click.option("--mode", type=click.Choice(MODES), default="persistent", show_default=True)
+    @click.option("--distribution", type=click.Choice(("push", "pick")), default="push", show_default=True)
     @click.option("--auth-setting", "auth_setting_id", type=int, help="Required for persistent workstreams.")
     @click.option("--origin", "origins", multiple=True, help="An origin allowed to embed it (repeatable).")
-    def create_workstream(name: str, mode: str, auth_setting_id: int | None, origins: tuple[str, ...]) -> None:
+    @click.option("--hours", "hours_file", type=click.File("r"), help="Operating hours as JSON (see README).")
+    def create_workstream(name, mode, distribution, auth_setting_id, origins, hours_file) -> None:
         """Create a workstream and print its embed snippet."""
-        setting = db.session.get(AuthSetting, auth_setting_id) if auth_setting_id else None
-        if auth_setting_id and setting is None:
-            raise click.ClickException(f"No authentication setting {auth_setting_id}.")
-        if mode == "persistent" and setting is None:
-            raise click.ClickException("A persistent workstream needs --auth-setting.")
-        workstream = Workstream(name=name, mode=mode, auth_setting=setting, allowed_origins=" ".join(origins))
-        db.session.add(workstream)
-        db.session.commit()
+        data = {"name": name, "mode": mode, "distribution": distribution, "allowed_origins": list(origins)}
+        if auth_setting_id is not None:
+            data["auth_setting_id"] = auth_setting_id
+        if hours_file is not None:
+            try:
+                data["hours"] = json.load(hours_file)
+            except ValueError as e:
+                raise click.ClickException(f"--hours is not JSON: {e}") from e
+        with _refusals():
+            workstream = workstreams.create(data)
         click.echo(f"Created workstream {workstream.id}.")
         click.echo(workstream.embed_snippet(server_url()))
 

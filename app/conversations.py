@@ -7,17 +7,18 @@ websocket handlers, the CLI and timers all call these.
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import clock, events, payloads, routing
+from . import clock, events, lifecycle, payloads, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
 from .extensions import db
-from .models import CURRENT_STATUSES, Agent, Conversation, ConversationEvent, Customer, Message, Workstream
+from .models import CURRENT_STATUSES, Agent, Conversation, Customer, Message, Workstream
 
 T = TypeVar("T")
 MAX_CLIENT_ID_CHARS = 64
@@ -116,42 +117,6 @@ def messages_page(
 # Writing ----------------------------------------------------------------------------------------------
 
 
-def _event(
-    conversation: Conversation, from_status: str | None, to_status: str, actor_kind: str, actor_id: int | None
-) -> None:
-    db.session.add(
-        ConversationEvent(
-            conversation_id=conversation.id,
-            from_status=from_status,
-            to_status=to_status,
-            actor_kind=actor_kind,
-            actor_id=actor_id,
-            created_at=clock.now(),
-        )
-    )
-
-
-def _change_status(conversation: Conversation, to_status: str, actor_kind: str, actor_id: int | None) -> None:
-    _event(conversation, conversation.status, to_status, actor_kind, actor_id)
-    conversation.status = to_status
-    conversation.updated_at = clock.now()
-
-
-def _announce(conversation: Conversation) -> None:
-    """Emit the conversation's state to its customer's widgets and to the agents' consoles."""
-    db.session.flush()
-    events.emit(
-        db.session,
-        [events.customer_channel(conversation.customer_id, conversation.workstream_id)],
-        {"type": "conversation", "conversation": payloads.widget_conversation(conversation)},
-    )
-    events.emit(
-        db.session,
-        [events.CONSOLE_CHANNEL],
-        {"type": "conversation", "conversation": payloads.summary(conversation)},
-    )
-
-
 def _append(
     conversation: Conversation, sender_kind: str, body: str, client_id: str | None, agent: Agent | None = None
 ) -> Message:
@@ -186,23 +151,41 @@ def _append(
     return message
 
 
-def _assign(conversation: Conversation, agent: Agent, actor_kind: str, actor_id: int | None) -> None:
-    conversation.agent_id = agent.id
-    conversation.agent = agent
-    _change_status(conversation, "active", actor_kind, actor_id)
+def _sticky_agent_gone(workstream: Workstream, agent: Agent, now: datetime) -> bool:
+    """The workstream's fallback: an agent offline this long no longer holds returning customers."""
+    minutes = workstream.fallback_offline_minutes
+    return (
+        minutes is not None
+        and agent.presence == "offline"
+        and agent.presence_changed_at <= now - timedelta(minutes=minutes)
+    )
 
 
-def _route(conversation: Conversation) -> None:
-    agent = routing.choose_agent(conversation)
-    if agent is not None:
-        _assign(conversation, agent, "system", None)
+def _customer_returns(conversation: Conversation, customer: Customer) -> None:
+    """A message on a waiting conversation reopens it; with affinity it goes straight back to the same
+    agent, whatever their capacity and presence, and they are notified. Otherwise it joins the queue."""
+    now = clock.now()
+    lifecycle.change_status(conversation, "open", "customer", customer.id)
+    sticky = conversation.agent
+    if (
+        conversation.workstream.affinity
+        and sticky is not None
+        and not _sticky_agent_gone(conversation.workstream, sticky, now)
+    ):
+        lifecycle.change_status(conversation, "active", "system", None)
+        lifecycle.notify(sticky.id, "returned", conversation)
+        lifecycle.announce_agent(sticky)
+    else:
+        conversation.agent_id = None
+        conversation.agent = None
+    lifecycle.announce(conversation)
 
 
 def post_customer_message(
     workstream: Workstream, customer: Customer, client_id: object, body: object, context: dict | None = None
 ) -> tuple[Message, bool]:
-    """Store a customer's message, starting a conversation when none is current; `context` (the token's
-    context variables) is kept with the conversation for the agent.
+    """Store a customer's message, starting a conversation when none is current and bringing a waiting
+    one back; `context` (the token's context variables) is kept with the conversation for the agent.
 
     Returns the message and whether it is new; a repeated client_id returns the stored one.
     """
@@ -235,29 +218,36 @@ def post_customer_message(
             )
             db.session.add(conversation)
             db.session.flush()
-            _event(conversation, None, "open", "customer", customer.id)
-            _route(conversation)
-            _announce(conversation)
+            lifecycle.record(conversation, None, "open", "customer", customer.id)
+            lifecycle.announce(conversation)
         else:
             changed = context_json is not None and conversation.context != context_json
-            if changed:
-                conversation.context = context_json
-            if conversation.status == "open" and conversation.agent_id is None:
-                _route(conversation)
-                changed = changed or conversation.agent_id is not None
-            if changed:
-                _announce(conversation)
+            conversation.context = context_json or conversation.context
+            if conversation.status == "waiting":
+                _customer_returns(conversation, customer)
+            elif changed:
+                lifecycle.announce(conversation)
         message = _append(conversation, "customer", text, client_id)
         db.session.commit()
         return message, True
 
-    return _retry_on_conflict(attempt)
+    message, created = _retry_on_conflict(attempt)
+    if created:
+        routing.dispatch()
+    return message, created
 
 
 def agent_conversation(conversation_id: int) -> Conversation:
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise not_found()
+    return conversation
+
+
+def _mine(agent: Agent, conversation_id: int, status: str, doing: str) -> Conversation:
+    conversation = agent_conversation(conversation_id)
+    if conversation.agent_id != agent.id or conversation.status != status:
+        raise ChatError(409, "wrong_state", f"Only your {status.replace('_', '-')} conversations can be {doing}.")
     return conversation
 
 
@@ -272,8 +262,12 @@ def post_agent_message(agent: Agent, conversation_id: int, client_id: object, bo
         )
         if existing is not None:
             return existing, False
-        if conversation.agent_id != agent.id or conversation.ended:
-            raise ChatError(409, "wrong_state", "Only the assigned agent can reply, and only before it ends.")
+        if conversation.agent_id != agent.id or conversation.status != "active":
+            raise ChatError(409, "wrong_state", "Only the assigned agent can reply, while the conversation is active.")
+        if conversation.offer_expires_at is not None:
+            # Answering is accepting.
+            conversation.offer_expires_at = None
+            lifecycle.announce(conversation)
         message = _append(conversation, "agent", text, client_id, agent)
         db.session.commit()
         return message, True
@@ -281,54 +275,61 @@ def post_agent_message(agent: Agent, conversation_id: int, client_id: object, bo
     return _retry_on_conflict(attempt)
 
 
-def take(agent: Agent, conversation_id: int) -> Conversation:
-    """An agent picks an unassigned open conversation from the queue."""
-    conversation = agent_conversation(conversation_id)
-    # Compare-and-set: of two agents taking it at once, exactly one UPDATE matches.
-    taken = db.session.execute(
-        update(Conversation.__table__)
-        .where(
-            Conversation.__table__.c.id == conversation.id,
-            Conversation.__table__.c.status == "open",
-            Conversation.__table__.c.agent_id.is_(None),
-        )
-        .values(agent_id=agent.id)
-    ).rowcount
-    if taken != 1:
-        db.session.rollback()
-        raise ChatError(409, "wrong_state", "This conversation is no longer waiting in the queue.")
-    db.session.refresh(conversation)
-    _change_status(conversation, "active", "agent", agent.id)
-    _announce(conversation)
-    db.session.commit()
-    return conversation
-
-
 def end(agent: Agent, conversation_id: int) -> Conversation:
-    """The agent ends the conversation: it goes to wrap-up, and the customer's next message starts anew."""
+    """The agent ends the conversation: wrap-up, and the customer's next message starts a new one."""
     conversation = agent_conversation(conversation_id)
-    if conversation.agent_id != agent.id or conversation.ended:
+    if conversation.agent_id != agent.id or conversation.status not in ("active", "waiting"):
         raise ChatError(409, "wrong_state", "Only the assigned agent can end a conversation that is not over.")
-    _change_status(conversation, "wrap_up", "agent", agent.id)
+    lifecycle.change_status(conversation, "wrap_up", "agent", agent.id)
     conversation.ended_at = clock.now()
-    _announce(conversation)
+    conversation.offer_expires_at = None
+    lifecycle.announce(conversation)
+    lifecycle.announce_agent(agent)
     db.session.commit()
+    routing.dispatch()
     return conversation
 
 
-def agent_available(agent: Agent) -> None:
-    """An agent became available: the queue's unassigned conversations come to them."""
-    if agent.presence != "available":
-        agent.presence = "available"
-    for conversation in routing.queued():
-        _assign(conversation, agent, "system", None)
-        _announce(conversation)
+def close_wrap_up(agent: Agent, conversation_id: int) -> Conversation:
+    """The agent is done with the wrap-up: the conversation is closed for good and frees capacity."""
+    conversation = _mine(agent, conversation_id, "wrap_up", "closed")
+    close(conversation, "agent", agent.id)
+    lifecycle.announce_agent(agent)
     db.session.commit()
+    routing.dispatch()
+    return conversation
 
 
-def agent_offline(agent: Agent) -> None:
-    agent.presence = "offline"
+def close(conversation: Conversation, actor_kind: str, actor_id: int | None) -> None:
+    """Final: a closed conversation is never reopened (in the caller's transaction)."""
+    lifecycle.change_status(conversation, "closed", actor_kind, actor_id)
+    conversation.ended_at = conversation.ended_at or clock.now()
+    conversation.offer_expires_at = None
+    lifecycle.announce(conversation)
+
+
+def park(agent: Agent, conversation_id: int) -> Conversation:
+    """The agent's ✖ on a persistent conversation that has gone quiet: it waits for the customer and
+    costs no capacity; the agent keeps it (affinity) and can resume it at any time."""
+    conversation = _mine(agent, conversation_id, "active", "moved to waiting")
+    if conversation.workstream.mode != "persistent":
+        raise ChatError(409, "not_persistent", "Only persistent conversations can wait; end a live chat instead.")
+    lifecycle.change_status(conversation, "waiting", "agent", agent.id)
+    conversation.offer_expires_at = None
+    lifecycle.announce(conversation)
+    lifecycle.announce_agent(agent)
     db.session.commit()
+    routing.dispatch()
+    return conversation
+
+
+def resume(agent: Agent, conversation_id: int) -> Conversation:
+    conversation = _mine(agent, conversation_id, "waiting", "resumed")
+    lifecycle.change_status(conversation, "active", "agent", agent.id)
+    lifecycle.announce(conversation)
+    lifecycle.announce_agent(agent)
+    db.session.commit()
+    return conversation
 
 
 BACKLOG_MAX_MESSAGES = 500

@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -18,6 +18,7 @@ MODES = ("persistent", "live")
 SENDER_KINDS = ("customer", "agent", "system")
 PRESENCES = ("available", "busy", "busy_dnd", "away", "offline", "inactive")
 ROLES = ("agent", "admin")
+DAY = 24 * 3600
 
 
 def new_public_id() -> str:
@@ -62,6 +63,18 @@ class Workstream(db.Model):
     distribution: Mapped[str] = mapped_column(String(8), default="push")
     affinity: Mapped[bool] = mapped_column(default=True)
     capacity_cost: Mapped[int] = mapped_column(default=34)
+    # Space-separated presences in which agents get pushed conversations.
+    allowed_presences: Mapped[str] = mapped_column(String(120), default="available", server_default="available")
+    accept_seconds: Mapped[int] = mapped_column(default=120, server_default="120")
+    # Wrap-up holds capacity "always" (until the agent closes it), "never", or for this many seconds.
+    wrap_up_capacity: Mapped[str] = mapped_column(String(16), default="always", server_default="always")
+    # With affinity: a returning conversation whose agent has been offline this long goes to the queue.
+    fallback_offline_minutes: Mapped[int | None]
+    # Operating hours as hours.parse() reads them; NULL is always open.
+    hours: Mapped[str | None] = mapped_column(Text)
+    auto_close_open_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
+    auto_close_waiting_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
+    wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
@@ -103,7 +116,14 @@ class Agent(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default="agent")
     presence: Mapped[str] = mapped_column(String(16), default="offline")
+    presence_changed_at: Mapped[datetime] = mapped_column(default=clock.now, server_default=func.current_timestamp())
+    # Capacity in units; `max_items`, when set, also caps how many conversations count at once.
     capacity: Mapped[int] = mapped_column(default=100)
+    max_items: Mapped[int | None]
+    # When a console of theirs last said it is alive: no heartbeat for the grace period means offline.
+    last_seen_at: Mapped[datetime | None]
+    # Routing's tie-break: among equally free agents, the one idle longest gets the next conversation.
+    last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     def set_password(self, password: str) -> None:
@@ -137,6 +157,8 @@ class Conversation(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     ended_at: Mapped[datetime | None]
+    # A pushed conversation the agent has not accepted yet goes back to the queue at this time.
+    offer_expires_at: Mapped[datetime | None]
     # The customer's context variables (the token's lwicontexts), as JSON, shown to the agent.
     context: Mapped[str | None] = mapped_column(Text)
 

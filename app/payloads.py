@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from .clock import iso
 from .extensions import db
-from .models import Conversation, Message
+from .models import Agent, Conversation, Message
 
 
 def message(m: Message) -> dict:
@@ -46,7 +46,12 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
             "authenticated": c.customer.auth_setting_id is not None,
         },
         "context": json.loads(c.context) if c.context else {},
+        "offer_expires_at": iso(c.offer_expires_at),
         "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
         "last_message": message(last) if last else None,
         "updated_at": iso(c.updated_at),
     }
+
+
+def agent(a: Agent) -> dict:
+    return {"id": a.id, "name": a.name, "presence": a.presence, "presence_changed_at": iso(a.presence_changed_at)}

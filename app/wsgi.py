@@ -1,5 +1,7 @@
-"""The WSGI entry point for gunicorn: `gunicorn -k gevent app.wsgi:app`."""
+"""The WSGI entry point for gunicorn: `gunicorn -k gevent app.wsgi:app`. Serving processes also run
+the timers (only one process of a deployment ticks at a time)."""
 
-from . import create_app
+from . import create_app, timers
 
 app = create_app()
+timers.start(app)

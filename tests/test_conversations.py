@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from app import conversations, events
+from app import conversations, events, routing
 from app.customer_auth import Identity
 from app.errors import ChatError
 from app.extensions import db
@@ -35,7 +35,7 @@ def test_first_message_starts_an_open_conversation_when_no_agent_is_available(pa
 
 def test_an_available_agent_gets_the_new_conversation(parties):
     workstream, customer, ada = parties
-    conversations.agent_available(ada)
+    routing.set_presence(ada, "available")
     message, _ = conversations.post_customer_message(workstream, customer, "c1", "Hi")
     conversation = db.session.get(Conversation, message.conversation_id)
     assert (conversation.status, conversation.agent_id) == ("active", ada.id)
@@ -46,7 +46,7 @@ def test_an_available_agent_gets_the_new_conversation(parties):
 def test_an_agent_becoming_available_takes_the_queue(parties):
     workstream, customer, ada = parties
     message, _ = conversations.post_customer_message(workstream, customer, "c1", "Anyone?")
-    conversations.agent_available(ada)
+    routing.set_presence(ada, "available")
     assert db.session.get(Conversation, message.conversation_id).agent_id == ada.id
 
 
@@ -61,7 +61,7 @@ def test_a_retried_send_returns_the_stored_message_and_stores_nothing(parties):
 
 def test_sequence_numbers_have_no_gaps_across_both_sides(parties):
     workstream, customer, ada = parties
-    conversations.agent_available(ada)
+    routing.set_presence(ada, "available")
     m1, _ = conversations.post_customer_message(workstream, customer, "c1", "one")
     m2, _ = conversations.post_agent_message(ada, m1.conversation_id, "a1", "two")
     m3, _ = conversations.post_customer_message(workstream, customer, "c2", "three")
@@ -99,7 +99,7 @@ def test_exactly_4000_characters_is_accepted(parties):
 def test_ending_is_for_the_assigned_agent_and_the_next_message_starts_anew(parties):
     workstream, customer, ada = parties
     bo = db.session.scalar(select(Agent).where(Agent.email == "bo@example.com"))
-    conversations.agent_available(ada)
+    routing.set_presence(ada, "available")
     first, _ = conversations.post_customer_message(workstream, customer, "c1", "Hi")
     with pytest.raises(ChatError) as refused:
         conversations.end(bo, first.conversation_id)
@@ -119,9 +119,9 @@ def test_take_succeeds_once(parties):
     workstream, customer, ada = parties
     bo = db.session.scalar(select(Agent).where(Agent.email == "bo@example.com"))
     message, _ = conversations.post_customer_message(workstream, customer, "c1", "Hi")
-    conversations.take(bo, message.conversation_id)
+    routing.take(bo, message.conversation_id)
     with pytest.raises(ChatError) as refused:
-        conversations.take(ada, message.conversation_id)
+        routing.take(ada, message.conversation_id)
     assert refused.value.code == "wrong_state"
     assert db.session.get(Conversation, message.conversation_id).agent_id == bo.id
 
@@ -149,7 +149,7 @@ def test_one_customer_per_setting_and_sub(parties, world):
 
 def test_backlog_with_a_cursor_continues_and_includes_newer_conversations(parties):
     workstream, customer, ada = parties
-    conversations.agent_available(ada)
+    routing.set_presence(ada, "available")
     m1, _ = conversations.post_customer_message(workstream, customer, "c1", "one")
     conversations.post_agent_message(ada, m1.conversation_id, "a1", "two")
     conversations.end(ada, m1.conversation_id)

@@ -213,10 +213,13 @@ def test_the_console_streams_new_conversations_and_messages_to_the_agent(server)
     customer, _, _ = widget(server, "streamed")
     customer.send({"type": "send", "client_id": "s1", "body": "is anyone there?"})
     summary = console.recv_until("conversation")["conversation"]
-    assert summary["status"] == "active" and summary["agent"]["name"] == "Ada"
-    assert summary["customer"]["sub"] == "streamed"
+    assert summary["status"] == "open" and summary["customer"]["sub"] == "streamed"
+    notify = console.recv_until("notify")
+    assert notify["kind"] == "assigned" and notify["conversation"]["agent"]["name"] == "Ada"
+    assert notify["conversation"]["customer"]["sub"] == "streamed" and notify["conversation"]["status"] == "active"
+    customer.send({"type": "send", "client_id": "s2", "body": "hello?"})
     message = console.recv_until("message")["message"]
-    assert message["body"] == "is anyone there?" and message["conversation_id"] == summary["id"]
+    assert message["body"] == "hello?" and message["conversation_id"] == summary["id"]
 
     console.send({"type": "watch", "conversation_id": "x"})
     assert console.recv_until("error")["code"] == "invalid_request"

@@ -2,15 +2,15 @@
 
 from functools import wraps
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import auth_settings
+from .. import auth_settings, workstreams
 from ..api import json_body
 from ..errors import ChatError, not_found
 from ..extensions import db
-from ..models import AuthSetting
+from ..models import AuthSetting, Workstream
 from . import bp
 
 
@@ -72,3 +72,31 @@ def retire_key(setting_id: int, kid: str):
     setting = _setting(setting_id)
     auth_settings.retire_key(setting, kid)
     return jsonify({"auth_setting": auth_settings.describe(setting)})
+
+
+@bp.get("/api/workstreams")
+@admin_only
+def list_workstreams():
+    found = db.session.scalars(select(Workstream).order_by(Workstream.created_at))
+    return jsonify({"workstreams": [workstreams.describe(w) for w in found]})
+
+
+@bp.post("/api/workstreams")
+@admin_only
+def create_workstream():
+    workstream = workstreams.create(json_body())
+    return jsonify(
+        {
+            "workstream": workstreams.describe(workstream),
+            "embed": workstream.embed_snippet(request.host_url.rstrip("/")),
+        }
+    ), 201
+
+
+@bp.patch("/api/workstreams/<workstream_id>")
+@admin_only
+def update_workstream(workstream_id: str):
+    workstream = db.session.get(Workstream, workstream_id)
+    if workstream is None:
+        raise not_found("workstream")
+    return jsonify({"workstream": workstreams.describe(workstreams.update(workstream, json_body()))})

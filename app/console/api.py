@@ -4,10 +4,11 @@ from flask import jsonify
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import conversations, payloads
+from .. import capacity, clock, conversations, payloads, routing
 from ..api import history_page, json_body
+from ..errors import ChatError
 from ..extensions import db
-from ..models import CURRENT_STATUSES, ENDED_STATUSES, Conversation
+from ..models import ENDED_STATUSES, Agent, Conversation
 from . import bp
 
 RECENT = 20
@@ -18,17 +19,27 @@ PAGE = 50
 @login_required
 def me():
     agent = current_user
+    load = capacity.loads(clock.now(), [agent.id]).get(agent.id, capacity.Load())
     return jsonify(
         {
-            "agent": {
-                "id": agent.id,
-                "email": agent.email,
-                "name": agent.name,
-                "role": agent.role,
-                "presence": agent.presence,
-            }
+            "agent": {**payloads.agent(agent), "email": agent.email, "role": agent.role},
+            "capacity": capacity.capacity_view(agent, load),
         }
     )
+
+
+@bp.get("/api/agents")
+@login_required
+def agents():
+    """Everyone's presence, for the transfer menu and to see who is around."""
+    return jsonify({"agents": [payloads.agent(a) for a in db.session.scalars(select(Agent).order_by(Agent.name))]})
+
+
+@bp.post("/api/presence")
+@login_required
+def presence():
+    routing.set_presence(current_user, json_body().get("presence"))
+    return me()
 
 
 def _summaries(query) -> list[dict]:
@@ -40,7 +51,12 @@ def _summaries(query) -> list[dict]:
 def lists():
     mine = (
         select(Conversation)
-        .where(Conversation.agent_id == current_user.id, Conversation.status.in_(CURRENT_STATUSES))
+        .where(Conversation.agent_id == current_user.id, Conversation.status.in_(("open", "active")))
+        .order_by(Conversation.updated_at.desc())
+    )
+    waiting = (
+        select(Conversation)
+        .where(Conversation.agent_id == current_user.id, Conversation.status == "waiting")
         .order_by(Conversation.updated_at.desc())
     )
     queue = (
@@ -54,7 +70,14 @@ def lists():
         .order_by(Conversation.ended_at.desc())
         .limit(RECENT)
     )
-    return jsonify({"mine": _summaries(mine), "queue": _summaries(queue), "recent": _summaries(recent)})
+    return jsonify(
+        {
+            "mine": _summaries(mine),
+            "waiting": _summaries(waiting),
+            "queue": _summaries(queue),
+            "recent": _summaries(recent),
+        }
+    )
 
 
 @bp.get("/api/conversations/<int:conversation_id>")
@@ -94,13 +117,50 @@ def reply(conversation_id: int):
     return jsonify({"message": payloads.message(message)}), 201 if created else 200
 
 
+def _step(action, conversation_id: int, *args):
+    return jsonify({"conversation": payloads.summary(action(current_user, conversation_id, *args))})
+
+
 @bp.post("/api/conversations/<int:conversation_id>/take")
 @login_required
 def take(conversation_id: int):
-    return jsonify({"conversation": payloads.summary(conversations.take(current_user, conversation_id))})
+    return _step(routing.take, conversation_id)
+
+
+@bp.post("/api/conversations/<int:conversation_id>/accept")
+@login_required
+def accept(conversation_id: int):
+    return _step(routing.accept, conversation_id)
+
+
+@bp.post("/api/conversations/<int:conversation_id>/transfer")
+@login_required
+def transfer(conversation_id: int):
+    data = json_body()
+    if "agent_id" not in data:
+        raise ChatError(400, "invalid_request", "agent_id is required (null sends it back to the queue).")
+    return _step(routing.transfer, conversation_id, data["agent_id"])
+
+
+@bp.post("/api/conversations/<int:conversation_id>/park")
+@login_required
+def park(conversation_id: int):
+    return _step(conversations.park, conversation_id)
+
+
+@bp.post("/api/conversations/<int:conversation_id>/resume")
+@login_required
+def resume(conversation_id: int):
+    return _step(conversations.resume, conversation_id)
 
 
 @bp.post("/api/conversations/<int:conversation_id>/end")
 @login_required
 def end(conversation_id: int):
-    return jsonify({"conversation": payloads.summary(conversations.end(current_user, conversation_id))})
+    return _step(conversations.end, conversation_id)
+
+
+@bp.post("/api/conversations/<int:conversation_id>/close")
+@login_required
+def close_wrap_up(conversation_id: int):
+    return _step(conversations.close_wrap_up, conversation_id)

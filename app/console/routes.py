@@ -4,7 +4,7 @@ from flask import jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import conversations
+from .. import routing
 from ..extensions import db
 from ..extensions import login as login_manager
 from ..models import Agent
@@ -42,14 +42,16 @@ def login():
     if agent is None or not agent.check_password(request.form.get("password") or ""):
         return render_template("console/login.html", error="Wrong email or password.", next=next_url), 401
     login_user(agent)
-    conversations.agent_available(agent)
+    routing.seen(agent.id)
+    if agent.presence in ("offline", "inactive"):
+        routing.set_presence(agent, "available")
     return redirect(_safe_next(next_url))
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    conversations.agent_offline(current_user)
+    routing.set_presence(current_user, "offline")
     logout_user()
     return redirect(url_for("console.login"))
 

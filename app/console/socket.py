@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from flask import request
 from flask_login import current_user
 
-from .. import conversations, events, realtime
+from .. import conversations, events, realtime, routing
 from ..errors import ChatError
 from ..extensions import sock
 from . import bp
@@ -27,6 +27,7 @@ def console_socket(ws) -> None:
     conn = realtime.Connection(ws)
     agent_id = current_user.id
     subscription = events.hub.subscribe([events.CONSOLE_CHANNEL, events.agent_channel(agent_id)])
+    routing.seen(agent_id)
     realtime.release_session()
     conn.forward(subscription)
     watched: list[str] = []
@@ -34,6 +35,8 @@ def console_socket(ws) -> None:
     def handle(frame: dict) -> None:
         kind = frame["type"]
         if kind == "ping":
+            # The console's heartbeat: an agent whose consoles all fall silent goes offline (timers.py).
+            routing.seen(agent_id)
             conn.send({"type": "pong"})
         elif kind == "watch":
             conversation_id = frame.get("conversation_id")
@@ -47,4 +50,9 @@ def console_socket(ws) -> None:
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 
-    realtime.loop(conn, handle)
+    try:
+        realtime.loop(conn, handle)
+    finally:
+        # The grace period for going offline starts when the connection goes away.
+        routing.seen(agent_id)
+        realtime.release_session()

@@ -2,7 +2,7 @@
 
 from flask import request
 
-from .. import conversations, customer_auth, events, payloads, realtime
+from .. import clock, conversations, customer_auth, events, payloads, realtime, routing
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -15,6 +15,13 @@ def guard_socket() -> None:
     # Refuse before the handshake, so a foreign page gets a plain 403 and never an open socket.
     if request.endpoint == "widget_api.widget_socket":
         check_origin(workstream_or_404(request.args.get("workstream")))
+
+
+def _hours(workstream: Workstream) -> dict:
+    """Whether the team is in now and, if not, when it is back (persistent customers may still write)."""
+    now = clock.now()
+    is_open = routing.is_open(workstream, now)
+    return {"open": is_open, "opens_at": None if is_open else clock.iso(routing.opens_at(workstream, now))}
 
 
 def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tuple[customer_auth.Identity, int]:
@@ -34,6 +41,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tupl
             "mode": workstream.mode,
             "customer_can_end": workstream.mode == "live",
         },
+        "hours": _hours(workstream),
     }
     backlog = {
         "type": "backlog",

@@ -1,0 +1,183 @@
+"""What time triggers: unanswered offers, agents whose consoles went away, customers stranded with an
+offline agent, auto-close, and routing when operating hours begin.
+
+`tick()` runs every few seconds in one process of the deployment at a time (a file lock on SQLite, a
+PostgreSQL advisory lock on PostgreSQL); tests call it directly with the clock moved.
+"""
+
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from flask import Flask, current_app
+from sqlalchemy import and_, or_, select, text
+
+from . import clock, conversations, lifecycle, routing
+from .extensions import db
+from .models import Agent, Conversation, Message, Workstream
+
+log = logging.getLogger(__name__)
+# Consoles ping every 25 s: allow for one missed beat on top of the grace period.
+HEARTBEAT_SLACK_SECONDS = 30
+ADVISORY_LOCK_KEY = 0x50435348  # "PCSH"
+
+
+def expire_offers(now: datetime) -> int:
+    """A pushed conversation not accepted in time goes back to the queue and its agent becomes
+    `inactive`, so routing stops offering them more until they come back."""
+    expired = db.session.scalars(
+        select(Conversation).where(Conversation.status == "active", Conversation.offer_expires_at <= now)
+    ).all()
+    for conversation in expired:
+        agent = conversation.agent
+        routing.requeue(conversation, "system", None)
+        if agent is not None and agent.presence != "inactive":
+            agent.presence = "inactive"
+            agent.presence_changed_at = now
+            lifecycle.announce_agent(agent)
+        db.session.commit()
+    return len(expired)
+
+
+def agents_gone(now: datetime) -> int:
+    """Agents whose every console has been gone for the grace period become offline."""
+    grace = timedelta(seconds=current_app.config["PRESENCE_GRACE_SECONDS"] + HEARTBEAT_SLACK_SECONDS)
+    gone = db.session.scalars(
+        select(Agent).where(
+            Agent.presence != "offline", or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < now - grace)
+        )
+    ).all()
+    for agent in gone:
+        agent.presence = "offline"
+        agent.presence_changed_at = now
+        lifecycle.announce_agent(agent)
+    db.session.commit()
+    return len(gone)
+
+
+def requeue_stranded(now: datetime) -> int:
+    """The fallback other products lack: a customer waiting for a reply from an agent who has been
+    offline for the workstream's N minutes goes back to the queue, where someone else can answer."""
+    last = Message
+    stranded = db.session.scalars(
+        select(Conversation)
+        .join(Workstream, Conversation.workstream_id == Workstream.id)
+        .join(Agent, Conversation.agent_id == Agent.id)
+        .join(last, and_(last.conversation_id == Conversation.id, last.seq == Conversation.last_seq))
+        .where(
+            Conversation.status == "active",
+            Workstream.fallback_offline_minutes.is_not(None),
+            Agent.presence == "offline",
+            last.sender_kind == "customer",
+        )
+    ).all()
+    moved = 0
+    for conversation in stranded:
+        minutes = conversation.workstream.fallback_offline_minutes
+        if conversation.agent.presence_changed_at <= now - timedelta(minutes=minutes):
+            routing.requeue(conversation, "system", None)
+            moved += 1
+    db.session.commit()
+    return moved
+
+
+def auto_close(now: datetime) -> int:
+    """Close what has been left alone for the workstream's time: open and waiting conversations without
+    activity, and wrap-ups past their wrap-up time."""
+    rules = []
+    for workstream in db.session.scalars(select(Workstream)):
+        rules.append(
+            and_(
+                Conversation.workstream_id == workstream.id,
+                or_(
+                    and_(
+                        Conversation.status == "open",
+                        Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_open_seconds),
+                    ),
+                    and_(
+                        Conversation.status == "waiting",
+                        Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_waiting_seconds),
+                    ),
+                    and_(
+                        Conversation.status == "wrap_up",
+                        Conversation.ended_at <= now - timedelta(seconds=workstream.wrap_up_seconds),
+                    ),
+                ),
+            )
+        )
+    if not rules:
+        return 0
+    due = db.session.scalars(select(Conversation).where(or_(*rules))).all()
+    for conversation in due:
+        agent = conversation.agent
+        conversations.close(conversation, "system", None)
+        if agent is not None:
+            lifecycle.announce_agent(agent)
+        db.session.commit()
+    return len(due)
+
+
+def tick(now: datetime | None = None) -> dict[str, int]:
+    now = now or clock.now()
+    return {
+        "offers_expired": expire_offers(now),
+        "agents_offline": agents_gone(now),
+        "requeued": requeue_stranded(now),
+        "closed": auto_close(now),
+        "assigned": routing.dispatch(now),
+    }
+
+
+@contextmanager
+def leadership() -> Iterator[bool]:
+    """True in exactly one process of the deployment at a time."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as connection:
+            won = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+            try:
+                yield bool(won)
+            finally:
+                if won:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                connection.commit()
+        return
+    # SQLite lives on one host: a lock file beside the database is enough.
+    path = Path(current_app.instance_path) / "scheduler.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def start(app: Flask) -> threading.Thread:
+    """Run tick() every SCHEDULER_INTERVAL seconds in the background (a greenlet under gevent)."""
+
+    def run() -> None:
+        while True:
+            time.sleep(app.config["SCHEDULER_INTERVAL"])
+            with app.app_context():
+                try:
+                    with leadership() as leader:
+                        if leader:
+                            tick()
+                except Exception:
+                    # One bad tick must not stop the timers for good; it is logged and the next one runs.
+                    log.exception("scheduler tick failed")
+                    db.session.rollback()
+                finally:
+                    db.session.remove()
+
+    thread = threading.Thread(target=run, name="persistent-chat-scheduler", daemon=True)
+    thread.start()
+    return thread
