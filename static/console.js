@@ -12,6 +12,16 @@
   const BACKOFF_MAX_MS = 30000;
   const PAGE = 100; // the protocol's largest page, so gap filling needs few round trips
   const PREVIEW_CHARS = 140;
+  const BEEP_MS = 200;
+  const PRESENCE_LABELS = {
+    available: 'Available',
+    busy: 'Busy',
+    busy_dnd: 'Do not disturb',
+    away: 'Away',
+    offline: 'Offline',
+    inactive: 'Inactive',
+  };
+  const BADGE_LABELS = { returned: 'Returned', assigned: 'New' };
 
   const $ = (id) => document.getElementById(id);
   const app = $('app');
@@ -30,6 +40,13 @@
     agent: $('conv-agent'),
     details: $('conv-details'),
     take: $('take'),
+    offer: $('offer'),
+    accept: $('accept'),
+    countdown: $('offer-countdown'),
+    resume: $('resume'),
+    park: $('park'),
+    transfer: $('transfer'),
+    closeWrapUp: $('close-wrap-up'),
     end: $('end'),
     actionError: $('action-error'),
     thread: $('thread'),
@@ -44,6 +61,18 @@
     endDialog: $('end-dialog'),
     endConfirm: $('end-confirm'),
     endCancel: $('end-cancel'),
+    transferDialog: $('transfer-dialog'),
+    transferTo: $('transfer-to'),
+    transferConfirm: $('transfer-confirm'),
+    transferCancel: $('transfer-cancel'),
+    presence: $('presence'),
+    presenceDot: $('presence-dot'),
+    presenceNote: $('presence-note'),
+    capacity: $('capacity'),
+    capacityFill: $('capacity-fill'),
+    capacityText: $('capacity-text'),
+    enableNotifications: $('enable-notifications'),
+    agents: $('list-agents'),
   };
 
   // ---------------------------------------------------------------- helpers
@@ -100,6 +129,27 @@
 
   function isMine(s) {
     return Boolean(me && s.agent && s.agent.id === me.id);
+  }
+
+  // Pushed or transferred to me and not yet accepted (replying accepts too).
+  function isOffered(s) {
+    return Boolean(s && s.offer_expires_at && s.status === 'active' && isMine(s));
+  }
+
+  function isPersistent(s) {
+    return Boolean(s && s.workstream && s.workstream.mode === 'persistent');
+  }
+
+  function presenceLabel(presence) {
+    return PRESENCE_LABELS[presence] || presence || '';
+  }
+
+  // "1:45" until the offer runs out; null when it has no expiry.
+  function countdown(s) {
+    const expires = parseTime(s && s.offer_expires_at);
+    if (!expires) return null;
+    const seconds = Math.max(0, Math.ceil((expires.getTime() - Date.now()) / 1000));
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
   }
 
   function statusLabel(s) {
@@ -189,6 +239,7 @@
   const drafts = new Map(); // id -> unsent reply text, so switching conversations loses nothing
   const lists = {
     mine: { ids: [], ul: $('list-mine'), empty: $('empty-mine'), newestFirst: true },
+    waiting: { ids: [], ul: $('list-waiting'), empty: $('empty-waiting'), newestFirst: true },
     queue: { ids: [], ul: $('list-queue'), empty: $('empty-queue'), newestFirst: false },
     recent: { ids: [], ul: $('list-recent'), empty: $('empty-recent'), newestFirst: true },
   };
@@ -199,11 +250,19 @@
   let unseen = 0;
   let sending = false;
   let sendDraft = null; // reused after a failed send so a retry keeps its client_id (idempotent)
+  const badges = new Map(); // id -> 'returned' | 'assigned', until the agent opens the conversation
+  const titleSkips = new Map(); // id -> seq of the customer message a "returned" notification already counted
+  const agents = new Map(); // id -> {id, name, presence, presence_changed_at}
+  let notifications = 0;
+  // A frame newer than an HTTP answer in flight wins over it (every change sends a frame).
+  let capacityFrames = 0;
+  let presenceFrames = 0;
 
   function classify(s) {
     if (s.status === 'open' && !s.agent) return 'queue';
     if (!isMine(s)) return null;
-    return isEnded(s) ? 'recent' : 'mine';
+    if (isEnded(s)) return 'recent';
+    return s.status === 'waiting' ? 'waiting' : 'mine';
   }
 
   function newer(a, b) {
@@ -241,10 +300,22 @@
   }
 
   function prune() {
-    const listed = new Set([...lists.mine.ids, ...lists.queue.ids, ...lists.recent.ids]);
+    const listed = new Set(Object.values(lists).flatMap((list) => list.ids));
     for (const id of [...summaries.keys()]) if (!listed.has(id)) summaries.delete(id);
     for (const id of [...items.keys()]) if (!listed.has(id)) items.delete(id);
     for (const id of [...unread]) if (!listed.has(id)) unread.delete(id);
+    for (const id of [...badges.keys()]) if (!listed.has(id)) badges.delete(id);
+  }
+
+  // Conversations that notified the agent go to the top of their list, the latest first.
+  function moveToTop(id) {
+    for (const list of Object.values(lists)) {
+      const i = list.ids.indexOf(id);
+      if (i > 0) {
+        list.ids.splice(i, 1);
+        list.ids.unshift(id);
+      }
+    }
   }
 
   async function loadLists() {
@@ -258,9 +329,9 @@
     }
     const mineBefore = new Set(lists.mine.ids);
     const snapshot = new Map();
-    const fresh = { mine: [], queue: [], recent: [] };
+    const fresh = { mine: [], waiting: [], queue: [], recent: [] };
     // The server's "mine" may include wrap_up conversations that also appear in "recent"; show each once.
-    for (const name of ['recent', 'mine', 'queue']) {
+    for (const name of ['recent', 'mine', 'waiting', 'queue']) {
       for (const s of data[name] || []) {
         if (snapshot.has(s.id)) continue;
         snapshot.set(s.id, keepLatestMessage(s, summaries.get(s.id)));
@@ -277,6 +348,7 @@
       const snap = snapshot.get(s.id);
       if (!snap || newer(s, snap)) upsertSummary(s);
     }
+    for (const id of badges.keys()) moveToTop(id);
     if (listsLoaded) {
       for (const id of lists.mine.ids) if (!mineBefore.has(id)) notifyIfHidden();
     }
@@ -306,13 +378,18 @@
     if (current && current.id === id) li.setAttribute('aria-current', 'true');
     else li.removeAttribute('aria-current');
     const button = li.firstElementChild;
+    const badge = badges.get(id);
+    li.classList.toggle('notified', Boolean(badge));
+    const offered = isOffered(s);
     button.replaceChildren(
       el('span', { className: 'item-top' },
         el('span', { className: 'item-name' }, customerName(s)),
+        badge ? el('span', { className: 'badge', dataset: { kind: badge } }, BADGE_LABELS[badge] || 'New') : null,
         timeElement(s.updated_at || (s.last_message && s.last_message.created_at))),
       el('span', { className: 'item-preview' }, previewText(s)),
       el('span', { className: 'item-meta' },
-        [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · ')),
+        [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · '),
+        offered ? el('span', { className: 'item-offer' }, ` · Offered, ${countdown(s)} left`) : null),
     );
     if (isUnread) button.append(el('span', { className: 'visually-hidden' }, ', unread'));
   }
@@ -354,6 +431,241 @@
     unseen = 0;
     document.title = baseTitle;
   });
+
+  // ---------------------------------------------------------------- notifications
+
+  // Browsers let a page make sound only after a user gesture, so the audio context is created on the
+  // first click or key press anywhere and reused.
+  let audio = null;
+
+  function unlockAudio() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      if (!audio) audio = new Context();
+      if (audio.state === 'suspended') audio.resume().catch(() => {});
+    } catch (err) {
+      console.warn('No sound for notifications', err);
+    }
+  }
+
+  document.addEventListener('click', unlockAudio, true);
+  document.addEventListener('keydown', unlockAudio, true);
+
+  function beep() {
+    if (!audio || audio.state !== 'running') return;
+    try {
+      const t = audio.currentTime;
+      const end = t + BEEP_MS / 1000;
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.type = 'sine';
+      osc.frequency.setValueAtTime(880, t);
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.2, t + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, end);
+      osc.connect(gain);
+      gain.connect(audio.destination);
+      osc.start(t);
+      osc.stop(end + 0.01);
+    } catch (err) {
+      console.warn('Could not play the notification sound', err);
+    }
+  }
+
+  const canNotify = 'Notification' in window;
+
+  function renderNotificationButton() {
+    ui.enableNotifications.hidden = !canNotify || Notification.permission !== 'default';
+  }
+
+  ui.enableNotifications.addEventListener('click', async () => {
+    if (!canNotify) return;
+    try {
+      // Older browsers only take a callback; newer ones return a Promise.
+      await new Promise((resolve) => {
+        const answer = Notification.requestPermission(resolve);
+        if (answer && answer.then) answer.then(resolve, resolve);
+      });
+    } catch (err) {
+      console.warn('Could not ask for notification permission', err);
+    }
+    const hadFocus = document.activeElement === ui.enableNotifications;
+    renderNotificationButton();
+    if (hadFocus && ui.enableNotifications.hidden) ui.presence.focus();
+  });
+
+  function browserNotification(kind, s) {
+    if (!canNotify || Notification.permission !== 'granted') return;
+    const name = customerName(s);
+    const title = kind === 'returned' ? `${name} is back` : `New conversation from ${name}`;
+    try {
+      const n = new Notification(title, {
+        body: s.last_message ? previewText(s) : ((s.workstream && s.workstream.name) || ''),
+        tag: `conversation-${s.id}`,
+      });
+      n.addEventListener('click', () => {
+        window.focus();
+        openConversation(s.id);
+        n.close();
+      });
+    } catch (err) {
+      // Some browsers (Chrome on Android) allow notifications only from a service worker.
+      console.warn('Could not show a notification', err);
+    }
+  }
+
+  // A conversation was pushed or transferred to me, or a waiting one's customer came back.
+  function onNotify(kind, s) {
+    for (const replay of snapshotReplays) replay.push(s);
+    const known = summaries.get(s.id);
+    if (!known || newer(s, known)) upsertSummary(s);
+    else upsertSummary(known);
+    badges.delete(s.id); // re-inserted, so it counts as the newest for ordering
+    badges.set(s.id, kind === 'returned' ? 'returned' : 'assigned');
+    moveToTop(s.id);
+    // The customer's message that brought it back follows this frame; count it once in the title.
+    if (kind === 'returned') titleSkips.set(s.id, (s.last_seq || 0) + 1);
+    if (current && current.id === s.id && (!current.summary || newer(s, current.summary))) {
+      current.summary = summaries.get(s.id) || s;
+      current.transcript.summary = current.summary;
+      renderHeader();
+    }
+    renderLists();
+    notifications += 1;
+    document.body.dataset.notifications = String(notifications);
+    notifyIfHidden();
+    beep();
+    browserNotification(kind, summaries.get(s.id) || s);
+  }
+
+  // ---------------------------------------------------------------- presence, capacity, team
+
+  function renderPresence(presence) {
+    ui.presence.value = presence in PRESENCE_LABELS ? presence : 'offline';
+    ui.presenceDot.dataset.presence = presence;
+    ui.presence.dataset.presence = presence;
+    ui.presenceNote.textContent = presence === 'inactive'
+      ? 'You are inactive: a conversation offered to you was not accepted in time. Choose Available to get conversations again.'
+      : '';
+  }
+
+  function renderCapacity(c) {
+    if (!c) return;
+    const percent = Number(c.percent) || 0;
+    let text = `${percent}% · ${c.used} of ${c.capacity} units`;
+    if (c.max_items != null) text += ` · ${c.items} of ${c.max_items} conversations`;
+    ui.capacityText.textContent = text;
+    ui.capacity.setAttribute('aria-valuenow', String(percent));
+    ui.capacity.setAttribute('aria-valuetext', text);
+    ui.capacity.classList.toggle('over', percent > 100);
+    // Over capacity is shown in colour and in the text; the bar itself stops at full.
+    ui.capacityFill.style.width = `${Math.min(100, Math.max(0, percent))}%`;
+  }
+
+  function applyMe(data, framesBefore) {
+    if (!data || !data.agent) return;
+    const agent = data.agent;
+    if (!me || presenceFrames === framesBefore.presence) {
+      me = agent;
+      renderPresence(agent.presence);
+      rememberAgent(agent);
+    } else {
+      me = { ...agent, presence: me.presence, presence_changed_at: me.presence_changed_at };
+    }
+    if (capacityFrames === framesBefore.capacity) renderCapacity(data.capacity);
+  }
+
+  async function refreshMe() {
+    const before = { presence: presenceFrames, capacity: capacityFrames };
+    try {
+      applyMe(await api('GET', '/me'), before);
+    } catch (err) {
+      console.warn('Could not refresh presence and capacity', err);
+    }
+  }
+
+  let presenceRequest = 0;
+  ui.presence.addEventListener('change', async () => {
+    const chosen = ui.presence.value;
+    const token = ++presenceRequest;
+    const before = { presence: presenceFrames, capacity: capacityFrames };
+    ui.presence.setAttribute('aria-busy', 'true');
+    showError(ui.appError, null);
+    try {
+      const data = await api('POST', '/presence', { presence: chosen });
+      if (token === presenceRequest) applyMe(data, before);
+    } catch (err) {
+      showError(ui.appError, err);
+      if (token === presenceRequest && me) renderPresence(me.presence);
+    } finally {
+      if (token === presenceRequest) ui.presence.removeAttribute('aria-busy');
+    }
+  });
+
+  function sortedAgents() {
+    return [...agents.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)) || a.id - b.id);
+  }
+
+  function rememberAgent(a) {
+    if (!a || !Number.isInteger(a.id)) return;
+    const known = agents.get(a.id);
+    agents.set(a.id, { ...known, id: a.id, name: a.name, presence: a.presence, presence_changed_at: a.presence_changed_at });
+    renderAgents();
+  }
+
+  function renderAgents() {
+    const rows = sortedAgents().map((a) => {
+      let li = ui.agents.querySelector(`li[data-agent-id="${a.id}"]`);
+      if (!li) li = el('li', { className: 'agent', dataset: { agentId: a.id } });
+      li.dataset.presence = a.presence;
+      const since = parseTime(a.presence_changed_at);
+      li.replaceChildren(
+        el('span', { className: 'presence-dot', dataset: { presence: a.presence }, 'aria-hidden': 'true' }),
+        el('span', { className: 'agent-row-name' }, a.name, me && a.id === me.id ? ' (you)' : null),
+        el('span', { className: 'agent-presence', title: since ? `Since ${fullFormat.format(since)}` : null },
+          presenceLabel(a.presence)),
+      );
+      return li;
+    });
+    rows.forEach((li, i) => {
+      if (ui.agents.children[i] !== li) ui.agents.insertBefore(li, ui.agents.children[i] || null);
+    });
+    while (ui.agents.children.length > rows.length) ui.agents.lastElementChild.remove();
+    if (ui.transferDialog.open) fillTransferOptions();
+  }
+
+  const agentReplays = new Set(); // agent frames seen while the team list is being read
+
+  async function loadAgents() {
+    const replay = [];
+    agentReplays.add(replay);
+    let data;
+    try {
+      data = await api('GET', '/agents');
+    } finally {
+      agentReplays.delete(replay);
+    }
+    agents.clear();
+    for (const a of data.agents || []) agents.set(a.id, a);
+    for (const a of replay) agents.set(a.id, a);
+    renderAgents();
+  }
+
+  function onAgent(a) {
+    for (const replay of agentReplays) replay.push(a);
+    rememberAgent(a);
+    if (me && a.id === me.id) {
+      presenceFrames += 1;
+      me = { ...me, presence: a.presence, presence_changed_at: a.presence_changed_at };
+      renderPresence(a.presence);
+    }
+  }
+
+  function onCapacity(c) {
+    capacityFrames += 1;
+    renderCapacity(c);
+  }
 
   // ---------------------------------------------------------------- transcripts
 
@@ -523,14 +835,15 @@
       ui.status.textContent = '';
       ui.agent.textContent = '';
       ui.details.replaceChildren();
-      ui.take.hidden = true;
-      ui.end.hidden = true;
+      for (const button of actionButtons()) button.hidden = true;
+      ui.offer.hidden = true;
       ui.compose.hidden = true;
       ui.composeNote.hidden = true;
       return;
     }
     const mine = isMine(s);
     const ended = s.ended === true || isEnded(s);
+    const isActive = s.status === 'active';
     ui.customer.textContent = customerName(s);
     ui.workstream.textContent = (s.workstream && s.workstream.name) || '';
     ui.status.textContent = statusLabel(s);
@@ -540,13 +853,25 @@
     renderDetails(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
-    ui.end.hidden = !(mine && !ended);
-    const canReply = mine && !ended;
+    const offered = isOffered(s);
+    ui.accept.hidden = !offered;
+    ui.offer.hidden = !offered;
+    renderCountdown();
+    ui.park.hidden = !(mine && isActive && isPersistent(s));
+    ui.resume.hidden = !(mine && s.status === 'waiting');
+    ui.transfer.hidden = !(mine && isActive);
+    ui.closeWrapUp.hidden = !(mine && s.status === 'wrap_up');
+    ui.end.hidden = !(mine && (isActive || s.status === 'waiting'));
+    const canReply = mine && isActive;
     ui.compose.hidden = !canReply;
     ui.composeNote.hidden = canReply;
     if (ended) ui.composeNote.textContent = 'This conversation has ended.';
     else if (!s.agent) ui.composeNote.textContent = 'Take this conversation to reply.';
     else if (!mine) ui.composeNote.textContent = `${s.agent.name} is handling this conversation.`;
+    else if (s.status === 'waiting') {
+      ui.composeNote.textContent = 'Waiting for the customer to write again. Resume it to reply now.';
+    } else ui.composeNote.textContent = '';
+    ui.composeNote.hidden = canReply || !ui.composeNote.textContent;
 
     const started = formatDate(s.started_at);
     ui.divider.textContent = started ? `This conversation · ${started}` : 'This conversation';
@@ -557,6 +882,25 @@
       else ui.customer.focus();
     }
   }
+
+  function actionButtons() {
+    return [ui.take, ui.accept, ui.resume, ui.park, ui.transfer, ui.closeWrapUp, ui.end];
+  }
+
+  function renderCountdown() {
+    const s = current && current.summary;
+    ui.countdown.textContent = isOffered(s) ? `Accept within ${countdown(s)}` : '';
+  }
+
+  // Offers run out: the header's countdown and the list items' tick every second while any is pending.
+  setInterval(() => {
+    if (current && isOffered(current.summary)) renderCountdown();
+    for (const [id, li] of items) {
+      const span = li.querySelector('.item-offer');
+      const s = summaries.get(id);
+      if (span && s && isOffered(s)) span.textContent = ` · Offered, ${countdown(s)} left`;
+    }
+  }, 1000);
 
   function renderHistory(conversations) {
     ui.history.replaceChildren();
@@ -614,6 +958,7 @@
       filling: false,
     };
     unread.delete(id);
+    badges.delete(id);
     renderLists();
     history.replaceState(null, '', `#conversation-${id}`);
 
@@ -691,6 +1036,7 @@
       const data = await api('POST', `/conversations/${c.id}/messages`, { client_id: sendDraft.clientId, body });
       sendDraft = null;
       drafts.delete(c.id);
+      if (badges.delete(c.id)) renderLists();
       if (c === current) {
         if (ui.reply.value === body) ui.reply.value = '';
         appendMessages([data.message], true);
@@ -704,32 +1050,84 @@
     }
   });
 
-  async function act(action, button) {
+  async function act(action, button, body) {
     const c = current;
     if (!c || button.getAttribute('aria-disabled') === 'true') return;
     setBusy(button, true);
     showError(ui.actionError, null);
     try {
-      const data = await api('POST', `/conversations/${c.id}/${action}`, {});
+      const data = await api('POST', `/conversations/${c.id}/${action}`, body || {});
       upsertSummary(data.conversation);
       if (c === current) {
         c.summary = data.conversation;
+        c.transcript.summary = data.conversation;
         renderHeader();
       }
       renderLists();
     } catch (err) {
       if (c === current) showError(ui.actionError, err);
+      // The conversation may have moved on (an offer ran out, someone else took it): show where it is.
+      if (err.status === 409) refreshCurrent(c);
     } finally {
       setBusy(button, false);
+      refreshMe();
+    }
+  }
+
+  async function refreshCurrent(c) {
+    try {
+      const data = await api('GET', `/conversations/${c.id}`);
+      if (c !== current || !newer(data.conversation, c.summary)) return;
+      c.summary = data.conversation;
+      c.transcript.summary = data.conversation;
+      upsertSummary(data.conversation);
+      renderHeader();
+      renderLists();
+    } catch (err) {
+      console.warn('Could not reload the conversation', err);
     }
   }
 
   ui.take.addEventListener('click', () => act('take', ui.take));
+  ui.accept.addEventListener('click', () => act('accept', ui.accept));
+  ui.park.addEventListener('click', () => act('park', ui.park));
+  ui.resume.addEventListener('click', () => act('resume', ui.resume));
+  ui.closeWrapUp.addEventListener('click', () => act('close', ui.closeWrapUp));
   ui.end.addEventListener('click', () => ui.endDialog.showModal());
   ui.endCancel.addEventListener('click', () => ui.endDialog.close());
   ui.endConfirm.addEventListener('click', () => {
     ui.endDialog.close();
     act('end', ui.end);
+  });
+
+  // The transfer menu: back to the queue, or another agent (shown with their presence).
+  function fillTransferOptions() {
+    const chosen = ui.transferTo.value;
+    const options = [el('option', { value: '' }, 'Back to the queue')];
+    for (const a of sortedAgents()) {
+      if (me && a.id === me.id) continue;
+      options.push(el('option', { value: a.id, dataset: { presence: a.presence } },
+        `${a.name} (${presenceLabel(a.presence)})`));
+    }
+    ui.transferTo.replaceChildren(...options);
+    if ([...ui.transferTo.options].some((o) => o.value === chosen)) ui.transferTo.value = chosen;
+  }
+
+  ui.transfer.addEventListener('click', () => {
+    if (!current || ui.transfer.getAttribute('aria-disabled') === 'true') return;
+    ui.transferTo.value = '';
+    fillTransferOptions();
+    ui.transferDialog.showModal();
+    ui.transferTo.focus();
+    loadAgents().then(() => {
+      if (ui.transferDialog.open) fillTransferOptions();
+    }).catch(() => {});
+  });
+  ui.transferCancel.addEventListener('click', () => ui.transferDialog.close());
+  ui.transferConfirm.addEventListener('click', () => {
+    const value = ui.transferTo.value;
+    ui.transferDialog.close();
+    act('transfer', ui.transfer, { agent_id: value === '' ? null : Number(value) });
   });
 
   // ---------------------------------------------------------------- websocket
@@ -767,6 +1165,8 @@
     if (resyncListsAt && (force || pongsSeen >= resyncListsAt)) {
       resyncListsAt = 0;
       loadLists().catch((err) => showError(ui.appError, err));
+      loadAgents().catch((err) => console.warn('Could not reload the team', err));
+      refreshMe();
     }
     if (fillGapAt && (force || pongsSeen >= fillGapAt)) {
       fillGapAt = 0;
@@ -828,6 +1228,9 @@
     }
     if (frame.type === 'conversation' && frame.conversation) onConversation(frame.conversation);
     else if (frame.type === 'message' && frame.message) onMessage(frame.message);
+    else if (frame.type === 'notify' && frame.conversation) onNotify(frame.kind, frame.conversation);
+    else if (frame.type === 'agent' && frame.agent) onAgent(frame.agent);
+    else if (frame.type === 'capacity' && frame.capacity) onCapacity(frame.capacity);
     else if (frame.type === 'pong') {
       pongsSeen += 1;
       resync();
@@ -837,9 +1240,8 @@
 
   function onConversation(s) {
     for (const replay of snapshotReplays) replay.push(s);
-    const wasMine = lists.mine.ids.includes(s.id);
-    const target = upsertSummary(s);
-    if (target === 'mine' && !wasMine) notifyIfHidden();
+    // Assignments and returning customers are announced by their own notify frame (onNotify).
+    upsertSummary(s);
     if (current && current.id === s.id) {
       current.summary = s;
       current.transcript.summary = s;
@@ -863,18 +1265,22 @@
     } else if (s && m.sender !== 'agent') {
       unread.add(id);
     }
-    if (m.sender === 'customer' && lists.mine.ids.includes(id)) notifyIfHidden();
+    if (titleSkips.get(id) === m.seq) titleSkips.delete(id);
+    else if (m.sender === 'customer' && lists.mine.ids.includes(id)) notifyIfHidden();
     renderLists();
   }
 
   // ---------------------------------------------------------------- start
 
   async function start() {
+    document.body.dataset.notifications = '0';
+    renderNotificationButton();
     try {
-      me = (await api('GET', '/me')).agent;
+      applyMe(await api('GET', '/me'), { presence: presenceFrames, capacity: capacityFrames });
     } catch (err) {
       showError(ui.appError, err);
     }
+    loadAgents().catch((err) => showError(ui.appError, err));
     try {
       await loadLists();
     } catch (err) {

@@ -5,7 +5,10 @@ import json
 
 import pytest
 import simple_websocket
+from sqlalchemy import update
 
+from app.extensions import db
+from app.models import Agent
 from tests.support import HOST_ORIGIN, ChatServer, console_cookie, migrated_app, seed
 
 TIMEOUT = 5
@@ -14,7 +17,12 @@ TIMEOUT = 5
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     instance = tmp_path_factory.mktemp("sockets")
-    world = seed(migrated_app(instance), [HOST_ORIGIN], {"ada": "Ada"})
+    app = migrated_app(instance)
+    world = seed(app, [HOST_ORIGIN], {"ada": "Ada"})
+    with app.app_context():
+        # Earlier tests leave conversations in the queue; Ada must have room for the one she is sent.
+        db.session.execute(update(Agent).values(capacity=10_000))
+        db.session.commit()
     running = ChatServer(instance).start()
     running.world = world
     yield running
