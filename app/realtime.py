@@ -1,7 +1,10 @@
 """What every websocket handler shares: JSON frames, one writer at a time, a pump from the event hub.
 
 simple-websocket's send() is not thread-safe, so every send goes through one lock. A handler never
-holds a database session across receive(): it calls `release_session()` after each action.
+holds a database session across anything that waits on the network (the handshake, receive(), send()):
+under gevent the wait lets other greenlets run, and on SQLite a transaction left open then holds the
+write lock (BEGIN IMMEDIATE) while the others block the whole process in SQLite's busy wait. So each
+handler calls `release_session()` before it waits or sends.
 """
 
 import json

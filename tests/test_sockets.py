@@ -2,6 +2,8 @@
 isolation between customers, the console stream, and refusals."""
 
 import json
+import time
+import urllib.request
 
 import pytest
 import simple_websocket
@@ -235,3 +237,25 @@ def test_the_console_streams_new_conversations_and_messages_to_the_agent(server)
     assert console.recv_until("error")["code"] == "not_found"
     for peer in (console, customer):
         peer.close()
+
+
+def test_open_sockets_waiting_for_their_first_frame_do_not_block_writers(server):
+    """A socket's handshake must not leave a database transaction open (on SQLite it would hold the
+    write lock and stall every other writer of the process)."""
+    silent_widget = Peer(server.url.replace("http", "ws") + f"/ws/widget?workstream={server.world.workstream_id}")
+    cookie = sign_in(server)
+    silent_console = Peer(
+        server.url.replace("http", "ws") + "/console/ws", origin=server.url, headers={"Cookie": cookie}
+    )
+    started = time.monotonic()
+    request = urllib.request.Request(
+        f"{server.url}/api/widget/workstreams/{server.world.workstream_id}/messages",
+        data=json.dumps({"client_id": "w1", "body": "not blocked"}).encode(),
+        headers={"Authorization": f"Bearer {server.world.token('writer')}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    assert time.monotonic() - started < 2
+    silent_widget.close()
+    silent_console.close()

@@ -15,8 +15,12 @@ from . import bp
 def guard_socket():
     # A cookie-authenticated socket must come from the console's own pages (cross-site hijacking).
     if request.endpoint == "console.console_socket":
-        if not current_user.is_authenticated:
-            raise ChatError(401, "not_authenticated", "Sign in first.")
+        try:
+            if not current_user.is_authenticated:
+                raise ChatError(401, "not_authenticated", "Sign in first.")
+        finally:
+            # Loading the agent opened a transaction; the handshake must not hold it (see realtime.py).
+            realtime.release_session()
         origin = request.headers.get("Origin")
         if not origin or urlsplit(origin).netloc != request.host:
             raise ChatError(403, "forbidden_origin", "The console socket is only for the console's own pages.")
