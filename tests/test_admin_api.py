@@ -98,3 +98,35 @@ def test_only_admins_may_manage_settings(client, world):
 def test_signed_out_gets_401(client):
     response = client.get("/admin/api/auth-settings")
     assert response.status_code == 401 and response.json["error"]["code"] == "not_authenticated"
+
+
+def test_workstreams_are_created_and_changed_with_validation(admin, world):
+    created = admin.post(
+        "/admin/api/workstreams",
+        json={
+            "name": "Shop chat",
+            "auth_setting_id": world.auth_setting_id,
+            "allowed_origins": ["https://shop.example"],
+            "hours": {"timezone": "Europe/Helsinki", "weekly": {"mon": [["08:00", "16:00"]]}, "holidays": []},
+            "fallback_offline_minutes": 30,
+        },
+    )
+    assert created.status_code == 201, created.json
+    workstream = created.json["workstream"]
+    assert (workstream["mode"], workstream["affinity"], workstream["auto_close_open_seconds"]) == (
+        "persistent",
+        True,
+        30 * 24 * 3600,
+    )
+    assert f'data-workstream="{workstream["id"]}"' in created.json["embed"]
+    path = f"/admin/api/workstreams/{workstream['id']}"
+    refused = admin.patch(path, json={"affinity": False})
+    assert refused.status_code == 400 and "affinity" in refused.json["error"]["message"]
+    assert admin.patch(path, json={"distribution": "pick"}).status_code == 400
+    changed = admin.patch(path, json={"capacity_cost": 50, "wrap_up_capacity": 600}).json["workstream"]
+    assert (changed["capacity_cost"], changed["wrap_up_capacity"], changed["affinity"]) == (50, 600, True)
+
+    live = admin.post("/admin/api/workstreams", json={"name": "Live", "mode": "live"}).json["workstream"]
+    assert (live["auto_close_open_seconds"], live["wrap_up_seconds"]) == (20 * 60, 15 * 60)
+    listed = admin.get("/admin/api/workstreams").json["workstreams"]
+    assert {w["name"] for w in listed} >= {"Shop chat", "Live"}

@@ -410,3 +410,11 @@ def test_concurrent_routing_never_double_assigns_or_overfills(app, world):
             select(func.count()).where(Conversation.status == "active", Conversation.workstream_id == ws_id)
         )
         assert active == len(assignments)
+
+
+def test_only_one_process_at_a_time_runs_the_timers(app):
+    with app.app_context(), timers.leadership() as first:
+        with timers.leadership() as second:
+            assert (first, second) == (True, False)
+    with app.app_context(), timers.leadership() as again:
+        assert again is True

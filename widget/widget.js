@@ -27,6 +27,8 @@
       errOrigin: "The chat is not enabled for this website.",
       errWorkstream: "This chat is not available.", errGeneric: "The chat could not be started.",
       errUnreachable: "The chat cannot be reached right now.",
+      away: "We are away right now and back {time}. You can still write: we will answer then.",
+      awayNoTime: "We are away right now. You can still write: we will answer when we are back.",
       notSent: "Not sent.", empty: "Not sent: the message is empty.",
       tooLong: "Not sent: the message is too long (4,000 characters at most).",
     },
@@ -46,6 +48,8 @@
       errWorkstream: "Tämä chat ei ole käytettävissä.",
       errGeneric: "Chattia ei voitu käynnistää.",
       errUnreachable: "Chattiin ei juuri nyt saada yhteyttä.",
+      away: "Emme ole paikalla juuri nyt, palaamme {time}. Voit silti kirjoittaa: vastaamme silloin.",
+      awayNoTime: "Emme ole paikalla juuri nyt. Voit silti kirjoittaa: vastaamme, kun palaamme.",
       notSent: "Ei lähetetty.", empty: "Ei lähetetty: viesti on tyhjä.",
       tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
     },
@@ -139,6 +143,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-divider { flex: none; display: flex; align-items: center; gap: 10px; margin: 10px 0;
   font-size: 12px; color: var(--pc-muted); }
 .pc-divider::before, .pc-divider::after { content: ""; flex: 1; border-top: 1px solid var(--pc-border); }
+.pc-notice { margin: 0; padding: 8px 14px; font-size: 13px; background: #fff7e0; color: #4a3b00;
+  border-bottom: 1px solid var(--pc-border); }
 .pc-status { padding: 0 14px; font-size: 12px; color: var(--pc-muted); }
 .pc-status:not(:empty) { padding: 4px 14px; }
 .pc-compose { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px;
@@ -176,6 +182,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   </div>
   <div class="pc-error" role="alert" hidden><p></p><button type="button">${esc(t.tryAgain)}</button></div>
   <div class="pc-log" role="log" aria-live="polite" aria-label="${esc(t.messages)}" tabindex="0"></div>
+  <p class="pc-notice" hidden></p>
   <div class="pc-status" role="status"></div>
   <form class="pc-compose"><textarea class="pc-input" rows="1" maxlength="${MAX_BODY}"
     aria-label="${esc(t.message)}" placeholder="${esc(t.placeholder)}"></textarea><button
@@ -320,8 +327,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
       const $ = (sel) => root.querySelector(sel);
       [this.launcher, this.badge, this.unreadText, this.panel, this.title, this.agent, this.errorBox,
-        this.log, this.status, this.input] = [".pc-launcher", ".pc-unread", ".pc-sr", ".pc-panel",
-        ".pc-title", ".pc-agent", ".pc-error", ".pc-log", ".pc-status", ".pc-input"].map($);
+        this.log, this.status, this.input, this.notice] = [".pc-launcher", ".pc-unread", ".pc-sr", ".pc-panel",
+        ".pc-title", ".pc-agent", ".pc-error", ".pc-log", ".pc-status", ".pc-input", ".pc-notice"].map($);
       // Lives inside the log so it scrolls away with the oldest messages.
       this.earlierButton = el("button", "pc-earlier", this.t.earlier);
       this.earlierButton.type = "button";
@@ -406,6 +413,21 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     showError(text) {
       this.errorBox.querySelector("p").textContent = text;
       this.errorBox.hidden = false;
+    }
+
+    // Outside operating hours a persistent chat still takes messages; the customer is told when the
+    // team is back, in their own time zone.
+    showHours(hours) {
+      const away = !!hours && hours.open === false;
+      this.notice.hidden = !away;
+      if (!away) return;
+      const date = hours.opens_at ? new Date(String(hours.opens_at).replace(/(\.\d{3})\d+/, "$1")) : null;
+      let when = "";
+      if (date && !isNaN(date)) {
+        const opts = { weekday: "long", hour: "2-digit", minute: "2-digit" };
+        try { when = date.toLocaleString(this.localeTag, opts); } catch (e) { when = date.toLocaleString(undefined, opts); }
+      }
+      this.notice.textContent = when ? this.t.away.replace("{time}", when) : this.t.awayNoTime;
     }
 
     formatTime(iso) {
@@ -806,6 +828,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.errorBox.hidden = true;
       this.root.classList.remove("pc-stopped");
       this.workstream = frame.workstream || {};
+      this.showHours(frame.hours);
       this.setStatus("");
       this.updateHeader();
       clearInterval(this.pingTimer);
