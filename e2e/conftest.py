@@ -131,7 +131,11 @@ def chat(tmp_path):
     """A fresh server with one persistent workstream embedded by one host site, and agents Ada and Bo."""
     host_port = free_port()
     world = seed(migrated_app(tmp_path), [f"http://127.0.0.1:{host_port}"], {"ada": "Ada", "bo": "Bo"})
-    server = ChatServer(tmp_path).start()
+    # The server's clock can be moved by writing seconds to this file (see app/clock.py); its timers tick
+    # twice a second so that what time triggers shows up quickly.
+    server = ChatServer(
+        tmp_path, env={"PERSISTENT_CHAT_CLOCK_OFFSET_FILE": str(tmp_path / "clock_offset"), "SCHEDULER_INTERVAL": "0.5"}
+    ).start()
     site = HostSite(server.url, world, host_port)
     yield server, site, world
     site.close()

@@ -136,6 +136,12 @@ class ChatServer:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 
+    def move_clock(self, seconds: float) -> None:
+        """Let time pass for the server (needs PERSISTENT_CHAT_CLOCK_OFFSET_FILE in its env)."""
+        path = Path(self.env["PERSISTENT_CHAT_CLOCK_OFFSET_FILE"])
+        offset = float(path.read_text() or 0) if path.exists() else 0.0
+        path.write_text(str(offset + seconds))
+
     def restart(self) -> None:
         """Stop and start again on the same port and database, as a deploy or crash would."""
         self.stop()
