@@ -294,6 +294,8 @@
       }
     }
     if (target) summaries.set(s.id, s);
+    // A badge marks work that came to me; it goes once the conversation is no longer mine and open.
+    if (target !== 'mine' && target !== 'waiting') badges.delete(s.id);
     lists.recent.ids.length = Math.min(lists.recent.ids.length, RECENT_CAP);
     prune();
     return target;
@@ -347,6 +349,10 @@
     for (const s of replay) {
       const snap = snapshot.get(s.id);
       if (!snap || newer(s, snap)) upsertSummary(s);
+    }
+    // Offers pushed before this page was listening (say, right at sign-in) still need the agent's eye.
+    if (!listsLoaded) {
+      for (const id of lists.mine.ids) if (isOffered(summaries.get(id)) && !badges.has(id)) badges.set(id, 'assigned');
     }
     for (const id of badges.keys()) moveToTop(id);
     if (listsLoaded) {
