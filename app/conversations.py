@@ -161,9 +161,10 @@ def _sticky_agent_gone(workstream: Workstream, agent: Agent, now: datetime) -> b
     )
 
 
-def _customer_returns(conversation: Conversation, customer: Customer) -> None:
+def _customer_returns(conversation: Conversation, customer: Customer) -> Agent | None:
     """A message on a waiting conversation reopens it; with affinity it goes straight back to the same
-    agent, whatever their capacity and presence, and they are notified. Otherwise it joins the queue."""
+    agent, whatever their capacity and presence. Returns that agent (to be notified), or None when it
+    joins the queue instead."""
     now = clock.now()
     lifecycle.change_status(conversation, "open", "customer", customer.id)
     sticky = conversation.agent
@@ -173,12 +174,11 @@ def _customer_returns(conversation: Conversation, customer: Customer) -> None:
         and not _sticky_agent_gone(conversation.workstream, sticky, now)
     ):
         lifecycle.change_status(conversation, "active", "system", None)
-        lifecycle.notify(sticky.id, "returned", conversation)
         lifecycle.announce_agent(sticky)
-    else:
-        conversation.agent_id = None
-        conversation.agent = None
-    lifecycle.announce(conversation)
+        return sticky
+    conversation.agent_id = None
+    conversation.agent = None
+    return None
 
 
 def post_customer_message(
@@ -206,6 +206,7 @@ def post_customer_message(
         if existing is not None:
             return existing, False
         conversation = current_conversation(customer.id, workstream.id)
+        returned_to: Agent | None = None
         if conversation is None:
             now = clock.now()
             conversation = Conversation(
@@ -219,15 +220,22 @@ def post_customer_message(
             db.session.add(conversation)
             db.session.flush()
             lifecycle.record(conversation, None, "open", "customer", customer.id)
-            lifecycle.announce(conversation)
+            changed = True
         else:
             changed = context_json is not None and conversation.context != context_json
             conversation.context = context_json or conversation.context
             if conversation.status == "waiting":
-                _customer_returns(conversation, customer)
-            elif changed:
-                lifecycle.announce(conversation)
+                returned_to = _customer_returns(conversation, customer)
+                changed = True
+        if changed:
+            # Widgets learn of a new conversation before its first message (docs/protocol.md).
+            lifecycle.announce(conversation, console=False)
         message = _append(conversation, "customer", text, client_id)
+        if changed or conversation.agent_id is None:
+            # The console's lists (the queue's previews too) show the state with this message in it.
+            lifecycle.announce(conversation, widget=False)
+        if returned_to is not None:
+            lifecycle.notify(returned_to.id, "returned", conversation)
         db.session.commit()
         return message, True
 

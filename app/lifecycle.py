@@ -30,19 +30,21 @@ def change_status(conversation: Conversation, to_status: str, actor_kind: str, a
     conversation.updated_at = clock.now()
 
 
-def announce(conversation: Conversation) -> None:
+def announce(conversation: Conversation, *, widget: bool = True, console: bool = True) -> None:
     """Emit the conversation's state to its customer's widgets and to the agents' consoles."""
     db.session.flush()
-    events.emit(
-        db.session,
-        [events.customer_channel(conversation.customer_id, conversation.workstream_id)],
-        {"type": "conversation", "conversation": payloads.widget_conversation(conversation)},
-    )
-    events.emit(
-        db.session,
-        [events.CONSOLE_CHANNEL],
-        {"type": "conversation", "conversation": payloads.summary(conversation)},
-    )
+    if widget:
+        events.emit(
+            db.session,
+            [events.customer_channel(conversation.customer_id, conversation.workstream_id)],
+            {"type": "conversation", "conversation": payloads.widget_conversation(conversation)},
+        )
+    if console:
+        events.emit(
+            db.session,
+            [events.CONSOLE_CHANNEL],
+            {"type": "conversation", "conversation": payloads.summary(conversation)},
+        )
 
 
 def notify(agent_id: int, kind: str, conversation: Conversation) -> None:

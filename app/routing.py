@@ -81,8 +81,9 @@ def _offer(conversation: Conversation, agent_id: int, now: datetime) -> bool:
     return True
 
 
-def dispatch(now: datetime | None = None) -> int:
+def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -> int:
     """Push the queue's open conversations, oldest first, to agents with room; returns how many went.
+    `avoid` maps a conversation to the agent who just let it go, who is not offered it straight back.
 
     Runs when a conversation becomes open, an agent frees capacity or becomes available, and on every
     scheduler tick (which is how conversations waiting for operating hours start moving).
@@ -104,7 +105,9 @@ def dispatch(now: datetime | None = None) -> int:
         workstream = conversation.workstream
         if workstream.id not in open_now:
             open_now[workstream.id] = is_open(workstream, now)
-        agent = open_now[workstream.id] and choose_agent(workstream, agents, current)
+        released_by = (avoid or {}).get(conversation.id)
+        candidates = [a for a in agents if a.id != released_by] if released_by else agents
+        agent = open_now[workstream.id] and choose_agent(workstream, candidates, current)
         if agent and _offer(conversation, agent.id, now):
             load = current.setdefault(agent.id, Load())
             load.units += workstream.capacity_cost
@@ -169,13 +172,15 @@ def transfer(agent: Agent, conversation_id: int, to_agent_id: object) -> Convers
     if to_agent_id is None:
         requeue(conversation, "agent", agent.id)
         db.session.commit()
-        dispatch()
+        dispatch(avoid={conversation.id: agent.id})
         return conversation
     if not isinstance(to_agent_id, int) or isinstance(to_agent_id, bool) or to_agent_id == agent.id:
         raise ChatError(400, "invalid_request", "agent_id must be another agent's id, or null for the queue.")
     target = db.session.get(Agent, to_agent_id)
     if target is None:
         raise not_found("agent")
+    if target.presence in ("offline", "inactive"):
+        raise ChatError(409, "agent_unavailable", f"{target.name} is {target.presence}; choose someone who is in.")
     now = clock.now()
     lifecycle.record(conversation, "active", "active", "agent", agent.id)
     conversation.agent_id = target.id

@@ -132,3 +132,8 @@ def test_state_changes_need_the_csrf_token(world, app):
 
 def test_head_on_the_sign_in_page_is_not_a_sign_in_attempt(client):
     assert client.head("/console/login").status_code == 200
+
+
+def test_console_pages_carry_a_strict_content_security_policy(client):
+    policy = client.get("/console/login").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy

@@ -239,13 +239,19 @@ def test_transfer_to_another_agent_or_back_to_the_queue(world, ws, agents):
     ada, bo = agents["ada"], agents["bo"]
     routing.set_presence(ada, "available")
     conversation = say(world, ws, "c1")
+    with pytest.raises(ChatError) as refused:
+        routing.transfer(ada, conversation.id, bo.id)
+    assert refused.value.code == "agent_unavailable" and conversation.agent_id == ada.id
+    routing.set_presence(bo, "busy")
     routing.transfer(ada, conversation.id, bo.id)
     assert (conversation.agent_id, conversation.status) == (bo.id, "active")
     assert conversation.offer_expires_at is not None
     with pytest.raises(ChatError):
         routing.transfer(ada, conversation.id, None)  # no longer ada's
     routing.set_presence(ada, "away")
+    routing.set_presence(bo, "available")
     routing.transfer(bo, conversation.id, None)
+    # Bo let it go: the queue does not push it straight back to him.
     assert (conversation.agent_id, conversation.status) == (None, "open")
     for bad in (bo.id, "x", True, 10**6):
         with pytest.raises(ChatError):

@@ -11,6 +11,21 @@ from ..models import Agent
 from . import bp
 
 
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@bp.after_request
+def security_headers(response):
+    # The console holds every customer's conversations: no inline script, no framing, no sniffing.
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
 @login_manager.user_loader
 def load_agent(agent_id: str) -> Agent | None:
     return db.session.get(Agent, int(agent_id)) if agent_id.isdigit() else None
