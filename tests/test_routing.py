@@ -419,8 +419,7 @@ def test_concurrent_routing_never_double_assigns_or_overfills(app, world):
 
 
 def test_only_one_process_at_a_time_runs_the_timers(app):
-    with app.app_context(), timers.leadership() as first:
-        with timers.leadership() as second:
-            assert (first, second) == (True, False)
+    with app.app_context(), timers.leadership() as first, timers.leadership() as second:
+        assert (first, second) == (True, False)
     with app.app_context(), timers.leadership() as again:
         assert again is True

@@ -10,7 +10,6 @@ from ..extensions import login as login_manager
 from ..models import Agent
 from . import bp
 
-
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
