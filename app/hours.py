@@ -209,11 +209,12 @@ def _day_periods(calendar: Calendar, zone: tzinfo, day: date) -> Iterator[tuple[
 
 
 def _periods(calendar: Calendar, instant: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """Open UTC periods in time order, from the local day before `instant` to past the horizon."""
+    """Open UTC periods in time order, from the local date of `instant` to past the horizon."""
     zone = _zone(calendar.timezone)
     today = _wall(instant, zone).date()
-    # One day either side of the horizon: offsets differ between then and now by up to a day.
-    for offset in range(-1, _HORIZON_DAYS + 3):
+    # Earlier dates close by local midnight, which is not after `instant`. The extra days past the horizon
+    # allow for the offset then differing from the offset now.
+    for offset in range(_HORIZON_DAYS + 3):
         yield from _day_periods(calendar, zone, today + timedelta(days=offset))
 
 
@@ -235,11 +236,11 @@ def is_open(calendar: Calendar, instant: datetime) -> bool:
     _require_naive(instant)
     zone = _zone(calendar.timezone)
     today = _wall(instant, zone).date()
-    # Neighbouring local dates too: where DST changes at midnight an instant's local date is not always the
-    # date whose interval covers it.
+    # Tomorrow too: where clocks fell back across midnight (St. John's and Goose Bay at 00:01 until 2010) the
+    # repeated late evening comes after the next date's first midnight, so it belongs to the next date.
     return any(
         opens <= instant < closes
-        for offset in (-1, 0, 1)
+        for offset in (0, 1)
         for opens, closes in _day_periods(calendar, zone, today + timedelta(days=offset))
     )
 

@@ -408,6 +408,19 @@ def test_2400_into_a_midnight_gap():
     assert hours.is_open(cairo, datetime(2026, 4, 23, 22, 0)) is True  # 01:00 EEST
 
 
+def test_a_fall_back_across_midnight_repeats_the_evening_after_the_next_day_began():
+    # Goose Bay left summer time at 00:01 ADT on Sun 7 November 2010 (03:01 UTC), going back to 23:01 AST on
+    # Saturday. Sunday 00:00 first happens at 03:00 UTC, so by the first-occurrence rule Sunday's hours begin
+    # then and the repeated Saturday evening belongs to Sunday, even though its local date is Saturday.
+    sundays = calendar("America/Goose_Bay", {"sun": [["00:00", "24:00"]]})
+    assert hours.next_change(sundays, datetime(2010, 11, 7, 2, 0)) == datetime(2010, 11, 7, 3, 0)
+    assert hours.is_open(sundays, datetime(2010, 11, 7, 3, 30)) is True  # Sat 23:30 AST, the second time
+    assert hours.next_change(sundays, datetime(2010, 11, 7, 3, 0)) == datetime(2010, 11, 8, 4, 0)  # Mon 00:00 AST
+    saturdays = calendar("America/Goose_Bay", {"sat": [["00:00", "24:00"]]})
+    assert hours.next_change(saturdays, datetime(2010, 11, 6, 12, 0)) == datetime(2010, 11, 7, 3, 0)
+    assert hours.is_open(saturdays, datetime(2010, 11, 7, 3, 30)) is False
+
+
 def test_a_skipped_local_day():
     # Samoa skipped Friday 30 December 2011: 23:59:59 on the 29th (UTC-10) was followed by 00:00 on the 31st
     # (UTC+14) at 10:00 UTC on the 30th. Daily 10:00-12:00 opens on the 29th at 20:00 UTC, then on the 31st at
