@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 export HOST PORT
 
-.PHONY: run serve test lint chromium clean
+.PHONY: run serve test lint chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -42,3 +42,6 @@ test: $(STAMP) chromium lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench: $(STAMP)
+	$(BIN)/python bench/lifecycle.py

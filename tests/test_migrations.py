@@ -25,3 +25,16 @@ def test_upgrading_twice_changes_nothing(tmp_path):
     with app.app_context():
         assert db.session.execute(db.text("select count(*) from alembic_version")).scalar() == 1
         db.engine.dispose()
+
+
+def test_constraint_names_are_unique_across_the_schema():
+    # PostgreSQL refuses two constraints of one name; SQLite silently keeps both, so test it here.
+    from app.extensions import db as database
+
+    names = [
+        constraint.name
+        for table in database.metadata.tables.values()
+        for constraint in table.constraints
+        if constraint.name is not None
+    ]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

@@ -49,7 +49,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['auth_setting_id'], ['auth_setting.id'], name=op.f('fk_customer_auth_setting_id_auth_setting')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer')),
-    sa.UniqueConstraint('auth_setting_id', 'sub', name=op.f('uq_customer_auth_setting_id'))
+    sa.UniqueConstraint('auth_setting_id', 'sub', name=op.f('uq_customer_auth_setting_id_sub'))
     )
     op.create_table('workstream',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -111,8 +111,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], name=op.f('fk_message_conversation_id_conversation')),
     sa.ForeignKeyConstraint(['sender_agent_id'], ['agent.id'], name=op.f('fk_message_sender_agent_id_agent')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_message')),
-    sa.UniqueConstraint('conversation_id', 'client_id', name=op.f('uq_message_conversation_id')),
-    sa.UniqueConstraint('conversation_id', 'seq', name=op.f('uq_message_conversation_id'))
+    sa.UniqueConstraint('conversation_id', 'client_id', name=op.f('uq_message_conversation_id_client_id')),
+    sa.UniqueConstraint('conversation_id', 'seq', name=op.f('uq_message_conversation_id_seq'))
     )
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.create_index('ix_message_client_id', ['client_id'], unique=False)

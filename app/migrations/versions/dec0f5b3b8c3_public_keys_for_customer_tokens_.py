@@ -29,7 +29,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['auth_setting_id'], ['auth_setting.id'], name=op.f('fk_auth_key_auth_setting_id_auth_setting')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_key')),
-    sa.UniqueConstraint('auth_setting_id', 'kid', name=op.f('uq_auth_key_auth_setting_id'))
+    sa.UniqueConstraint('auth_setting_id', 'kid', name=op.f('uq_auth_key_auth_setting_id_kid'))
     )
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.add_column(sa.Column('context', sa.Text(), nullable=True))
