@@ -193,7 +193,9 @@ def post_customer_message(
     client_id = validate_client_id(client_id)
     text = validate_body(body)
 
-    def attempt() -> tuple[Message, bool]:
+    # attempt() answers (message, None) for a repeated client_id, else (message, whether it still
+    # waits for an agent), so routing runs only when there is something to route.
+    def attempt() -> tuple[Message, bool | None]:
         existing = db.session.scalar(
             select(Message)
             .join(Conversation)
@@ -204,7 +206,7 @@ def post_customer_message(
             )
         )
         if existing is not None:
-            return existing, False
+            return existing, None
         conversation = current_conversation(customer.id, workstream.id)
         returned_to: Agent | None = None
         if conversation is None:
@@ -236,13 +238,16 @@ def post_customer_message(
             lifecycle.announce(conversation, widget=False)
         if returned_to is not None:
             lifecycle.notify(returned_to.id, "returned", conversation)
+        waiting_for_agent = conversation.agent_id is None
         db.session.commit()
-        return message, True
+        return message, waiting_for_agent
 
-    message, created = _retry_on_conflict(attempt)
-    if created:
+    message, waiting_for_agent = _retry_on_conflict(attempt)
+    if waiting_for_agent is None:
+        return message, False
+    if waiting_for_agent:
         routing.dispatch()
-    return message, created
+    return message, True
 
 
 def agent_conversation(conversation_id: int) -> Conversation:

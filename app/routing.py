@@ -7,6 +7,7 @@ and routing never fills an agent past capacity.
 """
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -89,31 +90,50 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
     scheduler tick (which is how conversations waiting for operating hours start moving).
     """
     now = now or clock.now()
-    queue = db.session.scalars(
-        select(Conversation)
+    queue = db.session.execute(
+        select(Conversation.id, Workstream)
         .join(Workstream, Conversation.workstream_id == Workstream.id)
         .where(Conversation.status == "open", Conversation.agent_id.is_(None), Workstream.distribution == "push")
         .order_by(Conversation.id)
     ).all()
     if not queue:
         return 0
-    agents = db.session.scalars(select(Agent).where(Agent.presence.not_in(("offline", "inactive")))).all()
+    # Plain snapshots: every assignment commits, and ORM rows would reload after each commit.
+    agents = [
+        AgentSnapshot(a.id, a.presence, a.capacity, a.max_items, a.last_assigned_at)
+        for a in db.session.scalars(select(Agent).where(Agent.presence.not_in(("offline", "inactive"))))
+    ]
+    workstreams = {w.id: WorkstreamSnapshot(w.allowed_presences, w.capacity_cost) for _, w in queue}
+    open_now = {w.id: is_open(w, now) for _, w in queue}
     current = loads(now)
-    open_now: dict[str, bool] = {}
     assigned = 0
-    for conversation in queue:
-        workstream = conversation.workstream
-        if workstream.id not in open_now:
-            open_now[workstream.id] = is_open(workstream, now)
-        released_by = (avoid or {}).get(conversation.id)
+    for conversation_id, workstream in queue:
+        released_by = (avoid or {}).get(conversation_id)
         candidates = [a for a in agents if a.id != released_by] if released_by else agents
-        agent = open_now[workstream.id] and choose_agent(workstream, candidates, current)
-        if agent and _offer(conversation, agent.id, now):
+        rules = workstreams[workstream.id]
+        agent = open_now[workstream.id] and choose_agent(rules, candidates, current)
+        if agent and _offer(db.session.get(Conversation, conversation_id), agent.id, now):
             load = current.setdefault(agent.id, Load())
-            load.units += workstream.capacity_cost
+            load.units += rules.capacity_cost
             load.items += 1
+            agent.last_assigned_at = now
             assigned += 1
     return assigned
+
+
+@dataclass
+class AgentSnapshot:
+    id: int
+    presence: str
+    capacity: int
+    max_items: int | None
+    last_assigned_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkstreamSnapshot:
+    allowed_presences: str
+    capacity_cost: int
 
 
 def take(agent: Agent, conversation_id: int) -> Conversation:
