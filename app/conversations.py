@@ -211,6 +211,9 @@ def post_customer_message(
         returned_to: Agent | None = None
         if conversation is None:
             now = clock.now()
+            if workstream.mode == "live" and not routing.is_open(workstream, now):
+                # Live chat is real time: outside hours nobody can answer, so nothing is started.
+                raise ChatError(409, "outside_hours", "The chat is offline right now; try again during opening hours.")
             conversation = Conversation(
                 workstream_id=workstream.id,
                 customer_id=customer.id,

@@ -72,6 +72,8 @@ class Workstream(db.Model):
     fallback_offline_minutes: Mapped[int | None]
     # Operating hours as hours.parse() reads them; NULL is always open.
     hours: Mapped[str | None] = mapped_column(Text)
+    # Live workstreams outside hours: show the widget's offline state, or no widget at all.
+    hide_when_closed: Mapped[bool] = mapped_column(default=False, server_default=text("0"))
     auto_close_open_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     auto_close_waiting_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))

@@ -32,6 +32,7 @@ FIELDS = {
     "mode",
     "distribution",
     "affinity",
+    "hide_when_closed",
     "auth_setting_id",
     "allowed_origins",
     "allowed_presences",
@@ -60,10 +61,11 @@ def _apply(workstream: Workstream, data: dict) -> None:
         if not isinstance(data["name"], str) or not 1 <= len(data["name"].strip()) <= 120:
             raise _invalid("name must be 1 to 120 characters.")
         workstream.name = data["name"].strip()
-    if "affinity" in data:
-        if not isinstance(data["affinity"], bool):
-            raise _invalid("affinity must be true or false.")
-        workstream.affinity = data["affinity"]
+    for flag in ("affinity", "hide_when_closed"):
+        if flag in data:
+            if not isinstance(data[flag], bool):
+                raise _invalid(f"{flag} must be true or false.")
+            setattr(workstream, flag, data[flag])
     if "auth_setting_id" in data:
         setting_id = data["auth_setting_id"]
         setting = db.session.get(AuthSetting, setting_id) if isinstance(setting_id, int) else None
@@ -145,6 +147,7 @@ def describe(w: Workstream) -> dict:
         "mode": w.mode,
         "distribution": w.distribution,
         "affinity": w.affinity,
+        "hide_when_closed": w.hide_when_closed,
         "auth_setting_id": w.auth_setting_id,
         "allowed_origins": w.origins(),
         "allowed_presences": w.allowed_presences.split(),

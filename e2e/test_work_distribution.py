@@ -95,3 +95,28 @@ def test_outside_hours_the_customer_writes_and_the_conversation_is_routed_when_h
     expect(ada.mine().filter(has_text="Hello, are you there?")).to_have_count(1, timeout=10000)
     expect(ada.mine().first.locator(".badge")).to_have_text("New")
     expect(alice.page.locator(".pc-agent")).to_have_text(re.compile("Ada"))
+
+
+def make_live_and_closed(server, hide: bool) -> None:
+    spec, _ = opening_in(120)
+    with migrated_app(server.instance).app_context():
+        db.session.execute(update(Workstream).values(mode="live", hours=json.dumps(spec), hide_when_closed=hide))
+        db.session.commit()
+
+
+def test_a_live_chat_outside_hours_shows_its_offline_state(customer, chat):
+    server, _site, _world = chat
+    make_live_and_closed(server, hide=False)
+    visitor = customer("visitor")
+    expect(visitor.page.locator(".pc-notice")).to_contain_text("offline right now")
+    expect(visitor.box).to_be_disabled()
+    expect(visitor.page.get_by_role("button", name="Send", exact=True)).to_be_disabled()
+
+
+def test_a_live_chat_outside_hours_can_be_hidden(contexts, chat):
+    server, site, _world = chat
+    make_live_and_closed(server, hide=True)
+    page = contexts().new_page()
+    page.goto(site.url("visitor"))
+    expect(page.locator("[data-persistent-chat]")).to_be_hidden()
+    expect(page.get_by_role("button", name="Open chat")).to_be_hidden()

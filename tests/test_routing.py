@@ -423,3 +423,18 @@ def test_only_one_process_at_a_time_runs_the_timers(app):
         assert (first, second) == (True, False)
     with app.app_context(), timers.leadership() as again:
         assert again is True
+
+
+def test_live_chats_do_not_start_outside_hours(world, ws, agents, time):
+    live = workstreams.create(
+        {
+            "name": "Live",
+            "mode": "live",
+            "auth_setting_id": world.auth_setting_id,
+            "hours": {"timezone": "UTC", "weekly": {"sun": [["00:00", "01:00"]]}},
+        }
+    )
+    with pytest.raises(ChatError) as refused:
+        say(world, live, "visitor")
+    assert refused.value.code == "outside_hours"
+    assert db.session.scalar(select(func.count()).select_from(Conversation)) == 0

@@ -29,6 +29,8 @@
       errUnreachable: "The chat cannot be reached right now.",
       away: "We are away right now and back {time}. You can still write: we will answer then.",
       awayNoTime: "We are away right now. You can still write: we will answer when we are back.",
+      offline: "The chat is offline right now. We are back {time}.",
+      offlineNoTime: "The chat is offline right now.",
       notSent: "Not sent.", empty: "Not sent: the message is empty.",
       tooLong: "Not sent: the message is too long (4,000 characters at most).",
     },
@@ -50,6 +52,8 @@
       errUnreachable: "Chattiin ei juuri nyt saada yhteyttä.",
       away: "Emme ole paikalla juuri nyt, palaamme {time}. Voit silti kirjoittaa: vastaamme silloin.",
       awayNoTime: "Emme ole paikalla juuri nyt. Voit silti kirjoittaa: vastaamme, kun palaamme.",
+      offline: "Chat ei ole juuri nyt auki. Palaamme {time}.",
+      offlineNoTime: "Chat ei ole juuri nyt auki.",
       notSent: "Ei lähetetty.", empty: "Ei lähetetty: viesti on tyhjä.",
       tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
     },
@@ -74,6 +78,7 @@
 
   const CSS = `
 :host { all: initial !important; }
+:host([data-pc-hidden]) { display: none !important; }
 *, *::before, *::after { box-sizing: border-box; }
 [hidden] { display: none !important; }
 .pc-root { --pc-accent: #2458d6; --pc-on-accent: #fff; --pc-bg: #fff; --pc-text: #1d2330;
@@ -417,8 +422,15 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
     // Outside operating hours a persistent chat still takes messages; the customer is told when the
     // team is back, in their own time zone.
+    // A live chat is real time: outside hours it shows its offline state (input off), or no widget at
+    // all when the workstream says so.
     showHours(hours) {
       const away = !!hours && hours.open === false;
+      const offline = away && this.workstream.mode === "live";
+      // Set inside the shadow's own :host rule: its !important outranks the host page's styles.
+      this.host.toggleAttribute("data-pc-hidden", offline && !!this.workstream.hide_when_closed);
+      this.input.disabled = offline;
+      this.root.querySelector(".pc-send").disabled = offline;
       this.notice.hidden = !away;
       if (!away) return;
       const date = hours.opens_at ? new Date(String(hours.opens_at).replace(/(\.\d{3})\d+/, "$1")) : null;
@@ -427,7 +439,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         const opts = { weekday: "long", hour: "2-digit", minute: "2-digit" };
         try { when = date.toLocaleString(this.localeTag, opts); } catch (e) { when = date.toLocaleString(undefined, opts); }
       }
-      this.notice.textContent = when ? this.t.away.replace("{time}", when) : this.t.awayNoTime;
+      const [withTime, withoutTime] = offline ? [this.t.offline, this.t.offlineNoTime] : [this.t.away, this.t.awayNoTime];
+      this.notice.textContent = when ? withTime.replace("{time}", when) : withoutTime;
     }
 
     formatTime(iso) {

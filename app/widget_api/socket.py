@@ -45,6 +45,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tupl
             "name": workstream.name,
             "mode": workstream.mode,
             "customer_can_end": workstream.mode == "live",
+            "hide_when_closed": workstream.hide_when_closed,
         },
         "hours": _hours(workstream),
     }
