@@ -306,6 +306,48 @@ def end(agent: Agent, conversation_id: int) -> Conversation:
     return conversation
 
 
+def end_by_customer(customer: Customer, workstream: Workstream, conversation_id: object) -> Conversation:
+    """In live chat either side may end (SPEC §3); a persistent conversation is only ever ended by an agent."""
+    if workstream.mode != "live":
+        raise ChatError(409, "not_live", "Only an agent ends a persistent conversation.")
+    conversation = customer_conversation(customer.id, workstream.id, conversation_id)
+    if conversation.status not in ("open", "active"):
+        raise ChatError(409, "wrong_state", "This chat has already ended.")
+    agent = conversation.agent
+    now = clock.now()
+    if agent is None:
+        lifecycle.change_status(conversation, "closed", "customer", customer.id)
+    else:
+        # The agent still gets the workstream's wrap-up.
+        lifecycle.change_status(conversation, "wrap_up", "customer", customer.id)
+    conversation.ended_at = now
+    conversation.offer_expires_at = None
+    lifecycle.announce(conversation)
+    if agent is not None:
+        lifecycle.announce_agent(agent)
+    db.session.commit()
+    routing.dispatch()
+    return conversation
+
+
+def transcript(conversation: Conversation, you: str = "You") -> str:
+    """The conversation as plain text, every message in order, for the customer to keep."""
+    lines = [
+        f"{conversation.workstream.name}: conversation {conversation.id}",
+        f"Started {conversation.created_at:%Y-%m-%d %H:%M:%S} UTC",
+        "",
+    ]
+    after = 0
+    while page := messages_page(conversation.id, after=after, limit=500):
+        for m in page:
+            who = you if m.sender_kind == "customer" else (m.sender_name or "System")
+            lines.append(f"[{m.created_at:%Y-%m-%d %H:%M:%S}] {who}: {m.body}")
+        after = page[-1].seq
+    if conversation.ended_at:
+        lines += ["", f"Ended {conversation.ended_at:%Y-%m-%d %H:%M:%S} UTC"]
+    return "\n".join(lines) + "\n"
+
+
 def close_wrap_up(agent: Agent, conversation_id: int) -> Conversation:
     """The agent is done with the wrap-up: the conversation is closed for good and frees capacity."""
     conversation = _mine(agent, conversation_id, "wrap_up", "closed")

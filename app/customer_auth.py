@@ -5,11 +5,15 @@ says. The algorithm is pinned by the key the token names (or by the shared secre
 the token's header alone. Every refusal has its own `token_…` code, and nothing is created for it.
 """
 
+import hashlib
+import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 
 import jwt
+from flask import current_app
 
 from . import clock
 from .errors import ChatError
@@ -20,6 +24,9 @@ MAX_SUB_CHARS = 256
 MAX_CONTEXT_VARIABLES = 50
 MAX_CONTEXT_CHARS = 4096
 ASYMMETRIC = ("RS256", "ES256")
+VISITOR_KID = "persistent-chat-visitor"
+VISITOR_ISSUER = "persistent-chat/visitor"
+VISITOR_SECONDS = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class Identity:
     """Who a verified token says the customer is. `authenticated` is False for the anonymous visitors
     of live workstreams (a later issue), who get an identity of another kind."""
 
-    auth_setting_id: int
+    auth_setting_id: int | None
     sub: str
     display_name: str | None
     context: dict = field(default_factory=dict)
@@ -108,10 +115,48 @@ def _context(claims: dict) -> dict:
     return value
 
 
+def _visitor_key(workstream: Workstream) -> bytes:
+    # One key per workstream, derived from the server's secret: a visitor token opens one live chat only.
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, f"visitor:{workstream.id}".encode(), hashlib.sha256).digest()
+
+
+def issue_visitor_token(workstream: Workstream) -> str:
+    """A signed token for an anonymous visitor of a live workstream (SPEC §3: persistent chat needs
+    signed-in customers)."""
+    if workstream.mode != "live":
+        raise ChatError(409, "not_live", "Persistent chat is for signed-in customers: the site must sign a token.")
+    now = int(time.time())
+    claims = {
+        "sub": f"visitor-{secrets.token_urlsafe(16)}",
+        "iat": now,
+        "exp": now + VISITOR_SECONDS,
+        "iss": VISITOR_ISSUER,
+    }
+    return jwt.encode(claims, _visitor_key(workstream), algorithm="HS256", headers={"kid": VISITOR_KID})
+
+
+def _verify_visitor(workstream: Workstream, token: str) -> Identity:
+    if workstream.mode != "live":
+        raise refuse("not_accepted", "Anonymous visitors can use live chat only.")
+    try:
+        claims = jwt.decode(
+            token,
+            _visitor_key(workstream),
+            algorithms=["HS256"],
+            issuer=VISITOR_ISSUER,
+            options={"require": ["exp", "iat", "sub"]},
+        )
+    except jwt.ExpiredSignatureError as e:
+        raise refuse("expired", "The visitor token has expired.") from e
+    except jwt.InvalidSignatureError as e:
+        raise refuse("bad_signature", "The visitor token's signature does not verify.") from e
+    except jwt.PyJWTError as e:
+        raise refuse("malformed", f"The visitor token is malformed: {e}.") from e
+    return Identity(None, str(claims["sub"]), None, {}, int(claims["exp"]), authenticated=False)
+
+
 def verify(workstream: Workstream, token: object) -> Identity:
-    setting = workstream.auth_setting
-    if setting is None:
-        raise refuse("not_accepted", "This workstream has no authentication setting.")
     if not isinstance(token, str) or not token:
         raise refuse("missing", "A customer token is required.")
     if len(token.encode()) > MAX_TOKEN_BYTES:
@@ -120,6 +165,11 @@ def verify(workstream: Workstream, token: object) -> Identity:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
         raise refuse("malformed", "The token is not a JWT.") from e
+    if header.get("kid") == VISITOR_KID:
+        return _verify_visitor(workstream, token)
+    setting = workstream.auth_setting
+    if setting is None:
+        raise refuse("not_accepted", "This workstream has no authentication setting.")
     key, algorithm = _key_for(setting, header)
     claims = _decode(setting, token, key, algorithm)
     exp, iat = claims["exp"], claims["iat"]
@@ -142,9 +192,10 @@ def verify(workstream: Workstream, token: object) -> Identity:
     )
 
 
-def expired(identity: Identity, setting: AuthSetting) -> bool:
+def expired(identity: Identity, setting: AuthSetting | None) -> bool:
     """Has a token verified earlier (say, at a websocket's hello) run out since?"""
     if identity.expires_at is None:
         return False
+    skew = setting.clock_skew_seconds if setting is not None and identity.authenticated else 0
     # The same clock PyJWT checks exp against.
-    return identity.expires_at + setting.clock_skew_seconds < time.time()
+    return identity.expires_at + skew < time.time()

@@ -102,7 +102,8 @@ class Customer(db.Model):
     __table_args__ = (UniqueConstraint("auth_setting_id", "sub"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    auth_setting_id: Mapped[int] = mapped_column(ForeignKey("auth_setting.id"))
+    # NULL for the anonymous visitors of live workstreams, whose sub the server made up.
+    auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     sub: Mapped[str] = mapped_column(String(256))
     display_name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)

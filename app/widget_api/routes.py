@@ -88,3 +88,27 @@ def send_message(workstream_id: str):
         g.workstream, customer, data.get("client_id"), data.get("body"), g.identity.context
     )
     return jsonify({"message": payloads.message(message)}), 201 if created else 200
+
+
+@bp.post(f"{API}/visitors")
+def new_visitor(workstream_id: str):
+    """An anonymous visitor's token for a live workstream; the widget keeps it for the browser session."""
+    return jsonify({"token": customer_auth.issue_visitor_token(g.workstream)}), 201
+
+
+@bp.post(f"{API}/conversations/<int:conversation_id>/end")
+def end_conversation(workstream_id: str, conversation_id: int):
+    customer = _customer()
+    ended = conversations.end_by_customer(customer, g.workstream, conversation_id)
+    return jsonify({"conversation": payloads.widget_conversation(ended)})
+
+
+@bp.get(f"{API}/conversations/<int:conversation_id>/transcript")
+def transcript(workstream_id: str, conversation_id: int):
+    customer = _customer()
+    conversation = conversations.customer_conversation(customer.id, workstream_id, conversation_id)
+    return Response(
+        conversations.transcript(conversation),
+        mimetype="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="chat-{conversation.id}.txt"'},
+    )

@@ -107,6 +107,10 @@ def widget_socket(ws) -> None:
             }
             realtime.release_session()
             conn.send(ack)
+        elif kind == "end":
+            workstream = db.session.get(Workstream, workstream_id)
+            customer = db.session.get(Customer, session["customer_id"])
+            conversations.end_by_customer(customer, workstream, frame.get("conversation_id"))
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 
