@@ -116,7 +116,19 @@ class HostSite:
 </script>
 <script src="{self.chat_url}/widget.js" data-workstream="{self.world.workstream_id}"
         data-auth-function="getChatToken" async></script>
+{self.live_tag()}
 </body></html>"""
+
+    live_workstream_id: str | None = None
+
+    def live_tag(self) -> str:
+        """A second widget, for a live workstream: no token function, so its visitors are anonymous."""
+        if not self.live_workstream_id:
+            return ""
+        return (
+            f'<script src="{self.chat_url}/widget.js" data-workstream="{self.live_workstream_id}" '
+            'data-position="left" async></script>'
+        )
 
     def url(self, customer: str = "alice", **options) -> str:
         return f"{self.origin}/?" + urllib.parse.urlencode({"customer": customer, **options})
@@ -162,23 +174,25 @@ def contexts(browser: Browser):
 
 
 class Widget:
-    """The customer's side, driven through what is on screen (inside the widget's shadow root)."""
+    """The customer's side, driven through what is on screen (inside the widget's shadow root).
+    `workstream_id` picks one widget on a page that embeds several."""
 
-    def __init__(self, page: Page):
+    def __init__(self, page: Page, workstream_id: str | None = None):
         self.page = page
-        self.launcher = page.locator(".pc-launcher")
-        self.log = page.get_by_role("log", name="Messages")
-        self.box = page.get_by_role("textbox", name="Message")
+        self.scope = page.locator(f'[data-persistent-chat="{workstream_id}"]') if workstream_id else page
+        self.launcher = self.scope.locator(".pc-launcher")
+        self.log = self.scope.get_by_role("log", name="Messages")
+        self.box = self.scope.get_by_role("textbox", name="Message")
 
     def open(self) -> "Widget":
-        expect(self.page.get_by_role("button", name="Open chat")).to_be_visible()
-        self.page.get_by_role("button", name="Open chat").click()
-        expect(self.page.get_by_role("dialog", name="Chat")).to_be_visible()
+        expect(self.scope.get_by_role("button", name="Open chat")).to_be_visible()
+        self.scope.get_by_role("button", name="Open chat").click()
+        expect(self.scope.get_by_role("dialog", name="Chat")).to_be_visible()
         return self
 
     def write(self, text: str) -> None:
         self.box.fill(text)
-        self.page.get_by_role("button", name="Send", exact=True).click()
+        self.scope.get_by_role("button", name="Send", exact=True).click()
         # Acknowledged by the server: the message now carries its sequence number.
         expect(self.messages(sender="customer").filter(has_text=text).last).to_have_attribute(
             "data-seq", re.compile(r"^\d+$")

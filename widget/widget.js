@@ -20,6 +20,8 @@
       loading: "Loading…", loadFailed: "Could not load earlier messages.",
       connecting: "Connecting…", reconnecting: "Reconnecting…", tryAgain: "Try again",
       unread: "{n} unread messages",
+      endChat: "End chat", endConfirm: "End this chat?", cancel: "Cancel",
+      transcript: "Download transcript", newChat: "Start a new chat",
       errNoAuth: "Chat is not available on this page right now.",
       errToken: "We could not sign you in to the chat.",
       errTimeout: "Signing in to the chat took too long.",
@@ -42,6 +44,8 @@
       loading: "Ladataan…", loadFailed: "Aiempia viestejä ei voitu ladata.",
       connecting: "Yhdistetään…", reconnecting: "Yhdistetään uudelleen…", tryAgain: "Yritä uudelleen",
       unread: "{n} lukematonta viestiä",
+      endChat: "Lopeta chat", endConfirm: "Lopetetaanko chat?", cancel: "Peruuta",
+      transcript: "Lataa keskustelu", newChat: "Aloita uusi chat",
       errNoAuth: "Chat ei ole juuri nyt käytettävissä tällä sivulla.",
       errToken: "Kirjautuminen chattiin epäonnistui.",
       errTimeout: "Kirjautuminen chattiin kesti liian kauan.",
@@ -148,6 +152,14 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-divider { flex: none; display: flex; align-items: center; gap: 10px; margin: 10px 0;
   font-size: 12px; color: var(--pc-muted); }
 .pc-divider::before, .pc-divider::after { content: ""; flex: 1; border-top: 1px solid var(--pc-border); }
+.pc-end { flex: none; margin-right: 6px; padding: 6px 10px; border: 1px solid rgba(255, 255, 255, .7);
+  border-radius: 8px; background: transparent; color: inherit; font: inherit; font-size: 13px; cursor: pointer; }
+.pc-confirm, .pc-after { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; padding: 10px 14px;
+  border-bottom: 1px solid var(--pc-border); font-size: 13px; }
+.pc-confirm p { margin: 0; flex: 1 1 100%; }
+.pc-confirm button, .pc-after button { padding: 6px 10px; border: 1px solid var(--pc-border); border-radius: 8px;
+  background: #fff; color: #1f2937; font: inherit; cursor: pointer; }
+.pc-confirm[hidden], .pc-after[hidden], .pc-end[hidden] { display: none; }
 .pc-notice { margin: 0; padding: 8px 14px; font-size: 13px; background: #fff7e0; color: #4a3b00;
   border-bottom: 1px solid var(--pc-border); }
 .pc-status { padding: 0 14px; font-size: 12px; color: var(--pc-muted); }
@@ -183,8 +195,14 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 <div class="pc-panel" id="pc-panel" role="dialog" aria-label="${esc(t.chat)}" hidden>
   <div class="pc-header">
     <div class="pc-heading"><div class="pc-title">${esc(t.chat)}</div><div class="pc-agent" hidden></div></div>
+    <button class="pc-end" type="button" hidden>${esc(t.endChat)}</button>
     <button class="pc-minimize" type="button" aria-label="${esc(t.minimize)}">${ICON_MIN}</button>
   </div>
+  <div class="pc-confirm" role="alertdialog" aria-label="${esc(t.endConfirm)}" hidden><p>${esc(t.endConfirm)}</p>
+    <button class="pc-confirm-end" type="button">${esc(t.endChat)}</button>
+    <button class="pc-confirm-cancel" type="button">${esc(t.cancel)}</button></div>
+  <div class="pc-after" hidden><button class="pc-transcript" type="button">${esc(t.transcript)}</button>
+    <button class="pc-new" type="button">${esc(t.newChat)}</button></div>
   <div class="pc-error" role="alert" hidden><p></p><button type="button">${esc(t.tryAgain)}</button></div>
   <div class="pc-log" role="log" aria-live="polite" aria-label="${esc(t.messages)}" tabindex="0"></div>
   <p class="pc-notice" hidden></p>
@@ -242,6 +260,13 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       }
     });
   }
+
+  // The host page may block storage (privacy settings, sandboxed frames): the chat must work without it.
+  const sessionStore = {
+    get(key) { try { return window.sessionStorage.getItem(key); } catch (e) { return null; } },
+    set(key, value) { try { window.sessionStorage.setItem(key, value); } catch (e) { /* kept in memory only */ } },
+    remove(key) { try { window.sessionStorage.removeItem(key); } catch (e) { /* nothing stored */ } },
+  };
 
   function newClientId() {
     const c = window.crypto;
@@ -342,6 +367,26 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
       this.launcher.addEventListener("click", () => this.toggle());
       $(".pc-minimize").addEventListener("click", () => this.close());
+      // Live chat only (the server says so in welcome): either side may end it.
+      [this.endButton, this.confirmBox, this.afterBox] = [".pc-end", ".pc-confirm", ".pc-after"].map($);
+      this.endButton.addEventListener("click", () => {
+        this.confirmBox.hidden = false;
+        $(".pc-confirm-cancel").focus();
+      });
+      $(".pc-confirm-cancel").addEventListener("click", () => {
+        this.confirmBox.hidden = true;
+        this.endButton.focus();
+      });
+      $(".pc-confirm-end").addEventListener("click", () => {
+        this.confirmBox.hidden = true;
+        const newest = this.newest();
+        if (newest) this.send({ type: "end", conversation_id: newest.conv.id });
+      });
+      $(".pc-transcript").addEventListener("click", () => this.downloadTranscript());
+      $(".pc-new").addEventListener("click", () => {
+        this.afterBox.hidden = true;
+        this.input.focus();
+      });
       $(".pc-error button").addEventListener("click", () => this.retry());
       this.earlierButton.addEventListener("click", () => this.loadEarlier());
       this.panel.addEventListener("keydown", (e) => {
@@ -559,6 +604,33 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       const name = newest && !newest.conv.ended ? newest.conv.agent_name : null;
       this.agent.hidden = !name;
       this.agent.textContent = name || "";
+      const canEnd = !!(this.workstream && this.workstream.customer_can_end);
+      const ended = !!(newest && newest.conv.ended);
+      this.endButton.hidden = !(canEnd && newest && !ended);
+      if (this.endButton.hidden) this.confirmBox.hidden = true;
+      if (!(canEnd && ended)) this.afterBox.hidden = true;
+      else if (this.afterFor !== newest.conv.id) {
+        this.afterFor = newest.conv.id;
+        this.afterBox.hidden = false;
+      }
+    }
+
+    async downloadTranscript() {
+      const newest = this.newest();
+      if (!newest) return;
+      const url = this.origin + "/api/widget/workstreams/" + encodeURIComponent(this.id) +
+        "/conversations/" + newest.conv.id + "/transcript";
+      const res = await fetch(url, {
+        headers: { Authorization: "Bearer " + (await this.getToken(false)) }, credentials: "omit",
+      });
+      if (!res.ok) return;
+      const link = el("a");
+      link.href = URL.createObjectURL(await res.blob());
+      link.download = "chat-" + newest.conv.id + ".txt";
+      this.root.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
     }
 
     // ---- model -------------------------------------------------------------------------------
@@ -633,10 +705,32 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
     // ---- token and HTTP ----------------------------------------------------------------------
 
+    // A page without a token function is an anonymous visitor of a live workstream: the server issues
+    // the token, kept for this browser session under a key of this workstream's own, so a reload
+    // continues the same chat. "fresh" does not replace it: only a refusal does.
+    visitorToken() {
+      const key = "persistent-chat:" + this.id + ":visitor";
+      if (this.visitorRefused) { sessionStore.remove(key); this.visitorRefused = false; }
+      const stored = sessionStore.get(key);
+      if (stored) return Promise.resolve(stored);
+      const url = this.origin + "/api/widget/workstreams/" + encodeURIComponent(this.id) + "/visitors";
+      return fetch(url, { method: "POST", credentials: "omit", cache: "no-store" }).then(async (res) => {
+        let body = null;
+        try { body = await res.json(); } catch (e) { /* not our JSON */ }
+        if (!res.ok || !body || !body.token) {
+          const code = (body && body.error && body.error.code) || "http_" + res.status;
+          throw new ChatError(code, code === "not_live" ? this.t.errNoAuth : this.t.errGeneric);
+        }
+        sessionStore.set(key, body.token);
+        return body.token;
+      });
+    }
+
     getToken(fresh) {
       if (!fresh && this.token) return Promise.resolve(this.token);
       if (!this.tokenPromise) {
-        this.tokenPromise = requestToken(this.authPath, this.t).then(
+        const source = this.authPath ? requestToken(this.authPath, this.t) : this.visitorToken();
+        this.tokenPromise = source.then(
           (token) => { this.tokenPromise = null; this.token = token; return token; },
           (error) => { this.tokenPromise = null; this.token = null; throw error; });
       }
@@ -654,7 +748,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (res.ok) return res.json();
       let code = "http_" + res.status;
       try { code = (await res.json()).error.code || code; } catch (e) { /* not our JSON */ }
-      if (!retried && isTokenError(code)) return this.api(path, true);
+      if (!retried && isTokenError(code)) {
+        this.visitorRefused = !this.authPath;
+        return this.api(path, true);
+      }
       throw new ChatError(code);
     }
 
@@ -918,6 +1015,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     }
 
     onHelloError(code) {
+      if (isTokenError(code)) this.visitorRefused = !this.authPath;
       // The server closes the socket after a bad hello.
       this.dropSocket();
       if (isTokenError(code) && !this.helloRetried) {
