@@ -57,6 +57,13 @@ def notify(agent_id: int, kind: str, conversation: Conversation) -> None:
     )
 
 
+def change_presence(agent: Agent, presence: str) -> None:
+    """Set by the agent, or by the timers (inactive after a missed offer, offline without a console)."""
+    agent.presence = presence
+    agent.presence_changed_at = clock.now()
+    announce_agent(agent)
+
+
 def announce_agent(agent: Agent) -> None:
     """The agent's presence (everyone's consoles) and capacity (their own) after a change."""
     db.session.flush()

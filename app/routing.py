@@ -219,9 +219,7 @@ def set_presence(agent: Agent, presence: object) -> Agent:
     if presence not in MANUAL_PRESENCES:
         raise ChatError(400, "invalid_request", f"presence must be one of {', '.join(MANUAL_PRESENCES)}.")
     if agent.presence != presence:
-        agent.presence = presence
-        agent.presence_changed_at = clock.now()
-        lifecycle.announce_agent(agent)
+        lifecycle.change_presence(agent, presence)
         db.session.commit()
         dispatch()
     return agent

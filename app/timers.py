@@ -37,9 +37,7 @@ def expire_offers(now: datetime) -> int:
         agent = conversation.agent
         routing.requeue(conversation, "system", None)
         if agent is not None and agent.presence != "inactive":
-            agent.presence = "inactive"
-            agent.presence_changed_at = now
-            lifecycle.announce_agent(agent)
+            lifecycle.change_presence(agent, "inactive")
         db.session.commit()
     return len(expired)
 
@@ -53,9 +51,7 @@ def agents_gone(now: datetime) -> int:
         )
     ).all()
     for agent in gone:
-        agent.presence = "offline"
-        agent.presence_changed_at = now
-        lifecycle.announce_agent(agent)
+        lifecycle.change_presence(agent, "offline")
     db.session.commit()
     return len(gone)
 
@@ -63,17 +59,17 @@ def agents_gone(now: datetime) -> int:
 def requeue_stranded(now: datetime) -> int:
     """The fallback other products lack: a customer waiting for a reply from an agent who has been
     offline for the workstream's N minutes goes back to the queue, where someone else can answer."""
-    last = Message
     stranded = db.session.scalars(
         select(Conversation)
         .join(Workstream, Conversation.workstream_id == Workstream.id)
         .join(Agent, Conversation.agent_id == Agent.id)
-        .join(last, and_(last.conversation_id == Conversation.id, last.seq == Conversation.last_seq))
+        # The conversation's last message: is the customer the one waiting for an answer?
+        .join(Message, and_(Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq))
         .where(
             Conversation.status == "active",
             Workstream.fallback_offline_minutes.is_not(None),
             Agent.presence == "offline",
-            last.sender_kind == "customer",
+            Message.sender_kind == "customer",
         )
     ).all()
     moved = 0
