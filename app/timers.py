@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.orm import aliased
 
 from . import clock, conversations, lifecycle, routing
 from .extensions import db
@@ -56,6 +57,15 @@ def agents_gone(now: datetime) -> int:
     return len(gone)
 
 
+_said = aliased(Message)
+_last_said = (
+    select(func.max(_said.seq))
+    .where(_said.conversation_id == Conversation.id, _said.sender_kind != "system")
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+
+
 def requeue_stranded(now: datetime) -> int:
     """The fallback other products lack: a customer waiting for a reply from an agent who has been
     offline for the workstream's N minutes goes back to the queue, where someone else can answer."""
@@ -63,8 +73,8 @@ def requeue_stranded(now: datetime) -> int:
         select(Conversation)
         .join(Workstream, Conversation.workstream_id == Workstream.id)
         .join(Agent, Conversation.agent_id == Agent.id)
-        # The conversation's last message: is the customer the one waiting for an answer?
-        .join(Message, and_(Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq))
+        # The conversation's last message from a person: is the customer the one waiting for an answer?
+        .join(Message, and_(Message.conversation_id == Conversation.id, Message.seq == _last_said))
         .where(
             Conversation.status == "active",
             Workstream.fallback_offline_minutes.is_not(None),
