@@ -64,6 +64,12 @@ _last_said = (
     .correlate(Conversation)
     .scalar_subquery()
 )
+_last_sender = (
+    select(Message.sender_kind)
+    .where(Message.conversation_id == Conversation.id, Message.seq == _last_said)
+    .correlate(Conversation)
+    .scalar_subquery()
+)
 
 
 def requeue_stranded(now: datetime) -> int:
@@ -94,9 +100,19 @@ def requeue_stranded(now: datetime) -> int:
 
 def auto_close(now: datetime) -> int:
     """Close what has been left alone for the workstream's time: open and waiting conversations without
-    activity, and wrap-ups past their wrap-up time."""
+    activity, wrap-ups past their wrap-up time, and live chats whose visitor left after the agent's
+    answer (a live visitor who closed the tab never comes back; an agent's capacity should not wait)."""
     rules = []
     for workstream in db.session.scalars(select(Workstream)):
+        if workstream.mode == "live":
+            rules.append(
+                and_(
+                    Conversation.workstream_id == workstream.id,
+                    Conversation.status == "active",
+                    Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_open_seconds),
+                    _last_sender == "agent",
+                )
+            )
         rules.append(
             and_(
                 Conversation.workstream_id == workstream.id,

@@ -204,3 +204,30 @@ def test_a_bad_locale_is_refused(world, live):
         conversations.post_customer_message(live, customer, "c1", "hi", None, "<script>")
     assert refused.value.status == 400 and "locale" in refused.value.message
     assert db.session.scalar(select(Conversation).where(Conversation.customer_id == customer.id)) is None
+
+
+def test_a_live_chat_whose_visitor_left_after_the_answer_closes_but_a_waiting_visitor_is_kept(
+    world, live, agents, time
+):
+    ada = agents["ada"]
+    routing.set_presence(ada, "busy")
+    answered, unanswered = say(world, live, "gone"), say(world, live, "waiting")
+    for conversation in (answered, unanswered):
+        routing.take(ada, conversation.id)
+    conversations.post_agent_message(ada, answered.id, "a1", "Anything else?")
+    time.advance(minutes=20, seconds=1)
+    timers.tick()
+    assert db.session.get(Conversation, answered.id).status == "closed"
+    assert automated(answered)[-1] == "This chat has been closed."
+    assert db.session.get(Conversation, unanswered.id).status == "active"
+
+
+def test_out_of_hours_and_holiday_notices_follow_the_workstream_and_language(world, ctx, time):
+    ws = live_workstream(
+        automated_messages={"holiday": {"texts": {"fi": "Hyvää itsenäisyyspäivää! {QueueName} on kiinni."}}}
+    )
+    assert automated_messages.closed_notice(ws, T0, False, "fi") == "Chat on nyt suljettu."
+    assert automated_messages.closed_notice(ws, T0, True, "fi") == "Hyvää itsenäisyyspäivää! Live help on kiinni."
+    assert automated_messages.closed_notice(ws, T0, True, "sv") == "The chat is closed today for a holiday."
+    persistent = db.session.get(Workstream, world.workstream_id)
+    assert automated_messages.closed_notice(persistent, T0, False, "fi") is None
