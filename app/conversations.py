@@ -127,22 +127,32 @@ def customer_conversation(customer_id: int, workstream_id: str, conversation_id:
     return conversation
 
 
-def customer_conversations(customer_id: int, workstream_id: str, before: int | None, limit: int) -> list[Conversation]:
+def customer_conversations_query(customer_id: int, workstream_id: str, before: int | None, limit: int):
     query = _customer_conversations(customer_id, workstream_id)
     if before is not None:
         query = query.where(Conversation.id < before)
-    return list(db.session.scalars(query.order_by(Conversation.id.desc()).limit(limit)))
+    return query.order_by(Conversation.id.desc()).limit(limit)
+
+
+def customer_conversations(customer_id: int, workstream_id: str, before: int | None, limit: int) -> list[Conversation]:
+    return list(db.session.scalars(customer_conversations_query(customer_id, workstream_id, before, limit)))
+
+
+def messages_page_query(conversation_id: int, *, after: int | None = None, before: int | None = None, limit: int = 50):
+    """Newest first with `before` (the caller reverses), else oldest first after `after`: either way one
+    range scan of the (conversation_id, seq) index, never OFFSET."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before is not None:
+        return query.where(Message.seq < before).order_by(Message.seq.desc()).limit(limit)
+    return query.where(Message.seq > (after or 0)).order_by(Message.seq).limit(limit)
 
 
 def messages_page(
     conversation_id: int, *, after: int | None = None, before: int | None = None, limit: int = 50
 ) -> list[Message]:
-    """A page of messages in ascending order, by sequence cursor (never OFFSET)."""
-    query = select(Message).where(Message.conversation_id == conversation_id)
-    if before is not None:
-        rows = db.session.scalars(query.where(Message.seq < before).order_by(Message.seq.desc()).limit(limit)).all()
-        return list(reversed(rows))
-    return list(db.session.scalars(query.where(Message.seq > (after or 0)).order_by(Message.seq).limit(limit)))
+    """A page of messages in ascending order, by sequence cursor."""
+    rows = db.session.scalars(messages_page_query(conversation_id, after=after, before=before, limit=limit)).all()
+    return list(reversed(rows)) if before is not None else list(rows)
 
 
 # Writing ----------------------------------------------------------------------------------------------
