@@ -2,7 +2,7 @@
 
 from flask import request
 
-from .. import clock, conversations, customer_auth, events, payloads, realtime, routing
+from .. import clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -84,6 +84,8 @@ def widget_socket(ws) -> None:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
                 session["identity"], session["customer_id"] = _welcome(conn, workstream_id, frame)
+                # The widget's language, for the automated messages; older widgets do not say.
+                session["locale"] = frame.get("locale") if frame.get("locale") in ephemeral.LOCALES else "en"
             except ChatError as error:
                 conn.send(error.frame())
                 ws.close(reason=1008, message=error.code)
@@ -111,6 +113,14 @@ def widget_socket(ws) -> None:
             workstream = db.session.get(Workstream, workstream_id)
             customer = db.session.get(Customer, session["customer_id"])
             conversations.end_by_customer(customer, workstream, frame.get("conversation_id"))
+        elif kind == "locale":
+            session["locale"] = ephemeral.locale(frame.get("locale"))
+        elif kind == "typing":
+            ephemeral.customer_typing(session["customer_id"], workstream_id)
+        elif kind == "read":
+            ephemeral.customer_read(
+                session["customer_id"], workstream_id, frame.get("conversation_id"), frame.get("seq")
+            )
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 
