@@ -1076,9 +1076,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
     onMessage(msg) {
       if (!msg || !this.addMessage(msg, true)) return;
-      if (msg.sender !== "customer") this.showTyping(null);
       this.render();
       this.markRead();
+      if (msg.sender === "customer") return;
+      this.showTyping(null);
       this.emit("message", { message: Object.assign({}, msg) });
     }
 
