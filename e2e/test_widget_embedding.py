@@ -7,20 +7,20 @@ from playwright.sync_api import expect
 
 from e2e.conftest import HostSite, Widget, wait_until
 
+def inline(js: str) -> str:
+    return f'<script nonce="{HostSite.NONCE}">{js}</script>'
+
+
 # The snippet README.md and widget/README.md tell sites to paste; kept identical to it.
-STUB = (
-    """<script nonce="%s">
+STUB = inline("""
   window.PersistentChat = window.PersistentChat || { q: [] };
   ["open", "close", "toggle", "setLocale", "on"].forEach(function (m) {
     PersistentChat[m] = PersistentChat[m] || function () { PersistentChat.q.push([m, [].slice.call(arguments)]); };
   });
-</script>"""
-    % HostSite.NONCE
-)
+""")
 
 # What a host page does with it before the widget's script has arrived.
-EARLY_CALLS = (
-    """<script nonce="%s">
+EARLY_CALLS = inline("""
   window.seen = [];
   ["ready", "open", "close", "message", "unread", "error"].forEach(function (name) {
     PersistentChat.on(name, function (event) {
@@ -30,9 +30,7 @@ EARLY_CALLS = (
   });
   PersistentChat.setLocale("fi");
   PersistentChat.open();
-</script>"""
-    % HostSite.NONCE
-)
+""")
 
 
 def widget_frames(page):
