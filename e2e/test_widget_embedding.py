@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from e2e.conftest import HostSite, Widget, wait_until
 
+
 def inline(js: str) -> str:
     return f'<script nonce="{HostSite.NONCE}">{js}</script>'
 
