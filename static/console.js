@@ -1083,6 +1083,7 @@
       if (badges.delete(c.id)) renderLists();
       if (c === current) {
         if (ui.reply.value === body) ui.reply.value = '';
+        typingSentAt = 0;
         appendMessages([data.message], true);
       }
       onMessage(data.message);

@@ -1209,6 +1209,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.showPending();
       this.locals.push(entry.node);
       this.input.value = "";
+      this.typingSentAt = 0; // the next words are news again
       this.autosize();
       this.render({ bottom: true });
       this.transmit(entry);
