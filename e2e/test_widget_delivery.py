@@ -67,3 +67,29 @@ def test_two_tabs_show_every_message_and_reading_in_one_clears_the_other(context
     tab2.write("Written in the second tab")
     expect(tab1.log.locator(".pc-body")).to_have_text([*expected, "Written in the second tab"])
     expect(agent.log().locator(".msg").filter(has_text="Written in the second tab")).to_have_count(1)
+
+
+def test_three_messages_typed_while_the_server_restarts_reach_the_agent_once_each_in_order(chat, customer, console):
+    server, _site, _world = chat
+    agent = console("ada")
+    alice = customer("alice")
+    alice.write("Before the restart")
+    agent.open("Before the restart")
+
+    server.stop()
+    expect(alice.scope.get_by_role("status")).to_have_text("Reconnecting…")
+    typed = ["One, during the restart", "Two, during the restart", "Three, during the restart"]
+    for text in typed:
+        alice.box.fill(text)
+        alice.box.press("Enter")
+    server.start()
+
+    pending = alice.messages(sender="customer").filter(has_text="during the restart")
+    for i, seq in enumerate(["2", "3", "4"]):
+        expect(pending.nth(i)).to_have_attribute("data-seq", seq, timeout=20000)
+    expect(agent.log().locator(".msg")).to_have_count(4, timeout=20000)
+    agent.reply("All three arrived")
+    expect(alice.messages(sender="agent")).to_have_count(1)
+    bodies = agent.log().locator(".msg .msg-body").all_inner_texts()
+    assert bodies == ["Before the restart", *typed, "All three arrived"]
+    assert alice.bodies() == bodies
