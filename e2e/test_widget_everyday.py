@@ -33,6 +33,8 @@ def test_links_are_clickable_only_for_http_and_markup_stays_text_both_ways(custo
     reply = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> see (http://example.org/help)'
     agent.reply(reply)
     expect(alice.messages(sender="agent")).to_contain_text(reply)
+    expect(alice.scope.locator(".pc-agent")).to_have_text("Ada")
+    expect(alice.scope.locator(".pc-avatar")).to_have_text("A")
 
     customer_links = [
         alice.messages(sender="customer").locator("a"),

@@ -126,6 +126,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-header { display: flex; align-items: center; gap: 8px; padding: 12px 10px 12px 16px;
   background: var(--pc-accent); color: var(--pc-on-accent); }
 .pc-heading { flex: 1; min-width: 0; }
+.pc-avatar { flex: none; width: 32px; height: 32px; border-radius: 50%; display: flex; align-items: center;
+  justify-content: center; background: rgba(255, 255, 255, .2); font-size: 13px; font-weight: 600; }
 .pc-title, .pc-agent { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .pc-title { font-size: 15px; font-weight: 600; }
 .pc-agent { font-size: 12px; opacity: .88; }
@@ -213,6 +215,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   const SKELETON = `
 <div class="pc-panel" id="pc-panel" role="dialog" data-t-label="chat" hidden>
   <div class="pc-header">
+    <div class="pc-avatar" aria-hidden="true" hidden></div>
     <div class="pc-heading"><div class="pc-title" data-t="chat"></div><div class="pc-agent" hidden></div></div>
     <button class="pc-end" type="button" data-t="endChat" hidden></button>
     <button class="pc-minimize" type="button" data-t-label="minimize">${ICON_MIN}</button>
@@ -316,6 +319,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     }
     node.append(text.slice(last));
   }
+
+  // "Ada Lovelace" → "AL"; by code point, so a name starting with an emoji is not cut in half.
+  const initials = (name) => name.trim().split(/\s+/).slice(0, 2).map((w) => Array.from(w)[0] || "")
+    .join("").toUpperCase();
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -744,6 +751,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       const name = newest && !newest.conv.ended ? newest.conv.agent_name : null;
       this.agent.hidden = !name;
       this.agent.textContent = name || "";
+      const avatar = this.root.querySelector(".pc-avatar");
+      avatar.hidden = !name;
+      avatar.textContent = initials(name || "");
       const canEnd = !!(this.workstream && this.workstream.customer_can_end);
       const ended = !!(newest && newest.conv.ended);
       this.endButton.hidden = !(canEnd && newest && !ended);
