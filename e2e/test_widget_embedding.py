@@ -2,6 +2,7 @@
 it is included, no globals but its namespace, hostile CSS and a strict Content-Security-Policy."""
 
 import json
+import time
 
 from playwright.sync_api import expect
 
@@ -34,6 +35,14 @@ EARLY_CALLS = inline("""
 """)
 
 
+def wait_for(page, predicate, timeout: float = 5.0) -> None:
+    """Like wait_until, but lets Playwright deliver page events (websocket frames) while it waits."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        page.wait_for_timeout(50)
+
+
 def widget_frames(page):
     """Every frame the page's widget sockets send and receive, parsed."""
     sent, received = [], []
@@ -60,12 +69,12 @@ def test_calls_queued_before_the_script_loads_are_replayed_in_order_and_events_r
     expect(page.get_by_role("button", name="Pienennä chat")).to_be_visible()
     expect(page.get_by_role("textbox", name="Viesti")).to_be_focused()
     wait_until(lambda: page.evaluate("seen") == [f"ready:{ws}", f"open:{ws}"])
-    wait_until(lambda: any(f["type"] == "hello" for f in sent))
+    wait_for(page, lambda: any(f["type"] == "hello" for f in sent))
     assert [f["locale"] for f in sent if f["type"] == "hello"] == ["fi"]
 
     page.evaluate("PersistentChat.setLocale('en')")
     expect(page.get_by_role("button", name="Minimize chat")).to_be_visible()
-    wait_until(lambda: {"type": "locale", "locale": "en"} in sent)
+    wait_for(page, lambda: {"type": "locale", "locale": "en"} in sent)
 
     alice = Widget(page)
     alice.write("Where is my parcel?")
