@@ -115,16 +115,23 @@ def register(app: Flask) -> None:
     @click.option("--auth-setting", "auth_setting_id", type=int, help="Required for persistent workstreams.")
     @click.option("--origin", "origins", multiple=True, help="An origin allowed to embed it (repeatable).")
     @click.option("--hours", "hours_file", type=click.File("r"), help="Operating hours as JSON (see README).")
-    def create_workstream(name, mode, distribution, auth_setting_id, origins, hours_file) -> None:
+    @click.option(
+        "--automated-messages", "messages_file", type=click.File("r"), help="Automated messages as JSON (see README)."
+    )
+    def create_workstream(name, mode, distribution, auth_setting_id, origins, hours_file, messages_file) -> None:
         """Create a workstream and print its embed snippet."""
         data = {"name": name, "mode": mode, "distribution": distribution, "allowed_origins": list(origins)}
         if auth_setting_id is not None:
             data["auth_setting_id"] = auth_setting_id
-        if hours_file is not None:
-            try:
-                data["hours"] = json.load(hours_file)
-            except ValueError as e:
-                raise click.ClickException(f"--hours is not JSON: {e}") from e
+        for field, option, file in (
+            ("hours", "--hours", hours_file),
+            ("automated_messages", "--automated-messages", messages_file),
+        ):
+            if file is not None:
+                try:
+                    data[field] = json.load(file)
+                except ValueError as e:
+                    raise click.ClickException(f"{option} is not JSON: {e}") from e
         with _refusals():
             workstream = workstreams.create(data)
         click.echo(f"Created workstream {workstream.id}.")

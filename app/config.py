@@ -41,6 +41,8 @@ def from_environment(instance: Path) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 256 * 1024,
         "SCHEDULER_INTERVAL": float(os.environ.get("SCHEDULER_INTERVAL", "5")),
+        # Queued live customers hear of a new position at most this often.
+        "QUEUE_UPDATE_SECONDS": float(os.environ.get("QUEUE_UPDATE_SECONDS", "10")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},

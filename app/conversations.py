@@ -6,14 +6,15 @@ websocket handlers, the CLI and timers all call these.
 """
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import clock, events, lifecycle, payloads, routing
+from . import automated_messages, clock, lifecycle, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -22,6 +23,7 @@ from .models import CURRENT_STATUSES, Agent, Conversation, Customer, Message, Wo
 
 T = TypeVar("T")
 MAX_CLIENT_ID_CHARS = 64
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 
 
 def _retry_on_conflict(action: Callable[[], T]) -> T:
@@ -49,6 +51,15 @@ def validate_client_id(client_id: object) -> str:
     if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
         raise ChatError(400, "invalid_request", "client_id must be a string of 1 to 64 characters.")
     return client_id
+
+
+def validate_locale(locale: object) -> str | None:
+    """The widget's language tag (e.g. "fi" or "en-GB"), or None when it sent none."""
+    if locale is None:
+        return None
+    if not isinstance(locale, str) or len(locale) > 35 or not LANGUAGE_TAG.fullmatch(locale):
+        raise ChatError(400, "invalid_request", "locale must be a language tag such as fi or en-GB.")
+    return locale
 
 
 # Reading ----------------------------------------------------------------------------------------------
@@ -117,40 +128,6 @@ def messages_page(
 # Writing ----------------------------------------------------------------------------------------------
 
 
-def _append(
-    conversation: Conversation, sender_kind: str, body: str, client_id: str | None, agent: Agent | None = None
-) -> Message:
-    now = clock.now()
-    # The next sequence number is taken by one atomic UPDATE in this transaction: no gaps, no repeats.
-    seq = db.session.execute(
-        update(Conversation.__table__)
-        .where(Conversation.__table__.c.id == conversation.id)
-        .values(last_seq=Conversation.__table__.c.last_seq + 1, updated_at=now)
-        .returning(Conversation.__table__.c.last_seq)
-    ).scalar_one()
-    db.session.expire(conversation, ["last_seq", "updated_at"])
-    message = Message(
-        conversation_id=conversation.id,
-        seq=seq,
-        sender_kind=sender_kind,
-        sender_agent_id=agent.id if agent else None,
-        sender_name=agent.name if agent else None,
-        body=body,
-        client_id=client_id,
-        created_at=now,
-    )
-    db.session.add(message)
-    db.session.flush()
-    channels = [
-        events.customer_channel(conversation.customer_id, conversation.workstream_id),
-        events.conversation_channel(conversation.id),
-    ]
-    if conversation.agent_id:
-        channels.append(events.agent_channel(conversation.agent_id))
-    events.emit(db.session, channels, {"type": "message", "message": payloads.message(message)})
-    return message
-
-
 def _sticky_agent_gone(workstream: Workstream, agent: Agent, now: datetime) -> bool:
     """The workstream's fallback: an agent offline this long no longer holds returning customers."""
     minutes = workstream.fallback_offline_minutes
@@ -182,14 +159,21 @@ def _customer_returns(conversation: Conversation, customer: Customer) -> Agent |
 
 
 def post_customer_message(
-    workstream: Workstream, customer: Customer, client_id: object, body: object, context: dict | None = None
+    workstream: Workstream,
+    customer: Customer,
+    client_id: object,
+    body: object,
+    context: dict | None = None,
+    locale: object = None,
 ) -> tuple[Message, bool]:
     """Store a customer's message, starting a conversation when none is current and bringing a waiting
-    one back; `context` (the token's context variables) is kept with the conversation for the agent.
+    one back; `context` (the token's context variables) is kept with the conversation for the agent, and
+    `locale` (the widget's language) picks the language of the automated messages the customer gets.
 
     Returns the message and whether it is new; a repeated client_id returns the stored one.
     """
     context_json = json.dumps(context, sort_keys=True) if context else None
+    language = automated_messages.language(locale) if validate_locale(locale) else None
     client_id = validate_client_id(client_id)
     text = validate_body(body)
 
@@ -221,6 +205,7 @@ def post_customer_message(
                 created_at=now,
                 updated_at=now,
                 context=context_json,
+                locale=language,
             )
             db.session.add(conversation)
             db.session.flush()
@@ -229,13 +214,14 @@ def post_customer_message(
         else:
             changed = context_json is not None and conversation.context != context_json
             conversation.context = context_json or conversation.context
+            conversation.locale = language or conversation.locale
             if conversation.status == "waiting":
                 returned_to = _customer_returns(conversation, customer)
                 changed = True
         if changed:
             # Widgets learn of a new conversation before its first message (docs/protocol.md).
             lifecycle.announce(conversation, console=False)
-        message = _append(conversation, "customer", text, client_id)
+        message = lifecycle.append_message(conversation, "customer", text, client_id)
         if changed or conversation.agent_id is None:
             # The console's lists (the queue's previews too) show the state with this message in it.
             lifecycle.announce(conversation, widget=False)
@@ -282,9 +268,8 @@ def post_agent_message(agent: Agent, conversation_id: int, client_id: object, bo
             raise ChatError(409, "wrong_state", "Only the assigned agent can reply, while the conversation is active.")
         if conversation.offer_expires_at is not None:
             # Answering is accepting.
-            conversation.offer_expires_at = None
-            lifecycle.announce(conversation)
-        message = _append(conversation, "agent", text, client_id, agent)
+            routing.accepted(conversation)
+        message = lifecycle.append_message(conversation, "agent", text, client_id, agent)
         db.session.commit()
         return message, True
 
@@ -296,6 +281,7 @@ def end(agent: Agent, conversation_id: int) -> Conversation:
     conversation = agent_conversation(conversation_id)
     if conversation.agent_id != agent.id or conversation.status not in ("active", "waiting"):
         raise ChatError(409, "wrong_state", "Only the assigned agent can end a conversation that is not over.")
+    automated_messages.post(conversation, "agent_ended")
     lifecycle.change_status(conversation, "wrap_up", "agent", agent.id)
     conversation.ended_at = clock.now()
     conversation.offer_expires_at = None
@@ -360,6 +346,9 @@ def close_wrap_up(agent: Agent, conversation_id: int) -> Conversation:
 
 def close(conversation: Conversation, actor_kind: str, actor_id: int | None) -> None:
     """Final: a closed conversation is never reopened (in the caller's transaction)."""
+    if not conversation.ended:
+        # From wrap-up the customer has already seen it end.
+        automated_messages.post(conversation, "closed")
     lifecycle.change_status(conversation, "closed", actor_kind, actor_id)
     conversation.ended_at = conversation.ended_at or clock.now()
     conversation.offer_expires_at = None

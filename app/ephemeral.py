@@ -10,8 +10,6 @@ from .errors import ChatError
 from .extensions import db
 from .models import Agent
 
-LOCALES = ("en", "fi")
-
 
 def _publish(channels: list[str], frame: dict) -> None:
     events.hub.publish(channels, json.dumps(frame, separators=(",", ":")))
@@ -55,9 +53,3 @@ def customer_read(customer_id: int, workstream_id: str, conversation_id: object,
     conversation = conversations.customer_conversation(customer_id, workstream_id, conversation_id)
     frame = {"type": "read", "conversation_id": conversation.id, "seq": _seq(seq, conversation.last_seq)}
     _publish([events.customer_channel(customer_id, workstream_id)], frame)
-
-
-def locale(value: object) -> str:
-    if value not in LOCALES:
-        raise ChatError(400, "invalid_request", f"locale must be one of {', '.join(LOCALES)}.")
-    return value

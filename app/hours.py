@@ -245,6 +245,12 @@ def is_open(calendar: Calendar, instant: datetime) -> bool:
     )
 
 
+def is_holiday(calendar: Calendar, instant: datetime) -> bool:
+    """Whether `instant` falls on one of the calendar's holidays, in the calendar's own time zone."""
+    _require_naive(instant)
+    return _wall(instant, _zone(calendar.timezone)).date() in calendar.holidays
+
+
 def next_opening(calendar: Calendar, instant: datetime) -> datetime | None:
     """The first instant at or after `instant` that is open (`instant` itself if open); None beyond 400 days."""
     _require_naive(instant)

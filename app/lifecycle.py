@@ -4,9 +4,11 @@ Steps live in conversations.py (messages, start, end, park, resume), routing.py 
 and timers.py (what time triggers); each writes through these helpers, in its own transaction.
 """
 
+from sqlalchemy import update
+
 from . import capacity, clock, events, payloads
 from .extensions import db
-from .models import Agent, Conversation, ConversationEvent
+from .models import Agent, Conversation, ConversationEvent, Message
 
 
 def record(
@@ -74,3 +76,41 @@ def announce_agent(agent: Agent) -> None:
         [events.agent_channel(agent.id)],
         {"type": "capacity", "capacity": capacity.capacity_view(agent, load)},
     )
+
+
+def append_message(
+    conversation: Conversation, sender_kind: str, body: str, client_id: str | None, agent: Agent | None = None
+) -> Message:
+    """Add a message in the caller's transaction and emit it to the customer, the agent and watchers."""
+    now = clock.now()
+    table = Conversation.__table__
+    # Automated messages are not activity: they must not keep an abandoned conversation from closing.
+    touched = {} if sender_kind == "system" else {"updated_at": now}
+    # The next sequence number is taken by one atomic UPDATE in this transaction: no gaps, no repeats.
+    seq = db.session.execute(
+        update(table)
+        .where(table.c.id == conversation.id)
+        .values(last_seq=table.c.last_seq + 1, **touched)
+        .returning(table.c.last_seq)
+    ).scalar_one()
+    db.session.expire(conversation, ["last_seq", "updated_at"])
+    message = Message(
+        conversation_id=conversation.id,
+        seq=seq,
+        sender_kind=sender_kind,
+        sender_agent_id=agent.id if agent else None,
+        sender_name=agent.name if agent else None,
+        body=body,
+        client_id=client_id,
+        created_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    channels = [
+        events.customer_channel(conversation.customer_id, conversation.workstream_id),
+        events.conversation_channel(conversation.id),
+    ]
+    if conversation.agent_id:
+        channels.append(events.agent_channel(conversation.agent_id))
+    events.emit(db.session, channels, {"type": "message", "message": payloads.message(message)})
+    return message

@@ -77,6 +77,8 @@ class Workstream(db.Model):
     auto_close_open_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     auto_close_waiting_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))
+    # Per kind of automated message: switched on or off, and texts per language (automated_messages.py).
+    automated_messages: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
@@ -164,6 +166,11 @@ class Conversation(db.Model):
     offer_expires_at: Mapped[datetime | None]
     # The customer's context variables (the token's lwicontexts), as JSON, shown to the agent.
     context: Mapped[str | None] = mapped_column(Text)
+    # The customer's language (from their widget), for the automated messages they get.
+    locale: Mapped[str | None] = mapped_column(String(16))
+    # The queue position the customer was last told, and when: updates are throttled.
+    queue_position: Mapped[int | None]
+    queue_told_at: Mapped[datetime | None]
 
     workstream: Mapped[Workstream] = relationship()
     customer: Mapped[Customer] = relationship()

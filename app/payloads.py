@@ -35,7 +35,13 @@ def widget_conversation(c: Conversation) -> dict:
 
 def summary(c: Conversation, last: Message | None = None) -> dict:
     if last is None and c.last_seq:
-        last = db.session.scalar(select(Message).where(Message.conversation_id == c.id, Message.seq == c.last_seq))
+        # The preview shows what a person wrote, not the automated messages after it.
+        last = db.session.scalar(
+            select(Message)
+            .where(Message.conversation_id == c.id, Message.sender_kind != "system")
+            .order_by(Message.seq.desc())
+            .limit(1)
+        )
     return {
         **widget_conversation(c),
         "workstream": {"id": c.workstream.id, "name": c.workstream.name, "mode": c.workstream.mode},

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from . import clock, hours, lifecycle
+from . import automated_messages, clock, hours, lifecycle
 from .capacity import Load, choose_agent, fits, loads
 from .errors import ChatError, not_found
 from .extensions import db
@@ -27,6 +27,10 @@ def _calendar(workstream: Workstream) -> hours.Calendar:
 
 def is_open(workstream: Workstream, now: datetime) -> bool:
     return hours.is_open(_calendar(workstream), now)
+
+
+def is_holiday(workstream: Workstream, now: datetime) -> bool:
+    return hours.is_holiday(_calendar(workstream), now)
 
 
 def opens_at(workstream: Workstream, now: datetime) -> datetime | None:
@@ -59,8 +63,17 @@ def _assigned(conversation: Conversation, agent: Agent, actor_kind: str, actor_i
     db.session.refresh(conversation)
     lifecycle.record(conversation, "open", "active", actor_kind, actor_id)
     agent.last_assigned_at = now
+    if conversation.offer_expires_at is None:
+        automated_messages.post(conversation, "agent_joined")
     lifecycle.announce(conversation)
     lifecycle.announce_agent(agent)
+
+
+def accepted(conversation: Conversation) -> None:
+    """The agent takes up an offer, by accepting or by answering (in the caller's transaction)."""
+    conversation.offer_expires_at = None
+    automated_messages.post(conversation, "agent_joined")
+    lifecycle.announce(conversation)
 
 
 def _offer(conversation: Conversation, agent_id: int, now: datetime) -> bool:
@@ -97,6 +110,7 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
         .order_by(Conversation.id)
     ).all()
     if not queue:
+        automated_messages.queue_updates(now)
         return 0
     # Plain snapshots: every assignment commits, and ORM rows would reload after each commit.
     agents = [
@@ -118,6 +132,7 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
             load.items += 1
             agent.last_assigned_at = now
             assigned += 1
+    automated_messages.queue_updates(now)
     return assigned
 
 
@@ -152,6 +167,7 @@ def take(agent: Agent, conversation_id: int) -> Conversation:
         raise ChatError(409, "wrong_state", "This conversation is no longer waiting in the queue.")
     _assigned(conversation, locked, "agent", agent.id, now)
     db.session.commit()
+    automated_messages.queue_updates(now)
     return conversation
 
 
@@ -162,8 +178,7 @@ def accept(agent: Agent, conversation_id: int) -> Conversation:
     if conversation.agent_id != agent.id or conversation.status != "active":
         raise ChatError(409, "wrong_state", "Only a conversation offered to you can be accepted.")
     if conversation.offer_expires_at is not None:
-        conversation.offer_expires_at = None
-        lifecycle.announce(conversation)
+        accepted(conversation)
         db.session.commit()
     return conversation
 

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.orm import aliased
 
 from . import clock, conversations, lifecycle, routing
 from .extensions import db
@@ -56,6 +57,21 @@ def agents_gone(now: datetime) -> int:
     return len(gone)
 
 
+_said = aliased(Message)
+_last_said = (
+    select(func.max(_said.seq))
+    .where(_said.conversation_id == Conversation.id, _said.sender_kind != "system")
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+_last_sender = (
+    select(Message.sender_kind)
+    .where(Message.conversation_id == Conversation.id, Message.seq == _last_said)
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+
+
 def requeue_stranded(now: datetime) -> int:
     """The fallback other products lack: a customer waiting for a reply from an agent who has been
     offline for the workstream's N minutes goes back to the queue, where someone else can answer."""
@@ -63,8 +79,8 @@ def requeue_stranded(now: datetime) -> int:
         select(Conversation)
         .join(Workstream, Conversation.workstream_id == Workstream.id)
         .join(Agent, Conversation.agent_id == Agent.id)
-        # The conversation's last message: is the customer the one waiting for an answer?
-        .join(Message, and_(Message.conversation_id == Conversation.id, Message.seq == Conversation.last_seq))
+        # The conversation's last message from a person: is the customer the one waiting for an answer?
+        .join(Message, and_(Message.conversation_id == Conversation.id, Message.seq == _last_said))
         .where(
             Conversation.status == "active",
             Workstream.fallback_offline_minutes.is_not(None),
@@ -84,9 +100,19 @@ def requeue_stranded(now: datetime) -> int:
 
 def auto_close(now: datetime) -> int:
     """Close what has been left alone for the workstream's time: open and waiting conversations without
-    activity, and wrap-ups past their wrap-up time."""
+    activity, wrap-ups past their wrap-up time, and live chats whose visitor left after the agent's
+    answer (a live visitor who closed the tab never comes back; an agent's capacity should not wait)."""
     rules = []
     for workstream in db.session.scalars(select(Workstream)):
+        if workstream.mode == "live":
+            rules.append(
+                and_(
+                    Conversation.workstream_id == workstream.id,
+                    Conversation.status == "active",
+                    Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_open_seconds),
+                    _last_sender == "agent",
+                )
+            )
         rules.append(
             and_(
                 Conversation.workstream_id == workstream.id,

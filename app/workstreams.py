@@ -3,7 +3,7 @@
 import json
 from urllib.parse import urlsplit
 
-from . import hours
+from . import automated_messages, hours
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
@@ -38,6 +38,7 @@ FIELDS = {
     "allowed_presences",
     "wrap_up_capacity",
     "hours",
+    "automated_messages",
     *INTEGER_FIELDS,
 }
 
@@ -89,6 +90,8 @@ def _apply(workstream: Workstream, data: dict) -> None:
     if "hours" in data:
         calendar = hours.parse(data["hours"]) if data["hours"] else None
         workstream.hours = json.dumps(hours.to_spec(calendar)) if calendar else None
+    if "automated_messages" in data:
+        workstream.automated_messages = automated_messages.validate(data["automated_messages"])
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
@@ -155,5 +158,6 @@ def describe(w: Workstream) -> dict:
         if w.wrap_up_capacity in ("always", "never")
         else int(w.wrap_up_capacity),
         "hours": json.loads(w.hours) if w.hours else None,
+        "automated_messages": automated_messages.settings(w),
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }

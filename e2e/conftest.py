@@ -69,10 +69,10 @@ class HostSite:
                 elif url.path in site.pages:
                     body, kind = site.pages[url.path].encode(), "text/html"
                 else:
-                    body, kind = (
-                        site.page(query.get("customer", "alice"), query.get("style", "callback")).encode(),
-                        "text/html",
+                    page = site.page(
+                        query.get("customer", "alice"), query.get("style", "callback"), query.get("lang", "en")
                     )
+                    body, kind = page.encode(), "text/html"
                 self.send_response(200)
                 if kind == "text/html":
                     for name, value in site.headers.items():
@@ -109,7 +109,7 @@ class HostSite:
     # 'unsafe-inline'.
     NONCE = "e2e-host-nonce"
 
-    def page(self, customer: str, style: str = "callback") -> str:
+    def page(self, customer: str, style: str = "callback", lang: str = "en") -> str:
         who = html.escape(customer)
         if style == "inline":
             # Rendered into the page by the site's backend: no request, so connect-src can stay strict.
@@ -122,7 +122,7 @@ class HostSite:
             '        data-auth-function="getChatToken" async></script>\n'
         )
         return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Shop</title>{self.head}</head>
+<html lang="{html.escape(lang)}"><head><meta charset="utf-8"><title>Shop</title>{self.head}</head>
 <body data-customer="{who}">
 <h1>Shop of {who}</h1>
 <script nonce="{self.NONCE}">
@@ -168,6 +168,7 @@ def chat(tmp_path):
         "PERSISTENT_CHAT_CLOCK_OFFSET_FILE": str(tmp_path / "clock_offset"),
         "SCHEDULER_INTERVAL": "0.5",
         "PRESENCE_GRACE_SECONDS": str(6 * 3600),
+        "QUEUE_UPDATE_SECONDS": "1",
     }
     server = ChatServer(tmp_path, env=env).start()
     site = HostSite(server.url, world, host_port)
@@ -193,24 +194,31 @@ def contexts(browser: Browser):
 
 class Widget:
     """The customer's side, driven through what is on screen (inside the widget's shadow root).
-    `workstream_id` picks one widget on a page that embeds several."""
+    `workstream_id` picks one widget on a page that embeds several; `lang` is the page's language."""
 
-    def __init__(self, page: Page, workstream_id: str | None = None):
+    LABELS = {
+        "en": {"open": "Open chat", "chat": "Chat", "messages": "Messages", "message": "Message", "send": "Send"},
+        "fi": {"open": "Avaa chat", "chat": "Chat", "messages": "Viestit", "message": "Viesti", "send": "Lähetä"},
+    }
+
+    def __init__(self, page: Page, workstream_id: str | None = None, lang: str = "en"):
         self.page = page
+        self.labels = self.LABELS[lang]
         self.scope = page.locator(f'[data-persistent-chat="{workstream_id}"]') if workstream_id else page
         self.launcher = self.scope.locator(".pc-launcher")
-        self.log = self.scope.get_by_role("log", name="Messages")
-        self.box = self.scope.get_by_role("textbox", name="Message")
+        self.log = self.scope.get_by_role("log", name=self.labels["messages"])
+        self.box = self.scope.get_by_role("textbox", name=self.labels["message"])
 
     def open(self) -> "Widget":
-        expect(self.scope.get_by_role("button", name="Open chat")).to_be_visible()
-        self.scope.get_by_role("button", name="Open chat").click()
-        expect(self.scope.get_by_role("dialog", name="Chat")).to_be_visible()
+        launcher = self.scope.get_by_role("button", name=self.labels["open"])
+        expect(launcher).to_be_visible()
+        launcher.click()
+        expect(self.scope.get_by_role("dialog", name=self.labels["chat"])).to_be_visible()
         return self
 
     def write(self, text: str) -> None:
         self.box.fill(text)
-        self.scope.get_by_role("button", name="Send", exact=True).click()
+        self.scope.get_by_role("button", name=self.labels["send"], exact=True).click()
         # Acknowledged by the server: the message now carries its sequence number.
         expect(self.messages(sender="customer").filter(has_text=text).last).to_have_attribute(
             "data-seq", re.compile(r"^\d+$")

@@ -27,11 +27,12 @@ def test_an_anonymous_visitor_ends_a_live_chat_and_keeps_the_transcript(contexts
     agent.open("ship to Oulu")
     agent.reply("Yes, in two days.")
     expect(live.messages(sender="agent")).to_contain_text("Yes, in two days.")
+    expect(live.messages(sender="system")).to_contain_text("Ada joined the chat.")
     expect(persistent.scope.get_by_role("button", name="End chat")).to_have_count(0)
 
     page.reload()
     live = Widget(page, site.live_workstream_id).open()
-    expect(live.messages()).to_have_count(2)  # the visitor token is kept for the browser session
+    expect(live.messages()).to_have_count(3)  # the visitor token is kept for the browser session
 
     live.scope.get_by_role("button", name="End chat").click()
     live.scope.get_by_role("alertdialog").get_by_role("button", name="End chat").click()
@@ -42,6 +43,7 @@ def test_an_anonymous_visitor_ends_a_live_chat_and_keeps_the_transcript(contexts
         live.scope.get_by_role("button", name="Download transcript").click()
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert "You: Hi, do you ship to Oulu?" in text and "Ada: Yes, in two days." in text
+    assert "System: Ada joined the chat." in text
 
     live.scope.get_by_role("button", name="Start a new chat").click()
     live.write("One more question")

@@ -108,7 +108,7 @@ def test_a_live_chat_outside_hours_shows_its_offline_state(customer, chat):
     server, _site, _world = chat
     make_live_and_closed(server, hide=False)
     visitor = customer("visitor")
-    expect(visitor.page.locator(".pc-notice")).to_contain_text("offline right now")
+    expect(visitor.page.locator(".pc-notice")).to_contain_text("The chat is closed right now. We are back")
     expect(visitor.box).to_be_disabled()
     expect(visitor.page.get_by_role("button", name="Send", exact=True)).to_be_disabled()
 

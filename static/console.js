@@ -1300,16 +1300,17 @@
   function onMessage(m) {
     const id = m.conversation_id;
     const s = summaries.get(id);
-    if (s && (!s.last_message || s.last_message.seq < m.seq)) {
+    // Previews show what people wrote: automated messages ("Ada joined the chat.") are not news.
+    if (s && m.sender !== 'system' && (!s.last_message || s.last_message.seq < m.seq)) {
       s.last_message = m;
-      s.last_seq = Math.max(s.last_seq || 0, m.seq);
       s.updated_at = m.created_at;
     }
+    if (s) s.last_seq = Math.max(s.last_seq || 0, m.seq);
     if (current && current.id === id) {
       if (m.sender === 'customer') showTyping(null);
       if (current.loading) current.pending.push(m);
       else appendMessages([m]);
-    } else if (s && m.sender !== 'agent') {
+    } else if (s && m.sender === 'customer') {
       unread.add(id);
     }
     if (titleSkips.get(id) === m.seq) titleSkips.delete(id);

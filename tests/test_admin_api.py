@@ -130,3 +130,14 @@ def test_workstreams_are_created_and_changed_with_validation(admin, world):
     assert (live["auto_close_open_seconds"], live["wrap_up_seconds"]) == (20 * 60, 15 * 60)
     listed = admin.get("/admin/api/workstreams").json["workstreams"]
     assert {w["name"] for w in listed} >= {"Shop chat", "Live"}
+
+
+def test_automated_messages_are_set_per_workstream_and_bad_ones_refused(admin):
+    live = admin.post("/admin/api/workstreams", json={"name": "Live", "mode": "live"}).json["workstream"]
+    path = f"/admin/api/workstreams/{live['id']}"
+    setting = {"position": {"texts": {"fi": "Olet {Position}."}}, "wait_time": {"enabled": False}}
+    changed = admin.patch(path, json={"automated_messages": setting})
+    assert changed.status_code == 200 and changed.json["workstream"]["automated_messages"] == setting
+    refused = admin.patch(path, json={"automated_messages": {"position": {"enabled": 1}}, "name": "X"})
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "invalid_workstream"
+    assert admin.get("/admin/api/workstreams").json["workstreams"][-1]["automated_messages"] == setting

@@ -137,13 +137,19 @@ def test_bad_frames_get_error_frames_and_the_socket_stays_usable(server):
         ({"type": "send", "client_id": "e2", "body": "x" * 4001}, "message_too_long"),
         ({"type": "send", "body": "no id"}, "invalid_request"),
         ({"type": "hello", "token": "again"}, "invalid_request"),
+        ({"type": "locale", "locale": "<b>fi</b>"}, "invalid_request"),
+        ({"type": "locale", "locale": 358}, "invalid_request"),
     ]
     for frame, code in cases:
         peer.send(frame)
         error = peer.recv()
         assert (error["type"], error["code"]) == ("error", code), frame
+    peer.send({"type": "locale", "locale": "fi-FI"})
     peer.send({"type": "send", "client_id": "e1", "body": "still works"})
-    assert peer.recv_until("ack")["seq"] == 1
+    frames = [peer.recv()]
+    while frames[-1]["type"] != "ack":
+        frames.append(peer.recv())
+    assert "error" not in [f["type"] for f in frames] and frames[-1]["seq"] == 1
     peer.send({"type": "ping"})
     assert peer.recv_until("pong")
     peer.close()
@@ -165,6 +171,16 @@ def test_a_bad_hello_is_answered_and_closed(server, token, code):
     peer = Peer(ws_url)
     peer.send({"type": "hello", "token": token})
     assert peer.recv()["code"] == code
+    with pytest.raises(simple_websocket.ConnectionClosed):
+        peer.ws.receive(timeout=TIMEOUT)
+        peer.ws.receive(timeout=TIMEOUT)
+
+
+def test_a_hello_with_a_bad_locale_is_refused(server):
+    ws_url = server.url.replace("http", "ws") + f"/ws/widget?workstream={server.world.workstream_id}"
+    peer = Peer(ws_url)
+    peer.send({"type": "hello", "token": server.world.token("bad-locale"), "locale": "fi; DROP TABLE"})
+    assert peer.recv()["code"] == "invalid_request"
     with pytest.raises(simple_websocket.ConnectionClosed):
         peer.ws.receive(timeout=TIMEOUT)
         peer.ws.receive(timeout=TIMEOUT)
@@ -287,10 +303,11 @@ def test_typing_read_and_locale_frames_are_checked_relayed_and_never_stored(serv
     assert stranger.silent()
 
     for frame, code in [
-        ({"type": "read", "conversation_id": conversation_id, "seq": 2}, "invalid_request"),
+        ({"type": "read", "conversation_id": conversation_id, "seq": 10**6}, "invalid_request"),
+        ({"type": "read", "conversation_id": conversation_id, "seq": 0}, "invalid_request"),
         ({"type": "read", "conversation_id": conversation_id, "seq": True}, "invalid_request"),
         ({"type": "read", "conversation_id": 10**9, "seq": 1}, "not_found"),
-        ({"type": "locale", "locale": "de"}, "invalid_request"),
+        ({"type": "locale", "locale": "not a language"}, "invalid_request"),
     ]:
         tab1.send(frame)
         assert tab1.recv_until("error")["code"] == code
@@ -307,6 +324,7 @@ def test_typing_read_and_locale_frames_are_checked_relayed_and_never_stored(serv
         assert console.recv_until("error")["code"] == code
 
     again, _, backlog = widget(server, "typist")
-    assert [m["body"] for entry in backlog["conversations"] for m in entry["messages"]] == ["typing test"]
+    stored = [m["body"] for entry in backlog["conversations"] for m in entry["messages"] if m["sender"] != "system"]
+    assert stored == ["typing test"]
     for peer in (console, tab1, tab2, stranger, again):
         peer.close()

@@ -33,6 +33,7 @@
       awayNoTime: "We are away right now. You can still write: we will answer when we are back.",
       offline: "The chat is offline right now. We are back {time}.",
       offlineNoTime: "The chat is offline right now.",
+      backAt: "We are back {time}.",
       notSent: "Not sent.", empty: "Not sent: the message is empty.",
       tooLong: "Not sent: the message is too long (4,000 characters at most).",
       sending: "Sending…", waiting: "Not sent yet: waiting for the connection.", retryNow: "Retry now",
@@ -60,6 +61,7 @@
       awayNoTime: "Emme ole paikalla juuri nyt. Voit silti kirjoittaa: vastaamme, kun palaamme.",
       offline: "Chat ei ole juuri nyt auki. Palaamme {time}.",
       offlineNoTime: "Chat ei ole juuri nyt auki.",
+      backAt: "Palaamme {time}.",
       notSent: "Ei lähetetty.", empty: "Ei lähetetty: viesti on tyhjä.",
       tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
       sending: "Lähetetään…", waiting: "Ei vielä lähetetty: odotetaan yhteyttä.", retryNow: "Yritä nyt",
@@ -492,7 +494,14 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       }
       this.showPending();
       if (this.workstream) this.showHours(this.hours);
-      this.send({ type: "locale", locale: this.lang });
+      const locale = this.wireLocale();
+      if (locale) this.send({ type: "locale", locale });
+    }
+
+    // The locale picks the language of the automated messages the server writes for this customer.
+    // A page's odd lang attribute must not cost it the chat: the server refuses what is not a language tag.
+    wireLocale() {
+      return /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$/.test(this.localeTag || "") ? this.localeTag : undefined;
     }
 
     // Throttled: the agent's console shows the indicator for TYPING_SHOWN after each frame.
@@ -630,6 +639,11 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (date && !isNaN(date)) {
         const opts = { weekday: "long", hour: "2-digit", minute: "2-digit" };
         try { when = date.toLocaleString(this.localeTag, opts); } catch (e) { when = date.toLocaleString(undefined, opts); }
+      }
+      if (hours.message) {
+        // The workstream's own out-of-hours or holiday text, already in this page's language.
+        this.notice.textContent = hours.message + (when ? " " + this.t.backAt.replace("{time}", when) : "");
+        return;
       }
       const [withTime, withoutTime] = offline ? [this.t.offline, this.t.offlineNoTime] : [this.t.away, this.t.awayNoTime];
       this.notice.textContent = when ? withTime.replace("{time}", when) : withoutTime;
@@ -1001,7 +1015,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.ready = false;
       ws.onopen = () => {
         this.lastFrameAt = Date.now();
-        ws.send(JSON.stringify(Object.assign({ type: "hello", token, locale: this.lang }, this.cursor())));
+        ws.send(JSON.stringify(Object.assign({ type: "hello", token, locale: this.wireLocale() }, this.cursor())));
       };
       ws.onmessage = (event) => { if (this.ws === ws) this.onFrame(event.data); };
       ws.onclose = () => { if (this.ws === ws) this.lost(); };

@@ -2,7 +2,7 @@
 
 from flask import request
 
-from .. import clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
+from .. import automated_messages, clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -22,11 +22,17 @@ def guard_socket() -> None:
             realtime.release_session()
 
 
-def _hours(workstream: Workstream) -> dict:
-    """Whether the team is in now and, if not, when it is back (persistent customers may still write)."""
+def _hours(workstream: Workstream, locale: str | None) -> dict:
+    """Whether the team is in now and, if not, when it is back (persistent customers may still write)
+    and the workstream's out-of-hours or holiday message, if it has that on."""
     now = clock.now()
-    is_open = routing.is_open(workstream, now)
-    return {"open": is_open, "opens_at": None if is_open else clock.iso(routing.opens_at(workstream, now))}
+    if routing.is_open(workstream, now):
+        return {"open": True, "opens_at": None, "message": None}
+    return {
+        "open": False,
+        "opens_at": clock.iso(routing.opens_at(workstream, now)),
+        "message": automated_messages.closed_notice(workstream, now, routing.is_holiday(workstream, now), locale),
+    }
 
 
 def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tuple[customer_auth.Identity, int]:
@@ -47,7 +53,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tupl
             "customer_can_end": workstream.mode == "live",
             "hide_when_closed": workstream.hide_when_closed,
         },
-        "hours": _hours(workstream),
+        "hours": _hours(workstream, conversations.validate_locale(hello.get("locale"))),
     }
     backlog = {
         "type": "backlog",
@@ -84,13 +90,14 @@ def widget_socket(ws) -> None:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
                 session["identity"], session["customer_id"] = _welcome(conn, workstream_id, frame)
-                # The widget's language, for the automated messages; older widgets do not say.
-                session["locale"] = frame.get("locale") if frame.get("locale") in ephemeral.LOCALES else "en"
+                session["locale"] = frame.get("locale")
             except ChatError as error:
                 conn.send(error.frame())
                 ws.close(reason=1008, message=error.code)
         elif not session:
             raise ChatError(400, "hello_required", "Send hello with a customer token first.")
+        elif kind == "locale":
+            session["locale"] = conversations.validate_locale(frame.get("locale"))
         elif kind == "send":
             workstream = db.session.get(Workstream, workstream_id)
             identity = session["identity"]
@@ -99,7 +106,7 @@ def widget_socket(ws) -> None:
                 raise customer_auth.refuse("expired", "The customer token has expired; reconnect with a new one.")
             customer = db.session.get(Customer, session["customer_id"])
             message, _created = conversations.post_customer_message(
-                workstream, customer, frame.get("client_id"), frame.get("body"), identity.context
+                workstream, customer, frame.get("client_id"), frame.get("body"), identity.context, session["locale"]
             )
             ack = {
                 "type": "ack",
@@ -113,8 +120,6 @@ def widget_socket(ws) -> None:
             workstream = db.session.get(Workstream, workstream_id)
             customer = db.session.get(Customer, session["customer_id"])
             conversations.end_by_customer(customer, workstream, frame.get("conversation_id"))
-        elif kind == "locale":
-            session["locale"] = ephemeral.locale(frame.get("locale"))
         elif kind == "typing":
             ephemeral.customer_typing(session["customer_id"], workstream_id)
         elif kind == "read":
