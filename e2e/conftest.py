@@ -58,6 +58,7 @@ class HostSite:
         self.head = ""  # extra markup in <head>: the command-queue stub, hostile styles
         self.headers: dict[str, str] = {}  # extra headers on every page, e.g. a Content-Security-Policy
         self.copies = 1  # how many times the page includes the widget's script tag
+        self.attributes = ""  # extra attributes on that tag, e.g. data-sound="on"
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -119,7 +120,7 @@ class HostSite:
             token_function = self.TOKEN_FUNCTIONS[style]
         widget_tag = (
             f'<script src="{self.chat_url}/widget.js" data-workstream="{self.world.workstream_id}"\n'
-            '        data-auth-function="getChatToken" async></script>\n'
+            f'        data-auth-function="getChatToken"{self.attributes} async></script>\n'
         )
         return f"""<!doctype html>
 <html lang="{html.escape(lang)}"><head><meta charset="utf-8"><title>Shop</title>{self.head}</head>

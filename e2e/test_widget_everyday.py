@@ -4,6 +4,8 @@ import re
 
 from playwright.sync_api import expect
 
+from e2e.conftest import Widget
+
 
 def test_typing_shows_on_the_other_side_and_goes_away(customer, console):
     agent = console("ada")
@@ -55,3 +57,36 @@ def test_links_are_clickable_only_for_http_and_markup_stays_text_both_ways(custo
     for page in (alice.page, agent.page):
         assert page.evaluate("window.__pwned") is None
         assert page.locator("img[src=x], .pc-body script, .msg-body script").count() == 0
+
+
+# Counts the tones the page starts, since a headless browser has no speakers to listen to.
+COUNT_TONES = """
+window.__tones = 0;
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function () { window.__tones += 1; return start.apply(this, arguments); };
+"""
+
+
+def test_a_sound_for_messages_arriving_while_closed_only_when_the_site_turns_it_on(chat, contexts, console):
+    _server, site, _world = chat
+    agent = console("ada")
+    pages = {}
+    for sound in ("on", "off"):
+        site.attributes = ' data-sound="on"' if sound == "on" else ""
+        context = contexts()
+        context.add_init_script(COUNT_TONES)
+        page = context.new_page()
+        page.goto(site.url("alice"))
+        pages[sound] = Widget(page).open()
+    alice = pages["on"]
+    alice.write("Ping me when you answer")
+    for widget in pages.values():
+        widget.page.get_by_role("button", name="Minimize chat").click()
+    agent.open("Ping me when you answer")
+    agent.reply("Answered")
+    for widget in pages.values():
+        expect(widget.messages(sender="agent")).to_have_count(1)
+    # One tone per message that arrived while closed (automated ones count too).
+    unread = int(alice.launcher.locator(".pc-unread").inner_text())
+    assert unread >= 1 and pages["on"].page.evaluate("window.__tones") == unread
+    assert pages["off"].page.evaluate("window.__tones") == 0

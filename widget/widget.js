@@ -357,6 +357,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.authPath = script.getAttribute("data-auth-function") || "";
       this.side = script.getAttribute("data-position") === "left" ? "left" : "right";
       this.slot = slot;
+      this.sound = script.getAttribute("data-sound") === "on";
       // data-locale overrides the page's language; it also picks the time format.
       this.localeTag = locale || script.getAttribute("data-locale") || document.documentElement.lang || undefined;
       this.lang = langOf(this.localeTag);
@@ -419,7 +420,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.earlierButton.hidden = true;
       this.log.appendChild(this.earlierButton);
 
-      this.launcher.addEventListener("click", () => this.toggle());
+      this.launcher.addEventListener("click", () => { this.unlockSound(); this.toggle(); });
       $(".pc-minimize").addEventListener("click", () => this.close());
       // Live chat only (the server says so in welcome): either side may end it.
       [this.endButton, this.confirmBox, this.afterBox] = [".pc-end", ".pc-confirm", ".pc-after"].map($);
@@ -552,6 +553,24 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         entry.state.lastChild.textContent = this.t.retryNow;
         entry.state.lastChild.hidden = this.ready;
       }
+    }
+
+    // Browsers only let a page make sound after a user gesture: the audio context is created on the
+    // customer's first click on the launcher, and until then new messages are silent.
+    unlockSound() {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (this.sound && !this.audio && Context) this.audio = new Context();
+    }
+
+    chime() {
+      if (!this.audio) return;
+      const osc = this.audio.createOscillator();
+      const gain = this.audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.05;
+      osc.connect(gain).connect(this.audio.destination);
+      osc.start();
+      osc.stop(this.audio.currentTime + 0.15);
     }
 
     autosize() {
@@ -839,6 +858,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (!existing && countUnread && !this.isOpen && msg.sender !== "customer") {
         this.unread.add(key);
         this.updateBadge();
+        this.chime();
       }
       return !existing;
     }
