@@ -160,3 +160,25 @@ def test_a_host_page_with_a_strict_content_security_policy(chat, contexts, conso
     # The widget's own styles apply (a constructed stylesheet is not an inline style to the policy).
     assert page.get_by_role("dialog", name="Chat").bounding_box()["width"] == 360
     assert refused == []
+
+
+def test_set_locale_relabels_everything_already_on_screen(customer):
+    alice = customer("alice")
+    alice.write("Hello in English")
+    alice.page.context.set_offline(True)
+    alice.box.fill("Written offline")
+    alice.box.press("Enter")
+    status = alice.scope.get_by_role("status")
+    expect(status).to_have_text("Reconnecting…")
+
+    alice.page.evaluate("PersistentChat.setLocale('fi-FI')")
+    expect(status).to_have_text("Yhdistetään uudelleen…")
+    expect(alice.page.get_by_role("textbox", name="Viesti")).to_be_visible()
+    expect(alice.page.get_by_role("log", name="Viestit").locator(".pc-sender")).to_have_text(["Sinä", "Sinä"])
+    pending = alice.page.get_by_role("log", name="Viestit").locator(".pc-msg").last
+    expect(pending).to_contain_text("Ei vielä lähetetty: odotetaan yhteyttä.")
+    expect(pending.get_by_role("button", name="Yritä nyt")).to_be_visible()
+
+    alice.page.context.set_offline(False)
+    expect(pending).to_have_attribute("data-seq", "2")
+    expect(status).to_have_text("")

@@ -480,11 +480,22 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     }
 
     setLocale(code) {
+      const before = this.t;
       this.localeTag = String(code);
       this.lang = langOf(this.localeTag);
       this.t = STRINGS[this.lang];
       if (!this.root) return;
       this.applyStrings();
+      // Texts already shown (status, error) are found by their value in the old catalogue.
+      const again = (text) => {
+        const key = Object.keys(before).find((k) => before[k] === text);
+        return key ? this.t[key] : text;
+      };
+      const error = this.errorBox.querySelector("p");
+      error.textContent = again(error.textContent);
+      this.connStatus = again(this.connStatus);
+      this.note = again(this.note);
+      this.setStatus();
       for (const rec of this.conversations.values()) {
         for (const msg of rec.messages.values()) this.fillMessage(this.nodeFor(msg), msg);
         const divider = this.nodes.get("d:" + rec.conv.id);
