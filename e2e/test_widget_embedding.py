@@ -182,3 +182,17 @@ def test_set_locale_relabels_everything_already_on_screen(customer):
     alice.page.context.set_offline(False)
     expect(pending).to_have_attribute("data-seq", "2")
     expect(status).to_have_text("")
+
+
+def test_the_page_hears_about_an_error_the_widget_shows(chat, contexts):
+    _server, site, world = chat
+    site.head = STUB + inline(
+        "window.errors = []; PersistentChat.on('error', function (e) { errors.push(e); }); PersistentChat.open();"
+    )
+    page = contexts().new_page()
+    page.goto(site.url("alice", key="wrong"))  # the site signs with a key the chat does not know
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The chat did not accept your sign-in.")
+    assert page.evaluate("errors") == [
+        {"workstream": world.workstream_id, "message": "The chat did not accept your sign-in."}
+    ]
