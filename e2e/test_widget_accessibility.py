@@ -88,6 +88,13 @@ def test_axe_finds_nothing_serious_on_the_open_widget_and_the_console(chat, cust
     agent.reply("Looks fine")
     expect(alice.messages(sender="agent")).to_have_count(1)
     assert serious_violations(alice.page, axe_script) == []
+    # A message waiting for the connection, with its state line and Retry button, passes too.
+    alice.page.context.set_offline(True)
+    alice.box.fill("Waiting for the network")
+    alice.box.press("Enter")
+    expect(alice.page.get_by_role("button", name="Retry now")).to_be_visible()
+    assert serious_violations(alice.page, axe_script) == []
+    alice.page.context.set_offline(False)
     assert serious_violations(agent.page, axe_script) == []
 
     login = agent.page.context.browser.new_context().new_page()

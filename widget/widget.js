@@ -160,7 +160,6 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-msg[data-sender="system"] .pc-body { padding: 2px 8px; background: none; font-size: 13px;
   font-style: italic; color: var(--pc-muted); }
 .pc-time { margin: 2px 4px 0; font-size: 11px; color: var(--pc-muted); }
-.pc-pending .pc-body { opacity: .75; }
 .pc-state { display: flex; align-items: center; gap: 8px; margin: 2px 4px 0; font-size: 12px;
   color: var(--pc-muted); }
 .pc-waiting .pc-state { color: #b42318; }
