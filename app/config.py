@@ -43,6 +43,8 @@ def from_environment(instance: Path) -> dict:
         "SCHEDULER_INTERVAL": float(os.environ.get("SCHEDULER_INTERVAL", "5")),
         # Queued live customers hear of a new position at most this often.
         "QUEUE_UPDATE_SECONDS": float(os.environ.get("QUEUE_UPDATE_SECONDS", "10")),
+        # Per client address and live workstream; see rate_limits.py.
+        "VISITOR_TOKENS_PER_10_MINUTES": int(os.environ.get("VISITOR_TOKENS_PER_10_MINUTES", "30")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},

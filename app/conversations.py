@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from . import automated_messages, clock, lifecycle, routing
@@ -89,10 +89,30 @@ def _customer_conversations(customer_id: int, workstream_id: str):
     )
 
 
-def current_conversation(customer_id: int, workstream_id: str) -> Conversation | None:
-    return db.session.scalar(
-        _customer_conversations(customer_id, workstream_id).where(Conversation.status.in_(CURRENT_STATUSES))
+# Built once: constructing a statement costs more than SQLite takes to run it (see bench/lifecycle.py).
+_CURRENT = select(Conversation).where(
+    Conversation.customer_id == bindparam("customer_id"),
+    Conversation.workstream_id == bindparam("workstream_id"),
+    Conversation.status.in_(CURRENT_STATUSES),
+)
+_SENT_BEFORE = (
+    select(Message.__table__.c.id)
+    .join(Conversation.__table__)
+    .where(
+        Message.client_id == bindparam("client_id"),
+        Conversation.customer_id == bindparam("customer_id"),
+        Conversation.workstream_id == bindparam("workstream_id"),
     )
+)
+
+
+def current_conversation(customer_id: int, workstream_id: str) -> Conversation | None:
+    return db.session.scalar(_CURRENT, {"customer_id": customer_id, "workstream_id": workstream_id})
+
+
+def _key(row: object) -> object:
+    """A row's primary key without a query: after a commit, reading even `.id` reloads the whole row."""
+    return inspect(row).identity[0]
 
 
 def customer_conversation(customer_id: int, workstream_id: str, conversation_id: object) -> Conversation:
@@ -107,22 +127,32 @@ def customer_conversation(customer_id: int, workstream_id: str, conversation_id:
     return conversation
 
 
-def customer_conversations(customer_id: int, workstream_id: str, before: int | None, limit: int) -> list[Conversation]:
+def customer_conversations_query(customer_id: int, workstream_id: str, before: int | None, limit: int):
     query = _customer_conversations(customer_id, workstream_id)
     if before is not None:
         query = query.where(Conversation.id < before)
-    return list(db.session.scalars(query.order_by(Conversation.id.desc()).limit(limit)))
+    return query.order_by(Conversation.id.desc()).limit(limit)
+
+
+def customer_conversations(customer_id: int, workstream_id: str, before: int | None, limit: int) -> list[Conversation]:
+    return list(db.session.scalars(customer_conversations_query(customer_id, workstream_id, before, limit)))
+
+
+def messages_page_query(conversation_id: int, *, after: int | None = None, before: int | None = None, limit: int = 50):
+    """Newest first with `before` (the caller reverses), else oldest first after `after`: either way one
+    range scan of the (conversation_id, seq) index, never OFFSET."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before is not None:
+        return query.where(Message.seq < before).order_by(Message.seq.desc()).limit(limit)
+    return query.where(Message.seq > (after or 0)).order_by(Message.seq).limit(limit)
 
 
 def messages_page(
     conversation_id: int, *, after: int | None = None, before: int | None = None, limit: int = 50
 ) -> list[Message]:
-    """A page of messages in ascending order, by sequence cursor (never OFFSET)."""
-    query = select(Message).where(Message.conversation_id == conversation_id)
-    if before is not None:
-        rows = db.session.scalars(query.where(Message.seq < before).order_by(Message.seq.desc()).limit(limit)).all()
-        return list(reversed(rows))
-    return list(db.session.scalars(query.where(Message.seq > (after or 0)).order_by(Message.seq).limit(limit)))
+    """A page of messages in ascending order, by sequence cursor."""
+    rows = db.session.scalars(messages_page_query(conversation_id, after=after, before=before, limit=limit)).all()
+    return list(reversed(rows)) if before is not None else list(rows)
 
 
 # Writing ----------------------------------------------------------------------------------------------
@@ -179,19 +209,18 @@ def post_customer_message(
 
     # attempt() answers (message, None) for a repeated client_id, else (message, whether it still
     # waits for an agent), so routing runs only when there is something to route.
+    customer_id, workstream_id = _key(customer), _key(workstream)
+
     def attempt() -> tuple[Message, bool | None]:
-        existing = db.session.scalar(
-            select(Message)
-            .join(Conversation)
-            .where(
-                Message.client_id == client_id,
-                Conversation.customer_id == customer.id,
-                Conversation.workstream_id == workstream.id,
-            )
+        # Core, not ORM: nearly every send finds nothing here, and an ORM query costs three times as much.
+        existing = (
+            db.session.connection()
+            .execute(_SENT_BEFORE, {"client_id": client_id, "customer_id": customer_id, "workstream_id": workstream_id})
+            .scalar()
         )
         if existing is not None:
-            return existing, None
-        conversation = current_conversation(customer.id, workstream.id)
+            return db.session.get(Message, existing), None
+        conversation = current_conversation(customer_id, workstream_id)
         returned_to: Agent | None = None
         if conversation is None:
             now = clock.now()
@@ -199,8 +228,8 @@ def post_customer_message(
                 # Live chat is real time: outside hours nobody can answer, so nothing is started.
                 raise ChatError(409, "outside_hours", "The chat is offline right now; try again during opening hours.")
             conversation = Conversation(
-                workstream_id=workstream.id,
-                customer_id=customer.id,
+                workstream_id=workstream_id,
+                customer_id=customer_id,
                 status="open",
                 created_at=now,
                 updated_at=now,
@@ -209,12 +238,15 @@ def post_customer_message(
             )
             db.session.add(conversation)
             db.session.flush()
-            lifecycle.record(conversation, None, "open", "customer", customer.id)
+            lifecycle.record(conversation, None, "open", "customer", customer_id)
             changed = True
         else:
+            # Attributes are set only when they change: a dirty object costs a flush on every message.
             changed = context_json is not None and conversation.context != context_json
-            conversation.context = context_json or conversation.context
-            conversation.locale = language or conversation.locale
+            if changed:
+                conversation.context = context_json
+            if language and conversation.locale != language:
+                conversation.locale = language
             if conversation.status == "waiting":
                 returned_to = _customer_returns(conversation, customer)
                 changed = True

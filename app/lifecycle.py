@@ -4,7 +4,7 @@ Steps live in conversations.py (messages, start, end, park, resume), routing.py 
 and timers.py (what time triggers); each writes through these helpers, in its own transaction.
 """
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 
 from . import capacity, clock, events, payloads
 from .extensions import db
@@ -78,34 +78,43 @@ def announce_agent(agent: Agent) -> None:
     )
 
 
+_conversations = Conversation.__table__
+# Built once: constructing a statement costs more than SQLite takes to run it (see bench/lifecycle.py).
+_NEXT_SEQ_QUIETLY = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id"))
+    .values(last_seq=_conversations.c.last_seq + 1)
+    .returning(_conversations.c.last_seq)
+)
+_NEXT_SEQ = _NEXT_SEQ_QUIETLY.values(updated_at=bindparam("now"))
+_INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
+
+
 def append_message(
     conversation: Conversation, sender_kind: str, body: str, client_id: str | None, agent: Agent | None = None
 ) -> Message:
     """Add a message in the caller's transaction and emit it to the customer, the agent and watchers."""
     now = clock.now()
-    table = Conversation.__table__
-    # Automated messages are not activity: they must not keep an abandoned conversation from closing.
-    touched = {} if sender_kind == "system" else {"updated_at": now}
     # The next sequence number is taken by one atomic UPDATE in this transaction: no gaps, no repeats.
-    seq = db.session.execute(
-        update(table)
-        .where(table.c.id == conversation.id)
-        .values(last_seq=table.c.last_seq + 1, **touched)
-        .returning(table.c.last_seq)
-    ).scalar_one()
+    # Automated messages are not activity: they must not keep an abandoned conversation from closing.
+    if sender_kind == "system":
+        seq = db.session.execute(_NEXT_SEQ_QUIETLY, {"conversation_id": conversation.id}).scalar_one()
+    else:
+        seq = db.session.execute(_NEXT_SEQ, {"conversation_id": conversation.id, "now": now}).scalar_one()
     db.session.expire(conversation, ["last_seq", "updated_at"])
-    message = Message(
-        conversation_id=conversation.id,
-        seq=seq,
-        sender_kind=sender_kind,
-        sender_agent_id=agent.id if agent else None,
-        sender_name=agent.name if agent else None,
-        body=body,
-        client_id=client_id,
-        created_at=now,
-    )
-    db.session.add(message)
-    db.session.flush()
+    values = {
+        "conversation_id": conversation.id,
+        "seq": seq,
+        "sender_kind": sender_kind,
+        "sender_agent_id": agent.id if agent else None,
+        "sender_name": agent.name if agent else None,
+        "body": body,
+        "client_id": client_id,
+        "created_at": now,
+    }
+    # A Core INSERT: the ORM's unit of work costs more than the rest of a message's path. The object
+    # returned is a plain, unattached record of the row just written.
+    message = Message(id=db.session.execute(_INSERT_MESSAGE, values).scalar_one(), **values)
     channels = [
         events.customer_channel(conversation.customer_id, conversation.workstream_id),
         events.conversation_channel(conversation.id),

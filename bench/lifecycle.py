@@ -114,6 +114,30 @@ def first_page_ms(history: int, runs: int = 200) -> tuple[float, float]:
     return timings["newest"], timings["deep"]
 
 
+def earlier_conversations_ms(count: int, runs: int = 200) -> float:
+    """Server time for the newest page (20) of a customer's `count` earlier conversations."""
+    app, world = fresh()
+    with app.app_context():
+        customer = conversations.customer_for(Identity(world.auth_setting_id, "regular", None))
+        db.session.execute(
+            insert(Conversation),
+            [
+                {"workstream_id": world.workstream_id, "customer_id": customer.id, "status": "closed", "last_seq": 1}
+                for _ in range(count)
+            ],
+        )
+        db.session.commit()
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            page = conversations.customer_conversations(customer.id, world.workstream_id, before=None, limit=20)
+            samples.append(time.perf_counter() - started)
+            db.session.rollback()
+        assert len(page) == 20
+        db.engine.dispose()
+    return statistics.median(samples) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -128,6 +152,8 @@ def main() -> None:
     pages = [first_page_ms(10_000) for _ in range(max(1, args.runs // 2))]
     print(f"history page, newest of 10,000:       {statistics.median(p[0] for p in pages):8.3f} ms")
     print(f"history page, deep inside 10,000:     {statistics.median(p[1] for p in pages):8.3f} ms")
+    earlier = [earlier_conversations_ms(200) for _ in range(max(1, args.runs // 2))]
+    print(f"200 earlier conversations, newest 20: {statistics.median(earlier):8.3f} ms")
 
 
 if __name__ == "__main__":

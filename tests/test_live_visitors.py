@@ -88,3 +88,15 @@ def test_nobody_else_gets_a_visitors_transcript_or_ends_their_chat(client, live)
     for method, path in (("get", "/transcript"), ("post", "/end")):
         response = getattr(client, method)(api(live, f"/conversations/{conversation_id}{path}"), headers=stranger)
         assert response.status_code == 404 and "private" not in response.get_data(as_text=True)
+
+
+def test_visitor_tokens_are_rate_limited_per_address(client, live, app):
+    app.config["VISITOR_TOKENS_PER_10_MINUTES"] = 3
+    for _ in range(3):
+        visitor(client, live)
+    refused = client.post(api(live, "/visitors"), headers={"Origin": HOST_ORIGIN})
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
+    elsewhere = client.post(
+        api(live, "/visitors"), headers={"Origin": HOST_ORIGIN}, environ_base={"REMOTE_ADDR": "192.0.2.7"}
+    )
+    assert elsewhere.status_code == 201
