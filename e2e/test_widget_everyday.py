@@ -90,3 +90,18 @@ def test_a_sound_for_messages_arriving_while_closed_only_when_the_site_turns_it_
     unread = int(alice.launcher.locator(".pc-unread").inner_text())
     assert unread >= 1 and pages["on"].page.evaluate("window.__tones") == unread
     assert pages["off"].page.evaluate("window.__tones") == 0
+
+
+def test_a_finnish_page_gets_finnish_labels_and_finnish_times(chat, contexts):
+    _server, site, _world = chat
+    page = contexts().new_page()
+    page.goto(site.url("alice", lang="fi"))
+    page.get_by_role("button", name="Avaa chat").click()
+    page.get_by_role("textbox", name="Viesti").fill("Hei")
+    page.get_by_role("button", name="Lähetä").click()
+    mine = page.get_by_role("log", name="Viestit").locator(".pc-msg")
+    expect(mine).to_have_attribute("data-seq", "1")
+    expect(mine.locator(".pc-sender")).to_have_text("Sinä")
+    # Finnish clock times use a period (14.05), English ones a colon and AM/PM.
+    expect(mine.locator("time")).to_have_text(re.compile(r"^\d{1,2}\.\d{2}$"))
+    expect(page.get_by_role("button", name="Sulje chat")).to_be_visible()
