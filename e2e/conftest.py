@@ -54,6 +54,11 @@ class HostSite:
         self.pages: dict[str, str] = {}
         self.tokens_issued = 0
         self.context: dict[str, dict] = {}  # sub -> lwicontexts the site passes
+        # How the site embeds the chat; tests change these before loading a page.
+        self.head = ""  # extra markup in <head>: the command-queue stub, hostile styles
+        self.headers: dict[str, str] = {}  # extra headers on every page, e.g. a Content-Security-Policy
+        self.copies = 1  # how many times the page includes the widget's script tag
+        self.attributes = ""  # extra attributes on that tag, e.g. data-sound="on"
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +75,9 @@ class HostSite:
                     )
                     body, kind = page.encode(), "text/html"
                 self.send_response(200)
+                if kind == "text/html":
+                    for name, value in site.headers.items():
+                        self.send_header(name, value)
                 self.send_header("Content-Type", kind + "; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -98,25 +106,36 @@ class HostSite:
         "promise": "window.getChatToken = function () { return fetchToken(); };",
         "silent": "window.getChatToken = function () {};",
     }
+    # Inline scripts carry this nonce, so a test's Content-Security-Policy can allow them without
+    # 'unsafe-inline'.
+    NONCE = "e2e-host-nonce"
 
     def page(self, customer: str, style: str = "callback", lang: str = "en") -> str:
         who = html.escape(customer)
+        if style == "inline":
+            # Rendered into the page by the site's backend: no request, so connect-src can stay strict.
+            token = json.dumps(self.sign({"customer": customer}))
+            token_function = f"window.getChatToken = function (callback) {{ callback({token}); }};"
+        else:
+            token_function = self.TOKEN_FUNCTIONS[style]
+        widget_tag = (
+            f'<script src="{self.chat_url}/widget.js" data-workstream="{self.world.workstream_id}"\n'
+            f'        data-auth-function="getChatToken"{self.attributes} async></script>\n'
+        )
         return f"""<!doctype html>
-<html lang="{html.escape(lang)}"><head><meta charset="utf-8"><title>Shop</title></head>
+<html lang="{html.escape(lang)}"><head><meta charset="utf-8"><title>Shop</title>{self.head}</head>
 <body data-customer="{who}">
 <h1>Shop of {who}</h1>
-<script>
+<script nonce="{self.NONCE}">
   function fetchToken() {{
     // The page's own query (lifetime, key) goes along to its backend: tests steer the tokens with it.
     var query = new URLSearchParams(location.search);
     query.set("customer", document.body.dataset.customer);
     return fetch("/token?" + query).then(function (r) {{ return r.text(); }});
   }}
-  {self.TOKEN_FUNCTIONS[style]}
+  {token_function}
 </script>
-<script src="{self.chat_url}/widget.js" data-workstream="{self.world.workstream_id}"
-        data-auth-function="getChatToken" async></script>
-{self.live_tag()}
+{widget_tag * self.copies}{self.live_tag()}
 </body></html>"""
 
     live_workstream_id: str | None = None

@@ -58,6 +58,7 @@
     reply: $('reply'),
     send: $('compose').querySelector('button[type="submit"]'),
     composeError: $('compose-error'),
+    typing: $('typing'),
     endDialog: $('end-dialog'),
     endConfirm: $('end-confirm'),
     endCancel: $('end-cancel'),
@@ -88,6 +89,21 @@
     }
     node.append(...children.filter((c) => c != null && c !== false));
     return node;
+  }
+
+  // Only http and https become links, built node by node: message text is never parsed as HTML.
+  const LINK = /\bhttps?:\/\/[^\s<>"']+/gi;
+  function linkify(node, text) {
+    let last = 0;
+    for (const match of String(text).matchAll(LINK)) {
+      const url = match[0].replace(/[.,;:!?)\]]+$/, '');
+      let href = '';
+      try { href = new URL(url).href; } catch (e) { continue; }
+      const link = el('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow' }, url);
+      node.append(text.slice(last, match.index), link);
+      last = match.index + url.length;
+    }
+    node.append(text.slice(last));
   }
 
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -681,7 +697,7 @@
     if (sender === 'customer') name = customerName(summary);
     else if (sender === 'agent') name = m.sender_name || 'Agent';
     const body = el('p', { className: 'msg-body' });
-    body.textContent = m.body;
+    linkify(body, m.body);
     return el('div', { className: 'msg', dataset: { seq: m.seq, sender } },
       el('div', { className: 'msg-meta' }, name ? el('span', { className: 'msg-sender' }, name) : null,
         timeElement(m.created_at)),
@@ -954,6 +970,7 @@
     if (!Number.isInteger(id) || id <= 0) return;
     const token = ++openToken;
     if (current) drafts.set(current.id, ui.reply.value);
+    showTyping(null);
     const summary = summaries.get(id) || null;
     current = {
       id,
@@ -1016,6 +1033,27 @@
 
   // ---------------------------------------------------------------- actions
 
+  // Throttled: the widget shows the indicator for 6 s after each frame.
+  let typingSentAt = 0;
+  ui.reply.addEventListener('input', () => {
+    const now = Date.now();
+    if (!current || ui.compose.hidden || !ui.reply.value.trim() || now - typingSentAt < 3000) return;
+    if (sendFrame({ type: 'typing', conversation_id: current.id })) typingSentAt = now;
+  });
+
+  let typingTimer = 0;
+  function showTyping(text) {
+    clearTimeout(typingTimer);
+    ui.typing.textContent = text || '';
+    if (text) typingTimer = setTimeout(() => showTyping(null), 6000);
+  }
+
+  function onTyping(frame) {
+    if (current && current.id === frame.conversation_id && frame.sender === 'customer') {
+      showTyping(`${customerName(current.summary)} is typing…`);
+    }
+  }
+
   ui.reply.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
@@ -1045,6 +1083,7 @@
       if (badges.delete(c.id)) renderLists();
       if (c === current) {
         if (ui.reply.value === body) ui.reply.value = '';
+        typingSentAt = 0;
         appendMessages([data.message], true);
       }
       onMessage(data.message);
@@ -1237,6 +1276,7 @@
     else if (frame.type === 'notify' && frame.conversation) onNotify(frame.kind, frame.conversation);
     else if (frame.type === 'agent' && frame.agent) onAgent(frame.agent);
     else if (frame.type === 'capacity' && frame.capacity) onCapacity(frame.capacity);
+    else if (frame.type === 'typing') onTyping(frame);
     else if (frame.type === 'pong') {
       pongsSeen += 1;
       resync();
@@ -1267,6 +1307,7 @@
     }
     if (s) s.last_seq = Math.max(s.last_seq || 0, m.seq);
     if (current && current.id === id) {
+      if (m.sender === 'customer') showTyping(null);
       if (current.loading) current.pending.push(m);
       else appendMessages([m]);
     } else if (s && m.sender === 'customer') {

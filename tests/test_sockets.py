@@ -275,3 +275,56 @@ def test_open_sockets_waiting_for_their_first_frame_do_not_block_writers(server)
     assert time.monotonic() - started < 2
     silent_widget.close()
     silent_console.close()
+
+
+def test_typing_read_and_locale_frames_are_checked_relayed_and_never_stored(server):
+    cookie = sign_in(server)
+    console = Peer(server.url.replace("http", "ws") + "/console/ws", origin=server.url, headers={"Cookie": cookie})
+    tab1, _, _ = widget(server, "typist")
+    tab2, _, _ = widget(server, "typist")
+    stranger, _, _ = widget(server, "stranger")
+    tab1.send({"type": "typing"})  # no conversation yet: nobody to tell, and no error
+    tab1.send({"type": "send", "client_id": "t1", "body": "typing test"})
+    conversation_id = tab1.recv_until("ack")["conversation_id"]
+    console.recv_until("notify")
+
+    tab1.send({"type": "typing"})
+    assert console.recv_until("typing") == {"type": "typing", "conversation_id": conversation_id, "sender": "customer"}
+    console.send({"type": "typing", "conversation_id": conversation_id})
+    for tab in (tab1, tab2):
+        assert tab.recv_until("typing") == {
+            "type": "typing",
+            "conversation_id": conversation_id,
+            "sender": "agent",
+            "sender_name": "Ada",
+        }
+    tab1.send({"type": "read", "conversation_id": conversation_id, "seq": 1})
+    assert tab2.recv_until("read") == {"type": "read", "conversation_id": conversation_id, "seq": 1}
+    assert stranger.silent()
+
+    for frame, code in [
+        ({"type": "read", "conversation_id": conversation_id, "seq": 10**6}, "invalid_request"),
+        ({"type": "read", "conversation_id": conversation_id, "seq": 0}, "invalid_request"),
+        ({"type": "read", "conversation_id": conversation_id, "seq": True}, "invalid_request"),
+        ({"type": "read", "conversation_id": 10**9, "seq": 1}, "not_found"),
+        ({"type": "locale", "locale": "not a language"}, "invalid_request"),
+    ]:
+        tab1.send(frame)
+        assert tab1.recv_until("error")["code"] == code
+    stranger.send({"type": "read", "conversation_id": conversation_id, "seq": 1})
+    assert stranger.recv_until("error")["code"] == "not_found"
+    tab1.send({"type": "locale", "locale": "fi"})
+    tab1.send({"type": "ping"})
+    assert tab1.recv()["type"] == "pong"  # the locale frame was accepted without an answer
+    for frame, code in [
+        ({"type": "typing", "conversation_id": "x"}, "invalid_request"),
+        ({"type": "typing", "conversation_id": 10**9}, "not_found"),
+    ]:
+        console.send(frame)
+        assert console.recv_until("error")["code"] == code
+
+    again, _, backlog = widget(server, "typist")
+    stored = [m["body"] for entry in backlog["conversations"] for m in entry["messages"] if m["sender"] != "system"]
+    assert stored == ["typing test"]
+    for peer in (console, tab1, tab2, stranger, again):
+        peer.close()

@@ -36,6 +36,8 @@
       backAt: "We are back {time}.",
       notSent: "Not sent.", empty: "Not sent: the message is empty.",
       tooLong: "Not sent: the message is too long (4,000 characters at most).",
+      sending: "Sending…", waiting: "Not sent yet: waiting for the connection.", retryNow: "Retry now",
+      typing: "{name} is typing…",
     },
     fi: {
       open: "Avaa chat", close: "Sulje chat", chat: "Chat", minimize: "Pienennä chat",
@@ -62,6 +64,8 @@
       backAt: "Palaamme {time}.",
       notSent: "Ei lähetetty.", empty: "Ei lähetetty: viesti on tyhjä.",
       tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
+      sending: "Lähetetään…", waiting: "Ei vielä lähetetty: odotetaan yhteyttä.", retryNow: "Yritä nyt",
+      typing: "{name} kirjoittaa…",
     },
   };
 
@@ -81,6 +85,12 @@
   const PAGE = 50;
   const NEAR_BOTTOM = 80;
   const SLOT_WIDTH = 76;
+  // A typing frame goes out at most this often while the customer types; the other side shows the
+  // indicator until TYPING_SHOWN passes without a new one.
+  const TYPING_EVERY = 3000;
+  const TYPING_SHOWN = 6000;
+  const EVENTS = ["ready", "open", "close", "message", "unread", "error"];
+  const langOf = (tag) => (/^fi\b/i.test(tag || "") ? "fi" : "en");
 
   const CSS = `
 :host { all: initial !important; }
@@ -118,6 +128,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-header { display: flex; align-items: center; gap: 8px; padding: 12px 10px 12px 16px;
   background: var(--pc-accent); color: var(--pc-on-accent); }
 .pc-heading { flex: 1; min-width: 0; }
+.pc-avatar { flex: none; width: 32px; height: 32px; border-radius: 50%; display: flex; align-items: center;
+  justify-content: center; background: rgba(255, 255, 255, .2); font-size: 13px; font-weight: 600; }
 .pc-title, .pc-agent { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .pc-title { font-size: 15px; font-weight: 600; }
 .pc-agent { font-size: 12px; opacity: .88; }
@@ -148,7 +160,14 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-msg[data-sender="system"] .pc-body { padding: 2px 8px; background: none; font-size: 13px;
   font-style: italic; color: var(--pc-muted); }
 .pc-time { margin: 2px 4px 0; font-size: 11px; color: var(--pc-muted); }
-.pc-pending { opacity: .6; }
+.pc-state { display: flex; align-items: center; gap: 8px; margin: 2px 4px 0; font-size: 12px;
+  color: var(--pc-muted); }
+.pc-waiting .pc-state { color: #b42318; }
+.pc-retry { padding: 0 8px; border: 1px solid currentColor; border-radius: 6px; background: #fff;
+  font-size: 12px; }
+.pc-body a { color: inherit; text-decoration: underline; }
+.pc-typing { padding: 0 14px; font-size: 12px; font-style: italic; color: var(--pc-muted); }
+.pc-typing:not(:empty) { padding: 4px 14px 0; }
 .pc-msg.pc-failed .pc-body { background: #fef3f2; color: #912018; border: 1px solid #fecdca; }
 .pc-note { margin: 2px 4px 0; font-size: 12px; color: #b42318; }
 .pc-divider { flex: none; display: flex; align-items: center; gap: 10px; margin: 10px 0;
@@ -192,28 +211,31 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     '<path d="M4 12l16-8-6 16-2.5-6.5z"/></svg>';
   // Every refusal of the customer's token has a code starting "token_" (docs/protocol.md).
   const isTokenError = (code) => typeof code === "string" && code.indexOf("token_") === 0;
-  const esc = (text) => String(text).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
-  const skeleton = (t) => `
-<div class="pc-panel" id="pc-panel" role="dialog" aria-label="${esc(t.chat)}" hidden>
+  // Text goes in by key (data-t: text, data-t-label: aria-label, data-t-ph: placeholder), so
+  // setLocale can relabel the live DOM without rebuilding it.
+  const SKELETON = `
+<div class="pc-panel" id="pc-panel" role="dialog" data-t-label="chat" hidden>
   <div class="pc-header">
-    <div class="pc-heading"><div class="pc-title">${esc(t.chat)}</div><div class="pc-agent" hidden></div></div>
-    <button class="pc-end" type="button" hidden>${esc(t.endChat)}</button>
-    <button class="pc-minimize" type="button" aria-label="${esc(t.minimize)}">${ICON_MIN}</button>
+    <div class="pc-avatar" aria-hidden="true" hidden></div>
+    <div class="pc-heading"><div class="pc-title" data-t="chat"></div><div class="pc-agent" hidden></div></div>
+    <button class="pc-end" type="button" data-t="endChat" hidden></button>
+    <button class="pc-minimize" type="button" data-t-label="minimize">${ICON_MIN}</button>
   </div>
-  <div class="pc-confirm" role="alertdialog" aria-label="${esc(t.endConfirm)}" hidden><p>${esc(t.endConfirm)}</p>
-    <button class="pc-confirm-end" type="button">${esc(t.endChat)}</button>
-    <button class="pc-confirm-cancel" type="button">${esc(t.cancel)}</button></div>
-  <div class="pc-after" hidden><button class="pc-transcript" type="button">${esc(t.transcript)}</button>
-    <button class="pc-new" type="button">${esc(t.newChat)}</button></div>
-  <div class="pc-error" role="alert" hidden><p></p><button type="button">${esc(t.tryAgain)}</button></div>
-  <div class="pc-log" role="log" aria-live="polite" aria-label="${esc(t.messages)}" tabindex="0"></div>
+  <div class="pc-confirm" role="alertdialog" data-t-label="endConfirm" hidden><p data-t="endConfirm"></p>
+    <button class="pc-confirm-end" type="button" data-t="endChat"></button>
+    <button class="pc-confirm-cancel" type="button" data-t="cancel"></button></div>
+  <div class="pc-after" hidden><button class="pc-transcript" type="button" data-t="transcript"></button>
+    <button class="pc-new" type="button" data-t="newChat"></button></div>
+  <div class="pc-error" role="alert" hidden><p></p><button type="button" data-t="tryAgain"></button></div>
+  <div class="pc-log" role="log" aria-live="polite" data-t-label="messages" tabindex="0"></div>
   <p class="pc-notice" hidden></p>
+  <div class="pc-typing" aria-hidden="true"></div>
   <div class="pc-status" role="status"></div>
   <form class="pc-compose"><textarea class="pc-input" rows="1" maxlength="${MAX_BODY}"
-    aria-label="${esc(t.message)}" placeholder="${esc(t.placeholder)}"></textarea><button
-    class="pc-send" type="submit" aria-label="${esc(t.send)}">${ICON_SEND}</button></form>
+    data-t-label="message" data-t-ph="placeholder"></textarea><button
+    class="pc-send" type="submit" data-t-label="send">${ICON_SEND}</button></form>
 </div>
-<button class="pc-launcher" type="button" aria-label="${esc(t.open)}" aria-expanded="false"
+<button class="pc-launcher" type="button" aria-expanded="false"
   aria-controls="pc-panel" aria-describedby="pc-unread-text">${ICON_CHAT}${ICON_CLOSE}<span
   class="pc-unread" aria-hidden="true" hidden></span></button>
 <span class="pc-sr" id="pc-unread-text"></span>`;
@@ -280,6 +302,29 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     return "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  // Only http and https become links, built node by node: message text is never parsed as HTML.
+  const LINK = /\bhttps?:\/\/[^\s<>"']+/gi;
+  function linkify(node, text) {
+    node.textContent = "";
+    let last = 0;
+    for (const match of String(text).matchAll(LINK)) {
+      const url = match[0].replace(/[.,;:!?)\]]+$/, "");
+      let href = "";
+      try { href = new URL(url).href; } catch (e) { continue; }
+      const link = el("a", null, url);
+      link.href = href;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer nofollow";
+      node.append(text.slice(last, match.index), link);
+      last = match.index + url.length;
+    }
+    node.append(text.slice(last));
+  }
+
+  // "Ada Lovelace" → "AL"; by code point, so a name starting with an emoji is not cut in half.
+  const initials = (name) => name.trim().split(/\s+/).slice(0, 2).map((w) => Array.from(w)[0] || "")
+    .join("").toUpperCase();
+
   function el(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -305,15 +350,18 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   }
 
   class Widget {
-    constructor(script, slot) {
+    constructor(script, slot, emit, locale) {
       this.id = script.getAttribute("data-workstream");
       this.origin = new URL(script.src, location.href).origin;
       this.authPath = script.getAttribute("data-auth-function") || "";
       this.side = script.getAttribute("data-position") === "left" ? "left" : "right";
       this.slot = slot;
+      this.sound = script.getAttribute("data-sound") === "on";
       // data-locale overrides the page's language; it also picks the time format.
-      this.localeTag = script.getAttribute("data-locale") || document.documentElement.lang || undefined;
-      this.t = STRINGS[/^fi\b/i.test(this.localeTag || "") ? "fi" : "en"];
+      this.localeTag = locale || script.getAttribute("data-locale") || document.documentElement.lang || undefined;
+      this.lang = langOf(this.localeTag);
+      this.t = STRINGS[this.lang];
+      this.emit = (name, detail) => emit(name, Object.assign({ workstream: this.id }, detail));
 
       this.conversations = new Map(); // id → {conv, messages: Map(seq → Message), complete}
       this.nodes = new Map(); // "cid:seq" or "d:cid" → element, reused across renders
@@ -324,8 +372,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       // or null when none exists below `before`.
       this.older = null;
       this.epoch = 0; // bumped by a reset so answers to stale HTTP requests are ignored
-      this.unread = 0;
+      this.unread = new Set(); // "cid:seq" of agent and system messages not seen yet
+      this.unreadShown = 0;
       this.isOpen = false;
+      this.startOpen = false; // open() or close() called before the widget was mounted
       this.ws = null;
       this.gen = 0; // bumped per connection attempt; late callbacks of older attempts are ignored
       this.attempt = 0; // consecutive failed connections, for the backoff
@@ -353,21 +403,23 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       }
       const root = el("div", "pc-root pc-" + this.side);
       root.style.setProperty("--pc-offset", 20 + this.slot * SLOT_WIDTH + "px");
-      root.innerHTML = skeleton(this.t);
+      root.innerHTML = SKELETON;
       shadow.appendChild(root);
       this.root = root;
 
       const $ = (sel) => root.querySelector(sel);
       [this.launcher, this.badge, this.unreadText, this.panel, this.title, this.agent, this.errorBox,
-        this.log, this.status, this.input, this.notice] = [".pc-launcher", ".pc-unread", ".pc-sr", ".pc-panel",
-        ".pc-title", ".pc-agent", ".pc-error", ".pc-log", ".pc-status", ".pc-input", ".pc-notice"].map($);
+        this.log, this.status, this.input, this.notice, this.typing] = [".pc-launcher", ".pc-unread", ".pc-sr",
+        ".pc-panel", ".pc-title", ".pc-agent", ".pc-error", ".pc-log", ".pc-status", ".pc-input", ".pc-notice",
+        ".pc-typing"].map($);
       // Lives inside the log so it scrolls away with the oldest messages.
-      this.earlierButton = el("button", "pc-earlier", this.t.earlier);
+      this.earlierButton = el("button", "pc-earlier");
       this.earlierButton.type = "button";
+      this.earlierButton.setAttribute("data-t", "earlier");
       this.earlierButton.hidden = true;
       this.log.appendChild(this.earlierButton);
 
-      this.launcher.addEventListener("click", () => this.toggle());
+      this.launcher.addEventListener("click", () => { this.unlockSound(); this.toggle(); });
       $(".pc-minimize").addEventListener("click", () => this.close());
       // Live chat only (the server says so in welcome): either side may end it.
       [this.endButton, this.confirmBox, this.afterBox] = [".pc-end", ".pc-confirm", ".pc-after"].map($);
@@ -397,16 +449,138 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.input.addEventListener("keydown", (e) => {
         if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
       });
-      this.input.addEventListener("input", () => this.autosize());
+      this.input.addEventListener("input", () => { this.autosize(); this.typed(); });
       $(".pc-compose").addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
 
-      window.addEventListener("online", () => { if (!this.ws && !this.stopped) this.connect(); });
+      // Waiting out the backoff after the network is back would leave queued sends sitting there.
+      window.addEventListener("online", () => { if (!this.ready && !this.stopped) this.retry(); });
+      window.addEventListener("offline", () => { if (this.ws) this.lost(); });
+      document.addEventListener("visibilitychange", () => this.markRead());
       // An open socket keeps the host page out of the back/forward cache; let go while hidden.
       window.addEventListener("pagehide", (e) => { if (e.persisted) this.disconnect(); });
       window.addEventListener("pageshow", (e) => { if (e.persisted && !this.stopped) this.connect(); });
 
+      this.applyStrings();
       document.body.appendChild(host);
       this.connect();
+      this.emit("ready");
+      if (this.startOpen) this.open();
+    }
+
+    applyStrings() {
+      const t = this.t;
+      for (const node of this.root.querySelectorAll("[data-t]")) node.textContent = t[node.getAttribute("data-t")];
+      for (const node of this.root.querySelectorAll("[data-t-label]")) {
+        node.setAttribute("aria-label", t[node.getAttribute("data-t-label")]);
+      }
+      this.input.placeholder = t.placeholder;
+      this.launcher.setAttribute("aria-label", this.isOpen ? t.close : t.open);
+      this.updateBadge();
+    }
+
+    setLocale(code) {
+      const before = this.t;
+      this.localeTag = String(code);
+      this.lang = langOf(this.localeTag);
+      this.t = STRINGS[this.lang];
+      if (!this.root) return;
+      this.applyStrings();
+      // Texts already shown (status, error) are found by their value in the old catalogue.
+      const again = (text) => {
+        const key = Object.keys(before).find((k) => before[k] === text);
+        return key ? this.t[key] : text;
+      };
+      const error = this.errorBox.querySelector("p");
+      error.textContent = again(error.textContent);
+      this.connStatus = again(this.connStatus);
+      this.note = again(this.note);
+      this.setStatus();
+      for (const rec of this.conversations.values()) {
+        for (const msg of rec.messages.values()) this.fillMessage(this.nodeFor(msg), msg);
+        const divider = this.nodes.get("d:" + rec.conv.id);
+        if (divider) divider.textContent = this.t.ended;
+      }
+      for (const entry of this.outbox.values()) {
+        entry.node.querySelector(".pc-sender").textContent = this.t.you;
+      }
+      this.showPending();
+      if (this.workstream) this.showHours(this.hours);
+      const locale = this.wireLocale();
+      if (locale) this.send({ type: "locale", locale });
+    }
+
+    // The locale picks the language of the automated messages the server writes for this customer.
+    // A page's odd lang attribute must not cost it the chat: the server refuses what is not a language tag.
+    wireLocale() {
+      return /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$/.test(this.localeTag || "") ? this.localeTag : undefined;
+    }
+
+    // Throttled: the agent's console shows the indicator for TYPING_SHOWN after each frame.
+    typed() {
+      const now = Date.now();
+      if (!this.ready || !this.input.value.trim() || now - (this.typingSentAt || 0) < TYPING_EVERY) return;
+      this.typingSentAt = now;
+      this.send({ type: "typing" });
+    }
+
+    showTyping(name) {
+      clearTimeout(this.typingTimer);
+      this.typing.textContent = name ? this.t.typing.replace("{name}", name) : "";
+      if (name) this.typingTimer = setTimeout(() => this.showTyping(null), TYPING_SHOWN);
+    }
+
+    // Opening the panel in a visible tab reads everything; the server relays the marker to the
+    // customer's other tabs and devices so their unread counts clear too.
+    markRead() {
+      if (!this.isOpen || document.visibilityState === "hidden") return;
+      this.setUnread(() => true);
+      const newest = this.cursor();
+      const key = newest.conversation_id + ":" + newest.after;
+      if (!newest.after || !this.ready || this.readSent === key) return;
+      this.readSent = key;
+      this.send({ type: "read", conversation_id: newest.conversation_id, seq: newest.after });
+    }
+
+    onRead(frame) {
+      const cid = frame.conversation_id;
+      this.setUnread((key) => {
+        const [c, seq] = key.split(":").map(Number);
+        return c < cid || (c === cid && seq <= frame.seq);
+      });
+    }
+
+    setUnread(isRead) {
+      const before = this.unread.size;
+      for (const key of this.unread) if (isRead(key)) this.unread.delete(key);
+      if (this.unread.size !== before) this.updateBadge();
+    }
+
+    // Unacknowledged sends say whether they are on their way or waiting for the connection.
+    showPending() {
+      for (const entry of this.outbox.values()) {
+        entry.node.classList.toggle("pc-waiting", !this.ready);
+        entry.state.firstChild.textContent = this.ready ? this.t.sending : this.t.waiting;
+        entry.state.lastChild.textContent = this.t.retryNow;
+        entry.state.lastChild.hidden = this.ready;
+      }
+    }
+
+    // Browsers only let a page make sound after a user gesture: the audio context is created on the
+    // customer's first click on the launcher, and until then new messages are silent.
+    unlockSound() {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (this.sound && !this.audio && Context) this.audio = new Context();
+    }
+
+    chime() {
+      if (!this.audio) return;
+      const osc = this.audio.createOscillator();
+      const gain = this.audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.05;
+      osc.connect(gain).connect(this.audio.destination);
+      osc.start();
+      osc.stop(this.audio.currentTime + 0.15);
     }
 
     autosize() {
@@ -415,21 +589,23 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     }
 
     open() {
-      if (!this.panel) return;
+      if (!this.panel) { this.startOpen = true; return; }
+      if (this.isOpen) return;
       this.isOpen = true;
       this.root.classList.add("pc-open");
       this.panel.hidden = false;
       this.launcher.setAttribute("aria-label", this.t.close);
       this.launcher.setAttribute("aria-expanded", "true");
-      this.unread = 0;
-      this.updateBadge();
       this.render({ bottom: true });
       this.input.focus();
+      this.markRead();
       this.probeOlder();
+      this.emit("open");
     }
 
     close() {
-      if (!this.panel || !this.isOpen) return;
+      if (!this.panel) { this.startOpen = false; return; }
+      if (!this.isOpen) return;
       const hadFocus = this.shadow.activeElement && this.panel.contains(this.shadow.activeElement);
       this.isOpen = false;
       this.root.classList.remove("pc-open");
@@ -437,18 +613,23 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.launcher.setAttribute("aria-label", this.t.open);
       this.launcher.setAttribute("aria-expanded", "false");
       if (hadFocus) this.launcher.focus();
+      this.emit("close");
     }
 
     toggle() {
-      if (this.isOpen) this.close();
+      if (this.isOpen || (!this.panel && this.startOpen)) this.close();
       else this.open();
     }
 
     updateBadge() {
-      const n = this.unread;
+      const n = this.unread.size;
       this.badge.hidden = n === 0;
       this.badge.textContent = n > 99 ? "99+" : String(n);
       this.unreadText.textContent = n ? this.t.unread.replace("{n}", n) : "";
+      if (n !== this.unreadShown) {
+        this.unreadShown = n;
+        this.emit("unread", { count: n });
+      }
     }
 
     setStatus(connStatus, note) {
@@ -465,6 +646,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     showError(text) {
       this.errorBox.querySelector("p").textContent = text;
       this.errorBox.hidden = false;
+      this.emit("error", { message: text });
     }
 
     // Outside operating hours a persistent chat still takes messages; the customer is told when the
@@ -472,6 +654,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     // A live chat is real time: outside hours it shows its offline state (input off), or no widget at
     // all when the workstream says so.
     showHours(hours) {
+      this.hours = hours;
       const away = !!hours && hours.open === false;
       const offline = away && this.workstream.mode === "live";
       // Set inside the shadow's own :host rule: its !important outranks the host page's styles.
@@ -523,7 +706,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (sender) {
         sender.textContent = msg.sender === "customer" ? this.t.you : msg.sender_name || this.t.agent;
       }
-      node.querySelector(".pc-body").textContent = msg.body;
+      linkify(node.querySelector(".pc-body"), msg.body);
       const time = node.querySelector(".pc-time");
       time.textContent = this.formatTime(msg.created_at);
       time.setAttribute("datetime", msg.created_at || "");
@@ -611,6 +794,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       const name = newest && !newest.conv.ended ? newest.conv.agent_name : null;
       this.agent.hidden = !name;
       this.agent.textContent = name || "";
+      const avatar = this.root.querySelector(".pc-avatar");
+      avatar.hidden = !name;
+      avatar.textContent = initials(name || "");
       const canEnd = !!(this.workstream && this.workstream.customer_can_end);
       const ended = !!(newest && newest.conv.ended);
       this.endButton.hidden = !(canEnd && newest && !ended);
@@ -680,14 +866,16 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (msg.seq > (rec.conv.last_seq || 0)) rec.conv.last_seq = msg.seq;
       if (node) this.fillMessage(node, msg);
       if (!existing && countUnread && !this.isOpen && msg.sender !== "customer") {
-        this.unread += 1;
+        this.unread.add(key);
         this.updateBadge();
+        this.chime();
       }
       return !existing;
     }
 
     forgetLocal(entry) {
       this.outbox.delete(entry.client_id);
+      entry.state.remove();
       const i = this.locals.indexOf(entry.node);
       if (i >= 0) this.locals.splice(i, 1);
     }
@@ -857,10 +1045,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.ready = false;
       ws.onopen = () => {
         this.lastFrameAt = Date.now();
-        // The locale picks the language of the automated messages the server writes for this customer.
-        // A page's odd lang attribute must not cost it the chat: the server refuses what is not a language tag.
-        const locale = /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$/.test(this.localeTag || "") ? this.localeTag : undefined;
-        ws.send(JSON.stringify(Object.assign({ type: "hello", token, locale }, this.cursor())));
+        ws.send(JSON.stringify(Object.assign({ type: "hello", token, locale: this.wireLocale() }, this.cursor())));
       };
       ws.onmessage = (event) => { if (this.ws === ws) this.onFrame(event.data); };
       ws.onclose = () => { if (this.ws === ws) this.lost(); };
@@ -884,6 +1069,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (this.welcomedAt && Date.now() - this.welcomedAt > STABLE_AFTER) this.attempt = 0;
       this.welcomedAt = 0;
       this.dropSocket();
+      this.showPending();
       this.setStatus(this.t.reconnecting);
       this.scheduleReconnect();
       // Keeps retrying behind the message; a welcome hides it.
@@ -932,12 +1118,23 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       switch (frame.type) {
         case "welcome": return this.onWelcome(frame);
         case "backlog": return this.onBacklog(frame);
-        case "message": if (frame.message && this.addMessage(frame.message, true)) this.render(); return;
+        case "message": return this.onMessage(frame.message);
+        case "typing": return this.showTyping(frame.sender === "agent" && (frame.sender_name || this.t.agent));
+        case "read": return this.onRead(frame);
         case "conversation": return this.onConversation(frame.conversation);
         case "ack": return this.onAck(frame);
         case "error": return this.onError(frame);
         default: return; // pong and anything newer than this widget
       }
+    }
+
+    onMessage(msg) {
+      if (!msg || !this.addMessage(msg, true)) return;
+      this.render();
+      this.markRead();
+      if (msg.sender === "customer") return;
+      this.showTyping(null);
+      this.emit("message", { message: Object.assign({}, msg) });
     }
 
     onWelcome(frame) {
@@ -966,6 +1163,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       }
       this.ready = true;
       this.render({ bottom: !!frame.reset });
+      this.showPending();
+      this.markRead();
       // Resend with the same client ids; the server answers a stored one with its original ack.
       for (const entry of this.outbox.values()) this.transmit(entry);
       if (this.isOpen) this.probeOlder();
@@ -1050,14 +1249,21 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (!body) return;
       const entry = {
         client_id: newClientId(), body, created_at: new Date().toISOString(),
-        node: this.messageNode("customer"),
+        node: this.messageNode("customer"), state: el("div", "pc-state"),
       };
+      const retry = el("button", "pc-retry");
+      retry.type = "button";
+      retry.addEventListener("click", () => this.retry());
+      entry.state.append(el("span"), retry);
       entry.node.classList.add("pc-pending");
       entry.node.setAttribute("data-client-id", entry.client_id);
       this.fillMessage(entry.node, { sender: "customer", body, created_at: entry.created_at });
+      entry.node.appendChild(entry.state);
       this.outbox.set(entry.client_id, entry);
+      this.showPending();
       this.locals.push(entry.node);
       this.input.value = "";
+      this.typingSentAt = 0; // the next words are news again
       this.autosize();
       this.render({ bottom: true });
       this.transmit(entry);
@@ -1078,17 +1284,64 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     return null;
   }
 
+  // The host may have pasted the stub from the README, which queues calls as [method, args] in
+  // PersistentChat.q until this script arrives; they are replayed in order once a widget exists.
   function namespace() {
     const existing = window.PersistentChat;
     if (existing && typeof existing === "object" && existing.instances) return existing;
     const instances = {};
-    const pick = (id) => (id != null ? instances[id] : Object.values(instances)[0]);
-    const call = (method) => (id) => {
-      const widget = pick(id);
-      if (widget) widget[method]();
-      return !!widget;
+    const listeners = {};
+    let waiting = (existing && Array.isArray(existing.q) ? existing.q : []).slice();
+    let locale = null;
+    const mounted = [];
+    // A call for a widget whose script has not run yet (another workstream) waits for it.
+    const call = (method, id, arg) => {
+      const widget = id != null ? instances[id] : Object.values(instances)[0];
+      if (widget) widget[method](arg);
+      else waiting.push([method, method === "setLocale" ? [arg, id] : [id]]);
+      return api;
     };
-    const api = { instances, open: call("open"), close: call("close"), toggle: call("toggle") };
+    const api = {
+      instances,
+      open: (id) => call("open", id),
+      close: (id) => call("close", id),
+      toggle: (id) => call("toggle", id),
+      // Without an id it is the page's language: every widget, including ones not loaded yet.
+      setLocale: (code, id) => {
+        if (id != null) return call("setLocale", id, code);
+        locale = String(code);
+        for (const widget of Object.values(instances)) widget.setLocale(locale);
+        return api;
+      },
+      // A ready handler added late still hears about widgets that are already up.
+      on: (name, fn) => {
+        if (EVENTS.indexOf(name) < 0 || typeof fn !== "function") return api;
+        (listeners[name] = listeners[name] || []).push(fn);
+        if (name === "ready") for (const workstream of mounted) deliver(fn, { workstream });
+        return api;
+      },
+    };
+    // A host handler that throws must not break the widget; rethrown later, it still shows up.
+    const deliver = (fn, detail) => {
+      try { fn(detail); } catch (e) { setTimeout(() => { throw e; }); }
+    };
+    Object.defineProperty(api, "emit", {
+      value: (name, detail) => {
+        if (name === "ready") mounted.push(detail.workstream);
+        for (const fn of (listeners[name] || []).slice()) deliver(fn, detail);
+      },
+    });
+    Object.defineProperty(api, "replay", {
+      value: () => {
+        const calls = waiting;
+        waiting = [];
+        for (const entry of calls) {
+          const [method, args] = Array.isArray(entry) ? entry : [];
+          if (typeof api[method] === "function") api[method].apply(null, Array.from(args || []));
+        }
+      },
+    });
+    Object.defineProperty(api, "locale", { get: () => locale });
     window.PersistentChat = api;
     return api;
   }
@@ -1102,8 +1355,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
   const side = script.getAttribute("data-position") === "left" ? "left" : "right";
   const slot = Object.values(api.instances).filter((w) => w.side === side).length;
-  const widget = new Widget(script, slot);
+  const widget = new Widget(script, slot, api.emit, api.locale);
   api.instances[id] = widget;
+  api.replay();
 
   // Waiting for the document lets the host define its token function after this tag.
   if (document.readyState === "loading") {

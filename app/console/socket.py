@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from flask import request
 from flask_login import current_user
 
-from .. import conversations, events, realtime, routing
+from .. import conversations, ephemeral, events, realtime, routing
 from ..errors import ChatError
 from ..extensions import sock
 from . import bp
@@ -51,6 +51,8 @@ def console_socket(ws) -> None:
                 subscription.remove(channel)
             watched[:] = [events.conversation_channel(conversation_id)]
             subscription.add(watched[0])
+        elif kind == "typing":
+            ephemeral.agent_typing(agent_id, frame.get("conversation_id"))
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 

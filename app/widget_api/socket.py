@@ -2,7 +2,7 @@
 
 from flask import request
 
-from .. import automated_messages, clock, conversations, customer_auth, events, payloads, realtime, routing
+from .. import automated_messages, clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -120,6 +120,12 @@ def widget_socket(ws) -> None:
             workstream = db.session.get(Workstream, workstream_id)
             customer = db.session.get(Customer, session["customer_id"])
             conversations.end_by_customer(customer, workstream, frame.get("conversation_id"))
+        elif kind == "typing":
+            ephemeral.customer_typing(session["customer_id"], workstream_id)
+        elif kind == "read":
+            ephemeral.customer_read(
+                session["customer_id"], workstream_id, frame.get("conversation_id"), frame.get("seq")
+            )
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 
