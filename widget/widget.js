@@ -1117,6 +1117,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.lastFrameAt = Date.now();
       switch (frame.type) {
         case "welcome": return this.onWelcome(frame);
+        case "hours": return this.showHours(frame.hours);
         case "backlog": return this.onBacklog(frame);
         case "message": return this.onMessage(frame.message);
         case "typing": return this.showTyping(frame.sender === "agent" && (frame.sender_name || this.t.agent));

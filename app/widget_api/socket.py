@@ -98,6 +98,10 @@ def widget_socket(ws) -> None:
             raise ChatError(400, "hello_required", "Send hello with a customer token first.")
         elif kind == "locale":
             session["locale"] = conversations.validate_locale(frame.get("locale"))
+            # An out-of-hours notice on screen is in the old language: send it again in the new one.
+            hours = _hours(db.session.get(Workstream, workstream_id), session["locale"])
+            realtime.release_session()
+            conn.send({"type": "hours", "hours": hours})
         elif kind == "send":
             workstream = db.session.get(Workstream, workstream_id)
             identity = session["identity"]
