@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from . import automated_messages, clock, lifecycle, routing
@@ -110,11 +110,6 @@ def current_conversation(customer_id: int, workstream_id: str) -> Conversation |
     return db.session.scalar(_CURRENT, {"customer_id": customer_id, "workstream_id": workstream_id})
 
 
-def _key(row: object) -> object:
-    """A row's primary key without a query: after a commit, reading even `.id` reloads the whole row."""
-    return inspect(row).identity[0]
-
-
 def customer_conversation(customer_id: int, workstream_id: str, conversation_id: object) -> Conversation:
     """One of the customer's own conversations; anyone else's is indistinguishable from a missing one."""
     if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
@@ -168,12 +163,12 @@ def _sticky_agent_gone(workstream: Workstream, agent: Agent, now: datetime) -> b
     )
 
 
-def _customer_returns(conversation: Conversation, customer: Customer) -> Agent | None:
+def _customer_returns(conversation: Conversation, customer_id: int) -> Agent | None:
     """A message on a waiting conversation reopens it; with affinity it goes straight back to the same
     agent, whatever their capacity and presence. Returns that agent (to be notified), or None when it
     joins the queue instead."""
     now = clock.now()
-    lifecycle.change_status(conversation, "open", "customer", customer.id)
+    lifecycle.change_status(conversation, "open", "customer", customer_id)
     sticky = conversation.agent
     if (
         conversation.workstream.affinity
@@ -189,8 +184,8 @@ def _customer_returns(conversation: Conversation, customer: Customer) -> Agent |
 
 
 def post_customer_message(
-    workstream: Workstream,
-    customer: Customer,
+    workstream_id: str,
+    customer_id: int,
     client_id: object,
     body: object,
     context: dict | None = None,
@@ -200,7 +195,8 @@ def post_customer_message(
     one back; `context` (the token's context variables) is kept with the conversation for the agent, and
     `locale` (the widget's language) picks the language of the automated messages the customer gets.
 
-    Returns the message and whether it is new; a repeated client_id returns the stored one.
+    Returns the message and whether it is new; a repeated client_id returns the stored one. It takes
+    ids, not rows: on the hot path (a message in a current conversation) neither row is needed.
     """
     context_json = json.dumps(context, sort_keys=True) if context else None
     language = automated_messages.language(locale) if validate_locale(locale) else None
@@ -209,7 +205,6 @@ def post_customer_message(
 
     # attempt() answers (message, None) for a repeated client_id, else (message, whether it still
     # waits for an agent), so routing runs only when there is something to route.
-    customer_id, workstream_id = _key(customer), _key(workstream)
 
     def attempt() -> tuple[Message, bool | None]:
         # Core, not ORM: nearly every send finds nothing here, and an ORM query costs three times as much.
@@ -224,6 +219,7 @@ def post_customer_message(
         returned_to: Agent | None = None
         if conversation is None:
             now = clock.now()
+            workstream = db.session.get(Workstream, workstream_id)
             if workstream.mode == "live" and not routing.is_open(workstream, now):
                 # Live chat is real time: outside hours nobody can answer, so nothing is started.
                 raise ChatError(409, "outside_hours", "The chat is offline right now; try again during opening hours.")
@@ -248,7 +244,7 @@ def post_customer_message(
             if language and conversation.locale != language:
                 conversation.locale = language
             if conversation.status == "waiting":
-                returned_to = _customer_returns(conversation, customer)
+                returned_to = _customer_returns(conversation, customer_id)
                 changed = True
         if changed:
             # Widgets learn of a new conversation before its first message (docs/protocol.md).

@@ -180,10 +180,14 @@ def verify(workstream: Workstream, token: object) -> Identity:
     )
 
 
-def expired(identity: Identity, setting: AuthSetting | None) -> bool:
-    """Has a token verified earlier (say, at a websocket's hello) run out since?"""
+def valid_until(identity: Identity, setting: AuthSetting | None) -> float | None:
+    """When a token verified earlier (say, at a websocket's hello) runs out, as a Unix time; None never."""
     if identity.expires_at is None:
-        return False
+        return None
     skew = setting.clock_skew_seconds if setting is not None and identity.authenticated else 0
+    return identity.expires_at + skew
+
+
+def expired(deadline: float | None) -> bool:
     # The same clock PyJWT checks exp against.
-    return identity.expires_at + skew < time.time()
+    return deadline is not None and deadline < time.time()

@@ -42,10 +42,10 @@ def messages_per_second(count: int) -> tuple[float, float]:
         db.session.commit()
         workstream = db.session.get(Workstream, world.workstream_id)
         customer = conversations.customer_for(Identity(world.auth_setting_id, "bench", None))
-        conversations.post_customer_message(workstream, customer, "warm-up", "hello")
+        conversations.post_customer_message(workstream.id, customer.id, "warm-up", "hello")
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(count):
-            conversations.post_customer_message(workstream, customer, f"m{i}", "hello there")
+            conversations.post_customer_message(workstream.id, customer.id, f"m{i}", "hello there")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         db.engine.dispose()
     return count / wall, cpu / count * 1e6
@@ -71,7 +71,7 @@ def routing_seconds(conversations_count: int, agents_count: int) -> float:
         workstream = db.session.get(Workstream, world.workstream_id)
         for i in range(conversations_count):
             customer = conversations.customer_for(Identity(world.auth_setting_id, f"c{i}", None))
-            conversations.post_customer_message(workstream, customer, f"m{i}", "hi")
+            conversations.post_customer_message(workstream.id, customer.id, f"m{i}", "hi")
         db.session.execute(update(Agent).values(presence="available"))
         db.session.commit()
         started = time.perf_counter()
@@ -88,7 +88,7 @@ def first_page_ms(history: int, runs: int = 200) -> tuple[float, float]:
     with app.app_context():
         workstream = db.session.get(Workstream, world.workstream_id)
         customer = conversations.customer_for(Identity(world.auth_setting_id, "long", None))
-        first, _ = conversations.post_customer_message(workstream, customer, "m0", "start")
+        first, _ = conversations.post_customer_message(workstream.id, customer.id, "m0", "start")
         conversation_id = first.conversation_id
         db.session.execute(
             insert(Message),

@@ -47,7 +47,7 @@ def live(world, ctx, time):
 def say(world, ws: Workstream, sub: str, body: str = "hello", locale: str | None = None, **context) -> Conversation:
     customer = conversations.customer_for(Identity(world.auth_setting_id, sub, None))
     message, _ = conversations.post_customer_message(
-        ws, customer, f"{sub}-{body}-{clock.now()}", body, context or None, locale
+        ws.id, customer.id, f"{sub}-{body}-{clock.now()}", body, context or None, locale
     )
     return db.session.get(Conversation, message.conversation_id)
 
@@ -201,7 +201,7 @@ def test_bad_settings_are_refused_and_change_nothing(world, ctx, setting, compla
 def test_a_bad_locale_is_refused(world, live):
     customer = conversations.customer_for(Identity(world.auth_setting_id, "v1", None))
     with pytest.raises(Exception) as refused:
-        conversations.post_customer_message(live, customer, "c1", "hi", None, "<script>")
+        conversations.post_customer_message(live.id, customer.id, "c1", "hi", None, "<script>")
     assert refused.value.status == 400 and "locale" in refused.value.message
     assert db.session.scalar(select(Conversation).where(Conversation.customer_id == customer.id)) is None
 

@@ -24,7 +24,7 @@ def count(model) -> int:
 
 def test_first_message_starts_an_open_conversation_when_no_agent_is_available(parties):
     workstream, customer, _ada = parties
-    message, created = conversations.post_customer_message(workstream, customer, "c1", "  Hello  ")
+    message, created = conversations.post_customer_message(workstream.id, customer.id, "c1", "  Hello  ")
     assert created and message.seq == 1 and message.body == "Hello"
     conversation = db.session.get(Conversation, message.conversation_id)
     assert (conversation.status, conversation.agent_id, conversation.last_seq) == ("open", None, 1)
@@ -36,7 +36,7 @@ def test_first_message_starts_an_open_conversation_when_no_agent_is_available(pa
 def test_an_available_agent_gets_the_new_conversation(parties):
     workstream, customer, ada = parties
     routing.set_presence(ada, "available")
-    message, _ = conversations.post_customer_message(workstream, customer, "c1", "Hi")
+    message, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "Hi")
     conversation = db.session.get(Conversation, message.conversation_id)
     assert (conversation.status, conversation.agent_id) == ("active", ada.id)
     transitions = [(e.from_status, e.to_status) for e in db.session.scalars(select(ConversationEvent))]
@@ -45,15 +45,15 @@ def test_an_available_agent_gets_the_new_conversation(parties):
 
 def test_an_agent_becoming_available_takes_the_queue(parties):
     workstream, customer, ada = parties
-    message, _ = conversations.post_customer_message(workstream, customer, "c1", "Anyone?")
+    message, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "Anyone?")
     routing.set_presence(ada, "available")
     assert db.session.get(Conversation, message.conversation_id).agent_id == ada.id
 
 
 def test_a_retried_send_returns_the_stored_message_and_stores_nothing(parties):
     workstream, customer, _ = parties
-    first, created = conversations.post_customer_message(workstream, customer, "c1", "Once")
-    again, created_again = conversations.post_customer_message(workstream, customer, "c1", "Once")
+    first, created = conversations.post_customer_message(workstream.id, customer.id, "c1", "Once")
+    again, created_again = conversations.post_customer_message(workstream.id, customer.id, "c1", "Once")
     assert created and not created_again
     assert (again.id, again.seq) == (first.id, first.seq)
     assert count(Message) == 1
@@ -62,9 +62,9 @@ def test_a_retried_send_returns_the_stored_message_and_stores_nothing(parties):
 def test_sequence_numbers_have_no_gaps_across_both_sides(parties):
     workstream, customer, ada = parties
     routing.set_presence(ada, "available")
-    m1, _ = conversations.post_customer_message(workstream, customer, "c1", "one")
+    m1, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "one")
     m2, _ = conversations.post_agent_message(ada, m1.conversation_id, "a1", "two")
-    m3, _ = conversations.post_customer_message(workstream, customer, "c2", "three")
+    m3, _ = conversations.post_customer_message(workstream.id, customer.id, "c2", "three")
     assert [m1.seq, m2.seq, m3.seq] == [1, 2, 3]
     assert m2.sender_kind == "agent" and m2.sender_name == "Ada"
 
@@ -85,14 +85,14 @@ def test_sequence_numbers_have_no_gaps_across_both_sides(parties):
 def test_bad_messages_are_refused_and_change_nothing(parties, client_id, body, code):
     workstream, customer, _ = parties
     with pytest.raises(ChatError) as refused:
-        conversations.post_customer_message(workstream, customer, client_id, body)
+        conversations.post_customer_message(workstream.id, customer.id, client_id, body)
     assert refused.value.code == code
     assert count(Message) == 0 and count(Conversation) == 0
 
 
 def test_exactly_4000_characters_is_accepted(parties):
     workstream, customer, _ = parties
-    message, _ = conversations.post_customer_message(workstream, customer, "c1", "x" * 4000)
+    message, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "x" * 4000)
     assert len(message.body) == 4000
 
 
@@ -100,7 +100,7 @@ def test_ending_is_for_the_assigned_agent_and_the_next_message_starts_anew(parti
     workstream, customer, ada = parties
     bo = db.session.scalar(select(Agent).where(Agent.email == "bo@example.com"))
     routing.set_presence(ada, "available")
-    first, _ = conversations.post_customer_message(workstream, customer, "c1", "Hi")
+    first, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "Hi")
     with pytest.raises(ChatError) as refused:
         conversations.end(bo, first.conversation_id)
     assert refused.value.status == 409
@@ -111,14 +111,14 @@ def test_ending_is_for_the_assigned_agent_and_the_next_message_starts_anew(parti
     with pytest.raises(ChatError):
         conversations.post_agent_message(ada, first.conversation_id, "a1", "too late")
 
-    second, _ = conversations.post_customer_message(workstream, customer, "c2", "Back again")
+    second, _ = conversations.post_customer_message(workstream.id, customer.id, "c2", "Back again")
     assert second.conversation_id != first.conversation_id and second.seq == 1
 
 
 def test_take_succeeds_once(parties):
     workstream, customer, ada = parties
     bo = db.session.scalar(select(Agent).where(Agent.email == "bo@example.com"))
-    message, _ = conversations.post_customer_message(workstream, customer, "c1", "Hi")
+    message, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "Hi")
     routing.take(bo, message.conversation_id)
     with pytest.raises(ChatError) as refused:
         routing.take(ada, message.conversation_id)
@@ -131,9 +131,9 @@ def test_events_are_published_after_commit_and_never_for_a_refusal(parties):
     subscription = events.hub.subscribe([events.customer_channel(customer.id, workstream.id)])
     try:
         with pytest.raises(ChatError):
-            conversations.post_customer_message(workstream, customer, "c1", "")
+            conversations.post_customer_message(workstream.id, customer.id, "c1", "")
         assert subscription.get(timeout=0) is None
-        conversations.post_customer_message(workstream, customer, "c1", "Hi")
+        conversations.post_customer_message(workstream.id, customer.id, "c1", "Hi")
         frames = [subscription.get(timeout=0), subscription.get(timeout=0)]
         assert '"type":"conversation"' in frames[0] and '"type":"message"' in frames[1]
     finally:
@@ -150,10 +150,10 @@ def test_one_customer_per_setting_and_sub(parties, world):
 def test_backlog_with_a_cursor_continues_and_includes_newer_conversations(parties):
     workstream, customer, ada = parties
     routing.set_presence(ada, "available")
-    m1, _ = conversations.post_customer_message(workstream, customer, "c1", "one")
+    m1, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "one")
     conversations.post_agent_message(ada, m1.conversation_id, "a1", "two")
     conversations.end(ada, m1.conversation_id)
-    m3, _ = conversations.post_customer_message(workstream, customer, "c3", "new start")
+    m3, _ = conversations.post_customer_message(workstream.id, customer.id, "c3", "new start")
 
     reset, entries = conversations.backlog(customer.id, workstream.id, m1.conversation_id, 1)
     assert not reset
@@ -165,7 +165,7 @@ def test_backlog_with_a_cursor_continues_and_includes_newer_conversations(partie
 
 def test_backlog_without_a_cursor_or_with_someone_elses_starts_over(parties, world):
     workstream, customer, _ = parties
-    m1, _ = conversations.post_customer_message(workstream, customer, "c1", "one")
+    m1, _ = conversations.post_customer_message(workstream.id, customer.id, "c1", "one")
     other = conversations.customer_for(Identity(world.auth_setting_id, "mallory", None))
     for cursor in [(None, None), (m1.conversation_id, 0)]:
         reset, entries = conversations.backlog(other.id, workstream.id, *cursor)
@@ -179,7 +179,7 @@ def test_backlog_without_a_cursor_or_with_someone_elses_starts_over(parties, wor
 def test_backlog_far_behind_resets_to_the_last_page(parties):
     workstream, customer, _ = parties
     for i in range(conversations.BACKLOG_MAX_MESSAGES + 2):
-        m, _ = conversations.post_customer_message(workstream, customer, f"c{i}", f"m{i}")
+        m, _ = conversations.post_customer_message(workstream.id, customer.id, f"c{i}", f"m{i}")
     reset, entries = conversations.backlog(customer.id, workstream.id, m.conversation_id, 1)
     assert reset
     ((conversation, page, complete),) = entries

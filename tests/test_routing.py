@@ -47,7 +47,9 @@ def customer(world, sub: str):
 
 
 def say(world, ws, sub: str, body: str = "hello") -> Conversation:
-    message, _ = conversations.post_customer_message(ws, customer(world, sub), f"{sub}-{body}-{clock.now()}", body)
+    message, _ = conversations.post_customer_message(
+        ws.id, customer(world, sub).id, f"{sub}-{body}-{clock.now()}", body
+    )
     return db.session.get(Conversation, message.conversation_id)
 
 
@@ -369,7 +371,7 @@ def test_concurrent_routing_never_double_assigns_or_overfills(app, world):
         # Everyone is offline while the queue fills, so nothing is assigned before the race starts.
         staff = [add_agent(f"agent{i}@example.com", f"Agent {i}", "agent", "pw")[0] for i in range(4)]
         for i in range(40):
-            conversations.post_customer_message(ws, customer(world, f"crowd{i}"), f"k{i}", "hi")
+            conversations.post_customer_message(ws.id, customer(world, f"crowd{i}").id, f"k{i}", "hi")
         queued = [c.id for c in db.session.scalars(select(Conversation).where(Conversation.status == "open"))]
         assert len(queued) == 40
         for agent in staff:

@@ -35,8 +35,9 @@ def _hours(workstream: Workstream, locale: str | None) -> dict:
     }
 
 
-def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tuple[customer_auth.Identity, int]:
-    """Authenticate a hello and send welcome and backlog; returns the identity and the customer's id."""
+def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict:
+    """Authenticate a hello and send welcome and backlog; returns what the socket keeps of it: the
+    identity, the customer's id and when the token runs out (so a send needs no lookups)."""
     workstream = db.session.get(Workstream, workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
     customer = conversations.customer_for(identity)
@@ -67,12 +68,16 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> tupl
             for c, page, complete in entries
         ],
     }
-    customer_id = customer.id
+    kept = {
+        "identity": identity,
+        "customer_id": customer.id,
+        "valid_until": customer_auth.valid_until(identity, workstream.auth_setting),
+    }
     realtime.release_session()
     conn.send(welcome)
     conn.send(backlog)
     conn.forward(subscription)
-    return identity, customer_id
+    return kept
 
 
 @sock.route("/ws/widget", bp=bp)
@@ -89,8 +94,7 @@ def widget_socket(ws) -> None:
             if session:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
-                session["identity"], session["customer_id"] = _welcome(conn, workstream_id, frame)
-                session["locale"] = frame.get("locale")
+                session.update(_welcome(conn, workstream_id, frame), locale=frame.get("locale"))
             except ChatError as error:
                 conn.send(error.frame())
                 ws.close(reason=1008, message=error.code)
@@ -103,14 +107,16 @@ def widget_socket(ws) -> None:
             realtime.release_session()
             conn.send({"type": "hours", "hours": hours})
         elif kind == "send":
-            workstream = db.session.get(Workstream, workstream_id)
-            identity = session["identity"]
-            if customer_auth.expired(identity, workstream.auth_setting):
+            if customer_auth.expired(session["valid_until"]):
                 # The widget asks its page for a fresh token, says hello again and resends (same client_id).
                 raise customer_auth.refuse("expired", "The customer token has expired; reconnect with a new one.")
-            customer = db.session.get(Customer, session["customer_id"])
             message, _created = conversations.post_customer_message(
-                workstream, customer, frame.get("client_id"), frame.get("body"), identity.context, session["locale"]
+                workstream_id,
+                session["customer_id"],
+                frame.get("client_id"),
+                frame.get("body"),
+                session["identity"].context,
+                session["locale"],
             )
             ack = {
                 "type": "ack",
