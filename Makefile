@@ -45,3 +45,4 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python bench/sockets.py
