@@ -465,13 +465,14 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=50, help="senders for the saturated throughput")
     parser.add_argument("--window", type=int, default=2, help="unacknowledged sends per saturated sender")
     parser.add_argument("--idle", default="2000,10000", help="idle connection levels, comma separated")
+    parser.add_argument("--idle-runs", type=int, default=1, help="runs of the idle figures (median)")
     parser.add_argument("--active", type=int, default=10, help="active conversations beside the idle sockets")
     parser.add_argument("--active-rate", type=float, default=100, help="their messages/s in all")
     parser.add_argument("--profile", metavar="SVG", help="only one saturated run, recorded by py-spy into SVG")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    if only - set(SCENARIOS) or args.runs < 1:
-        parser.error(f"--only takes {', '.join(SCENARIOS)}; --runs at least 1")
+    if only - set(SCENARIOS) or min(args.runs, args.idle_runs) < 1:
+        parser.error(f"--only takes {', '.join(SCENARIOS)}; --runs and --idle-runs at least 1")
     levels = [int(n) for n in args.idle.split(",") if n] if "idle" in only else []
     raise_open_files(max(levels, default=0) + args.conversations + args.senders + 1000)
 
@@ -490,10 +491,15 @@ def main() -> None:
         if "throughput" in only
         else []
     )
-    idle = asyncio.run(idle_run(levels, args.active, args.active_rate, args.seconds)) if levels else {}
+    idle_runs = [
+        asyncio.run(idle_run(levels, args.active, args.active_rate, args.seconds)) for _ in range(args.idle_runs)
+    ]
+    idle = {
+        level: {key: median_of([r[level] for r in idle_runs], key) for key in idle_runs[0][level]} for level in levels
+    }
 
     print(f"\ncores: {os.cpu_count()}, SQLite, one gunicorn gevent worker, the load client in one asyncio process")
-    print(f"latency and throughput: median of {args.runs} runs of {args.seconds:g} s (min–max); idle: one run")
+    print(f"median of {args.runs} runs of {args.seconds:g} s (min–max); idle connections: of {args.idle_runs} runs")
     if latency:
         rate = f"{args.rate:g} msg/s over {args.conversations} conversations"
         row(f"delivery p50 / p95, {rate}", f"{median_of(latency, 'p50'):.2f} / {median_of(latency, 'p95'):.2f} ms")
@@ -535,7 +541,7 @@ def main() -> None:
         )
         row("  the server's wait for a CPU, share of the time", f"{median_of(throughput, 'server_waited'):.0%}")
     for level, r in idle.items():
-        opened = f"{r['open']:,} idle" + (f" ({r['unanswered']:,} never answered)" if r["unanswered"] else "")
+        opened = f"{r['open']:,.0f} idle" + (f" ({r['unanswered']:,.0f} never answered)" if r["unanswered"] else "")
         row(
             f"server memory per idle connection, {opened}",
             f"{r['server_kib']:.1f} KiB",
@@ -544,10 +550,8 @@ def main() -> None:
         )
         if r["unanswered"]:
             held = r["open"] + args.active + 1
-            print(
-                f"  ({held:,} sockets open in the worker; `persistent-chat serve` allows {WORKER_CONNECTIONS:,} in all,"
-            )
-            print("   the console's and the active ones included: further handshakes wait in the listen backlog)")
+            print(f"  ({held:,.0f} sockets in the worker; `persistent-chat serve` allows {WORKER_CONNECTIONS:,}, the")
+            print("   console's and the active ones included: further handshakes wait in the listen backlog)")
         row("  client memory per idle connection", f"{r['client_kib']:.1f} KiB")
         row(
             "  opening: connections/s, server CPU per hello", f"{r['opening_per_s']:.0f} /s, {r['hello_cpu_us']:.0f} µs"
@@ -555,7 +559,7 @@ def main() -> None:
         budget = ("≤ 10 ms", r["p99"] <= 10) if level >= 10_000 else ("", None)
         row(
             f"  delivery p50 / p99, {args.active} active at {args.active_rate:g} msg/s",
-            f"{r['p50']:.2f} / {r['p99']:.2f} ms",
+            f"{r['p50']:.2f} / {r['p99']:.2f} ms" + spread([run[level] for run in idle_runs], "p99", ".2f"),
             *budget,
         )
         row("  server CPU per delivered message", f"{r['server_us']:.0f} µs")
