@@ -3,10 +3,12 @@ delivery latency customer → agent at a steady rate, saturated throughput, and 
 
     .venv/bin/python bench/sockets.py [--runs 3] [--seconds 8] [--idle 2000,10000]
     .venv/bin/python bench/sockets.py --runs 1 --seconds 3 --idle 500 --only latency,idle   # a quick look
+    .venv/bin/python bench/sockets.py --profile saturated.svg   # py-spy's flame graph of the saturated worker
 
 Every run gets a fresh database and server. The load client is one asyncio process on the same machine
 (the `websockets` library); its own CPU is printed beside the server's, because a saturated client
-measures itself and not the server. Server CPU and memory are the gunicorn worker's (/proc).
+measures itself and not the server. Server CPU and memory are the gunicorn worker's (/proc), and so is
+its wait for a CPU (schedstat), which shows how much other processes on a shared machine took from it.
 
 Latency is the agent console's receive time minus the send time the customer's socket wrote into the
 message body (one process, one monotonic clock). Conversations are assigned to Ada before the server
@@ -497,9 +499,12 @@ def main() -> None:
     idle = {
         level: {key: median_of([r[level] for r in idle_runs], key) for key in idle_runs[0][level]} for level in levels
     }
+    for level in levels:
+        # Later runs reuse the heap the first one grew, which hides their sockets from this process's RSS.
+        idle[level]["client_kib"] = idle_runs[0][level]["client_kib"]
 
     print(f"\ncores: {os.cpu_count()}, SQLite, one gunicorn gevent worker, the load client in one asyncio process")
-    print(f"median of {args.runs} runs of {args.seconds:g} s (min–max); idle connections: of {args.idle_runs} runs")
+    print(f"medians (min–max) of {args.runs} runs for latency and throughput, {args.idle_runs} for idle connections")
     if latency:
         rate = f"{args.rate:g} msg/s over {args.conversations} conversations"
         row(f"delivery p50 / p95, {rate}", f"{median_of(latency, 'p50'):.2f} / {median_of(latency, 'p95'):.2f} ms")
@@ -552,7 +557,7 @@ def main() -> None:
             held = r["open"] + args.active + 1
             print(f"  ({held:,.0f} sockets in the worker; `persistent-chat serve` allows {WORKER_CONNECTIONS:,}, the")
             print("   console's and the active ones included: further handshakes wait in the listen backlog)")
-        row("  client memory per idle connection", f"{r['client_kib']:.1f} KiB")
+        row("  client memory per idle connection (first run)", f"{r['client_kib']:.1f} KiB")
         row(
             "  opening: connections/s, server CPU per hello", f"{r['opening_per_s']:.0f} /s, {r['hello_cpu_us']:.0f} µs"
         )
