@@ -45,4 +45,5 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python bench/sockets.py
 	$(BIN)/python bench/launcher.py
