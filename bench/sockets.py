@@ -39,7 +39,7 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from app import conversations, routing  # noqa: E402
 from app.customer_auth import Identity  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Agent, Workstream  # noqa: E402
+from app.models import Agent  # noqa: E402
 from tests.support import ChatServer, World, console_cookie, migrated_app, seed  # noqa: E402
 
 ORIGIN = "http://bench.example"
@@ -120,10 +120,11 @@ def site(active: int) -> Iterator[Site]:
             # Offline while taking, so the push routing of each first message does not offer it to her.
             ada.capacity, ada.presence = 1_000_000, "offline"
             db.session.commit()
-            workstream = db.session.get(Workstream, world.workstream_id)
             for sub in subs:
                 customer = conversations.customer_for(Identity(world.auth_setting_id, sub, None))
-                message, _ = conversations.post_customer_message(workstream, customer, f"seed-{sub}", "hello")
+                message, _ = conversations.post_customer_message(
+                    world.workstream_id, customer.id, f"seed-{sub}", "hello"
+                )
                 routing.take(db.session.get(Agent, ada.id), message.conversation_id)
             db.session.execute(update(Agent).where(Agent.id == ada.id).values(presence="available"))
             db.session.commit()
