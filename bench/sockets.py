@@ -423,6 +423,8 @@ def py_spy(worker: Worker, seconds: float, output: str) -> subprocess.Popen:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
     # --nonblocking: pausing the worker to sample it would add to the latency being measured.
     command = [spy, "record", "--pid", str(worker.pid), "--duration", str(round(seconds)), "--output", output]
+    if output.endswith(".txt"):
+        command += ["--format", "raw"]  # collapsed stacks, for reading or summing with a script
     return subprocess.Popen([*command, "--nonblocking"], stdout=subprocess.DEVNULL)
 
 
@@ -471,7 +473,7 @@ def main() -> None:
     parser.add_argument("--idle-runs", type=int, default=1, help="runs of the idle figures (median)")
     parser.add_argument("--active", type=int, default=10, help="active conversations beside the idle sockets")
     parser.add_argument("--active-rate", type=float, default=100, help="their messages/s in all")
-    parser.add_argument("--profile", metavar="SVG", help="only one saturated run, recorded by py-spy into SVG")
+    parser.add_argument("--profile", metavar="SVG", help="only one saturated run, recorded by py-spy into SVG (or .txt: collapsed stacks)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if only - set(SCENARIOS) or min(args.runs, args.idle_runs) < 1:
