@@ -128,10 +128,10 @@ def app_for(instance: Path, **config) -> Flask:
     return create_app({"INSTANCE_PATH": instance, **({"SQLALCHEMY_DATABASE_URI": url} if url else {}), **config})
 
 
-def migrated_app(instance: Path, **config) -> Flask:
+def migrated_app(instance: Path, revision: str = "head", **config) -> Flask:
     app = app_for(instance, **config)
     with app.app_context():
-        upgrade()
+        upgrade(revision=revision)
     return app
 
 
