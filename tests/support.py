@@ -70,6 +70,8 @@ class World:
 # TEST_DATABASE_URL=postgresql+psycopg://user@host/db runs the tests on PostgreSQL: that server gets a
 # fresh database per instance folder (its own database is only used to reach the server).
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
+# TEST_REDIS_URL=redis://host:port enables the Redis hub's tests and, with PostgreSQL, the scale-out tests.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 _databases: dict[Path, str] = {}
 _created: set[str] = set()
 
