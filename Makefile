@@ -48,7 +48,7 @@ test: $(STAMP) chromium lint
 		if $(BIN)/python -m tests.reachable "$(TEST_REDIS_URL)"; then redis="$(TEST_REDIS_URL)"; \
 		else echo "Redis is not reachable: the scale-out tests are skipped."; redis=; fi; \
 		echo "Running tests/ again on PostgreSQL$${redis:+ and Redis}"; \
-		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest tests e2e/test_scaleout.py; \
+		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest tests e2e/test_scaleout_journey.py; \
 	else \
 		echo "PostgreSQL is not reachable: skipped the PostgreSQL and scale-out run (set TEST_DATABASE_URL)."; \
 	fi
