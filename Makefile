@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 5000
+WORKERS ?= 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Where `make test` looks for PostgreSQL and Redis for its second run (it makes its own databases there).
@@ -27,7 +28,7 @@ run: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/persistent-chat db upgrade
-	$(BIN)/persistent-chat serve
+	$(BIN)/persistent-chat serve --workers $(WORKERS)
 
 # Playwright's own browser download is not used: tests drive the system's Chromium.
 chromium:
