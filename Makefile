@@ -57,5 +57,6 @@ test: $(STAMP) chromium lint
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
+# One table: SQLite with one process, and PostgreSQL + Redis with two when they answer (several minutes).
 bench: $(STAMP)
-	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python -m bench.run
