@@ -207,11 +207,13 @@ def latency(deployment: Deployment, conversations: int, rate: float, seconds: fl
         now = time.perf_counter()
         if now >= drain_until or (now >= stop_sending and len(run.latencies) >= run.sent):
             return None
-        while now < stop_sending and run.sent < (now - started) / interval:
+        if now >= stop_sending:
+            return 0.05
+        while run.sent < (now - started) / interval:
             client = customers[run.sent % len(customers)]
             client.send({"type": "send", "client_id": f"m{run.sent}", "body": f"t:{time.perf_counter_ns()}"})
             run.sent += 1
-        return max(0.0, min(interval, started + run.sent * interval - time.perf_counter()))
+        return max(0.0, started + run.sent * interval - time.perf_counter())
 
     loop(customers + [agent], on_frame, tick)
     server_cpu = cpu_seconds(server_pids) - server_cpu

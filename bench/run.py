@@ -34,6 +34,10 @@ def figures(mode: str, args) -> dict[str, str]:
         )
         column["  server CPU per message (+ PostgreSQL, Redis) at 500 msg/s"] = _cpu(lat)
         column["  client CPU per message at 500 msg/s"] = f"{lat['client_us']:.0f} µs"
+        slow = median_of(args.runs, lambda: realtime.latency(deployment, 100, 100, args.seconds))
+        column["delivery p50 / p95 / p99 at 100 msg/s, 100 conversations"] = (
+            f"{slow['p50']:.1f} / {slow['p95']:.1f} / {slow['p99']:.1f} ms"
+        )
         tp = median_of(args.runs, lambda: realtime.throughput(deployment, 100, args.seconds))
         column["saturated persisted messages/s"] = f"{tp['rate']:.0f}"
         column["  server CPU per message (+ PostgreSQL, Redis), saturated"] = _cpu(tp)
@@ -49,6 +53,9 @@ def figures(mode: str, args) -> dict[str, str]:
         deployment.stop()
     # The in-process figures use the same database kind (tests.support reads the URL at call time).
     support.TEST_DATABASE_URL = POSTGRES if mode == "postgres" else None
+    domain = [lifecycle.messages_per_second(2000) for _ in range(args.runs)]
+    column["domain only, in process: persisted messages/s"] = f"{statistics.median(d[0] for d in domain):.0f}"
+    column["  CPU per message, domain only"] = f"{statistics.median(d[1] for d in domain):.0f} µs"
     pages = [lifecycle.first_page_ms(10_000) for _ in range(args.runs)]
     column["history: newest page of 10,000 messages"] = f"{statistics.median(p[0] for p in pages):.2f} ms"
     column["history: page deep inside 10,000 messages"] = f"{statistics.median(p[1] for p in pages):.2f} ms"
