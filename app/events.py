@@ -10,6 +10,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable
@@ -160,10 +161,15 @@ class RedisHub(LocalHub):
                 # redis-py reconnects and re-subscribes on the next read; events published meanwhile are
                 # lost to live delivery (clients still get them from the backlog when they reconnect).
                 log.exception("reading from Redis failed")
-                threading.Event().wait(1.0)
+                time.sleep(1.0)
                 continue
-            if message is not None:
+            if message is None or message["type"] not in ("subscribe", "message"):
+                continue
+            try:
                 self._dispatch(message)
+            except Exception:
+                # One malformed message must not end live delivery for every socket of the process.
+                log.exception("dispatching a Redis message failed")
 
     def _dispatch(self, message: dict) -> None:
         channel = message["channel"].decode()[len(self.prefix) :]
@@ -175,8 +181,6 @@ class RedisHub(LocalHub):
                     waiting.popleft().set()
                     if not waiting:
                         del self._confirmations[channel]
-            return
-        if message["type"] != "message":
             return
         event_id, frame = message["data"].decode().split(" ", 1)
         delivered = self._recent.setdefault(event_id, set())

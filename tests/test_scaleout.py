@@ -224,7 +224,7 @@ def test_concurrent_routing_on_both_processes_never_double_assigns(cluster):
         def settled():
             db.session.rollback()
             rows = db.session.execute(mine).all()
-            return rows if len(rows) == 2 * len(ROUTING_AGENTS) else None
+            return rows if len(rows) >= 2 * len(ROUTING_AGENTS) else None
 
         # Capacity 100 at 34 a conversation: two each, eight in all, out of 32 waiting.
         assigned = wait_for(settled)
