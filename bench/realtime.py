@@ -278,10 +278,12 @@ def idle(deployment: Deployment, count: int, seconds: float) -> dict:
     """Memory per idle widget connection (past hello) in the customers' server process, and delivery
     latency for a few active conversations while they stay open."""
     pids = deployment.worker_pids(deployment.customers_server)
+    # A first few connections load what every connection needs (code paths, caches, pools).
+    warm = deployment.customers(50, f"warm-{secrets.token_hex(3)}-")
     before = rss_bytes(pids)
     sockets = deployment.customers(count, f"idle-{secrets.token_hex(3)}-")
     after = rss_bytes(pids)
     active = latency(deployment, 5, 50, seconds)
-    for client in sockets:
+    for client in warm + sockets:
         client.close()
     return {"kib": (after - before) / count / 1024, "p99": active["p99"], "p50": active["p50"]}
