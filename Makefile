@@ -41,15 +41,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Everything on SQLite; then, when PostgreSQL answers, tests/ again on it, with the scale-out tests (two
-# server processes sharing PostgreSQL and Redis) when Redis answers too.
+# Everything on SQLite; then, when PostgreSQL answers, everything again on it, with the scale-out tests
+# (two server processes sharing PostgreSQL and Redis) when Redis answers too.
 test: $(STAMP) chromium lint
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest
 	@if $(BIN)/python -m tests.reachable "$(TEST_DATABASE_URL)"; then \
 		if $(BIN)/python -m tests.reachable "$(TEST_REDIS_URL)"; then redis="$(TEST_REDIS_URL)"; \
 		else echo "Redis is not reachable: the scale-out tests are skipped."; redis=; fi; \
-		echo "Running tests/ again on PostgreSQL$${redis:+ and Redis}"; \
-		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest tests e2e/test_scaleout_journey.py; \
+		echo "Running the tests again on PostgreSQL$${redis:+ and Redis}"; \
+		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest; \
 	else \
 		echo "PostgreSQL is not reachable: skipped the PostgreSQL and scale-out run (set TEST_DATABASE_URL)."; \
 	fi
