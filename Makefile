@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 5000
+WORKERS ?= 1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where `make test` looks for PostgreSQL and Redis for its second run (it makes its own databases there).
+TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 export HOST PORT
 
@@ -24,7 +28,7 @@ run: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/persistent-chat db upgrade
-	$(BIN)/persistent-chat serve
+	$(BIN)/persistent-chat serve --workers $(WORKERS)
 
 # Playwright's own browser download is not used: tests drive the system's Chromium.
 chromium:
@@ -37,13 +41,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Everything on SQLite; then, when PostgreSQL answers, everything again on it, with the scale-out tests
+# (two server processes sharing PostgreSQL and Redis) when Redis answers too.
 test: $(STAMP) chromium lint
-	$(BIN)/pytest
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest
+	@if $(BIN)/python -m tests.reachable "$(TEST_DATABASE_URL)"; then \
+		if $(BIN)/python -m tests.reachable "$(TEST_REDIS_URL)"; then redis="$(TEST_REDIS_URL)"; \
+		else echo "Redis is not reachable: the scale-out tests are skipped."; redis=; fi; \
+		echo "Running the tests again on PostgreSQL$${redis:+ and Redis}"; \
+		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest; \
+	else \
+		echo "PostgreSQL is not reachable: skipped the PostgreSQL and scale-out run (set TEST_DATABASE_URL)."; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
+# One table: SQLite with one process, and PostgreSQL + Redis with two when they answer (several minutes).
 bench: $(STAMP)
-	$(BIN)/python bench/lifecycle.py
-	$(BIN)/python bench/sockets.py
+	$(BIN)/python -m bench.run
 	$(BIN)/python bench/launcher.py

@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from sqlalchemy import event
 
-from . import clock, config, errors
+from . import clock, config, errors, events
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     sock.init_app(app)
     csrf.init_app(app)
     errors.register(app)
+    events.configure(app)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

@@ -145,8 +145,9 @@ def register(app: Flask) -> None:
         ensure(server_url(), click.echo)
 
     @app.cli.command("serve")
-    @click.option("--workers", type=int, default=1, show_default=True)
-    def serve(workers: int) -> None:
+    @click.option("--workers", type=int, default=1, show_default=True, help="Processes; more than one needs REDIS_URL.")
+    @click.option("--worker-connections", type=int, default=10_000, show_default=True, help="Open sockets per process.")
+    def serve(workers: int, worker_connections: int) -> None:
         """Serve with gunicorn's gevent worker on HOST:PORT (default 127.0.0.1:5000)."""
         if workers > 1 and not os.environ.get("REDIS_URL"):
             raise click.ClickException("Several workers share events through Redis: set REDIS_URL.")
@@ -156,7 +157,7 @@ def register(app: Flask) -> None:
             "--worker-class", "gevent",
             "--workers", str(workers),
             # gunicorn's default of 1,000 would leave further websocket handshakes hanging.
-            "--worker-connections", "10000",
+            "--worker-connections", str(worker_connections),
             "--bind", bind,
             "--graceful-timeout", "5",
             # Its default path is per user: two servers on one machine would fight over it.

@@ -33,6 +33,7 @@ def from_environment(instance: Path) -> dict:
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "REDIS_CHANNEL_PREFIX": os.environ.get("REDIS_CHANNEL_PREFIX") or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "") == "1",

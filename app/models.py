@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -73,7 +73,7 @@ class Workstream(db.Model):
     # Operating hours as hours.parse() reads them; NULL is always open.
     hours: Mapped[str | None] = mapped_column(Text)
     # Live workstreams outside hours: show the widget's offline state, or no widget at all.
-    hide_when_closed: Mapped[bool] = mapped_column(default=False, server_default=text("0"))
+    hide_when_closed: Mapped[bool] = mapped_column(default=False, server_default=false())
     auto_close_open_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     auto_close_waiting_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))

@@ -2,14 +2,25 @@ import shutil
 
 import pytest
 
-from app import clock, create_app
+from app import clock
 from app.extensions import db
-from tests.support import HOST_ORIGIN, migrated_app, seed
+from tests.support import (
+    HOST_ORIGIN,
+    TEST_DATABASE_URL,
+    app_for,
+    create_database,
+    database_url,
+    drop_database,
+    migrated_app,
+    seed,
+    use_database,
+)
 
 
 @pytest.fixture(scope="session")
 def template(tmp_path_factory):
-    """Migrations and seed data (password hashing is slow) run once; each test copies the database."""
+    """Migrations and seed data (password hashing is slow) run once; each test copies the database (the
+    SQLite file, or a PostgreSQL database made with CREATE DATABASE … TEMPLATE)."""
     path = tmp_path_factory.mktemp("template")
     app = migrated_app(path)
     world = seed(app, [HOST_ORIGIN], {"ada": "Ada", "bo": "Bo"})
@@ -22,11 +33,15 @@ def template(tmp_path_factory):
 def app(template, tmp_path):
     instance = tmp_path / "instance"
     shutil.copytree(template[0], instance)
-    app = create_app({"INSTANCE_PATH": instance, "TESTING": True, "WTF_CSRF_ENABLED": False})
+    if TEST_DATABASE_URL:
+        use_database(instance, create_database(template=database_url(template[0])))
+    app = app_for(instance, TESTING=True, WTF_CSRF_ENABLED=False)
     yield app
     with app.app_context():
         db.engine.dispose()
     clock.set_source(None)
+    if TEST_DATABASE_URL:
+        drop_database(database_url(instance))
 
 
 @pytest.fixture

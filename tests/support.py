@@ -1,5 +1,6 @@
 """What the tests share: a seeded world, customer tokens, and a real server in a subprocess."""
 
+import atexit
 import os
 import re
 import secrets
@@ -24,6 +25,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from flask import Flask
 from flask_migrate import upgrade
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from app import ROOT, auth_settings, create_app
 from app.agents import add_agent
@@ -64,10 +67,73 @@ class World:
         return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": KID})
 
 
-def migrated_app(instance: Path, **config) -> Flask:
-    app = create_app({"INSTANCE_PATH": instance, **config})
+# TEST_DATABASE_URL=postgresql+psycopg://user@host/db runs the tests on PostgreSQL: that server gets a
+# fresh database per instance folder (its own database is only used to reach the server).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
+# TEST_REDIS_URL=redis://host:port enables the Redis hub's tests and, with PostgreSQL, the scale-out tests.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+_databases: dict[Path, str] = {}
+_created: set[str] = set()
+
+
+def _admin_engine():
+    return create_engine(
+        make_url(TEST_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+
+
+def create_database(template: str | None = None) -> str:
+    """A new, empty PostgreSQL database (or a copy of `template`'s), dropped when the tests end."""
+    name = f"pc_test_{os.getpid()}_{secrets.token_hex(4)}"
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        copy = f' TEMPLATE "{make_url(template).database}"' if template else ""
+        connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    engine.dispose()
+    _created.add(name)
+    return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    drop_databases([make_url(url).database])
+
+
+@atexit.register
+def _drop_leftovers() -> None:
+    if _created:
+        drop_databases(list(_created))
+
+
+def drop_databases(names: list[str]) -> None:
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        for name in names:
+            # FORCE: a server subprocess killed mid-test may leave a connection behind.
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _created.discard(name)
+    engine.dispose()
+
+
+def database_url(instance: Path) -> str | None:
+    """The database an instance folder's app and servers use: None means SQLite inside the folder."""
+    if TEST_DATABASE_URL is None:
+        return None
+    return _databases.setdefault(Path(instance).resolve(), create_database())
+
+
+def use_database(instance: Path, url: str) -> None:
+    _databases[Path(instance).resolve()] = url
+
+
+def app_for(instance: Path, **config) -> Flask:
+    url = database_url(instance)
+    return create_app({"INSTANCE_PATH": instance, **({"SQLALCHEMY_DATABASE_URI": url} if url else {}), **config})
+
+
+def migrated_app(instance: Path, revision: str = "head", **config) -> Flask:
+    app = app_for(instance, **config)
     with app.app_context():
-        upgrade()
+        upgrade(revision=revision)
     return app
 
 
@@ -115,6 +181,7 @@ class ChatServer:
             "PERSISTENT_CHAT_INSTANCE": str(self.instance),
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
+            **({"DATABASE_URL": url} if (url := database_url(self.instance)) else {}),
             **self.env,
         }
         with open(self.log, "ab") as log:

@@ -4,8 +4,7 @@ import re
 
 import pytest
 
-from app import create_app
-from tests.support import HOST_ORIGIN
+from tests.support import HOST_ORIGIN, app_for
 
 
 def sign_in(client, world, key="ada"):
@@ -111,7 +110,7 @@ def test_bad_console_requests(client, world, method, path, payload, status, code
 
 
 def test_state_changes_need_the_csrf_token(world, app):
-    csrf_app = create_app({"INSTANCE_PATH": app.instance_path, "TESTING": True})
+    csrf_app = app_for(app.instance_path, TESTING=True)
     client = csrf_app.test_client()
     page = client.get("/console/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

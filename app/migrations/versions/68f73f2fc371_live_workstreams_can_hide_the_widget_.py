@@ -18,7 +18,7 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table('workstream', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('hide_when_closed', sa.Boolean(), server_default=sa.text('0'), nullable=False))
+        batch_op.add_column(sa.Column('hide_when_closed', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade():
