@@ -132,7 +132,7 @@ def wait_for(predicate, timeout: float = 10.0):
     return result
 
 
-def test_messages_state_changes_and_notifications_cross_both_ways(cluster):
+def test_messages_typing_state_changes_and_notifications_cross_both_ways(cluster):
     a, b = cluster.a, cluster.b
     ada = AgentSession(b, "ada")  # signing in makes her available
     console = ada.socket(b)
@@ -144,6 +144,12 @@ def test_messages_state_changes_and_notifications_cross_both_ways(cluster):
     assert (notify["kind"], notify["conversation"]["id"]) == ("assigned", conversation_id)
     customer.send({"type": "send", "client_id": "c2", "body": "Still on A"})
     assert console.recv_until("message")["message"]["body"] == "Still on A"
+
+    # Typing indicators are not stored: they cross the processes over Redis alone.
+    customer.send({"type": "typing"})
+    assert console.recv_until("typing") == {"type": "typing", "conversation_id": conversation_id, "sender": "customer"}
+    console.send({"type": "typing", "conversation_id": conversation_id})
+    assert customer.recv_until("typing")["sender_name"] == "Ada"
 
     ada.post(b, f"/conversations/{conversation_id}/messages", {"client_id": "r1", "body": "Answered on B"})
     reply = until(customer, "message", sender="agent")["message"]
