@@ -1,15 +1,13 @@
 """Accessibility and mobile (issue 6): the widget by keyboard alone, axe-core on the open widget and on
 the console pages, and a full-screen panel on a phone."""
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from e2e.conftest import Widget
+from tests.support import npm_package
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,23 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def axe_script() -> Path:
     """axe-core, installed from npm once into .venv (not committed), injected into pages by the tests."""
-    prefix = ROOT / ".venv" / "node-tools"
-    script = prefix / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.exists():
-        if shutil.which("npm") is None:
-            pytest.skip("npm is not installed: the axe-core checks are skipped")
-        prefix.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "axe-core@4"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            if os.environ.get("CI"):
-                pytest.fail(f"npm install axe-core failed: {done.stderr[-1000:]}")
-            pytest.skip("npm could not install axe-core (offline?)")
-    return script
+    return npm_package("axe-core@4", "axe-core/axe.min.js") / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def serious_violations(page, axe_script: Path) -> list[str]:

@@ -4,6 +4,7 @@ import atexit
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,10 +13,12 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.cookiejar import CookieJar
 from pathlib import Path
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -28,7 +31,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from app import ROOT, auth_settings, create_app
+from app import ROOT, auth_settings, clock, create_app
 from app.agents import add_agent
 from app.extensions import db
 from app.models import Workstream
@@ -233,3 +236,38 @@ def console_cookie(server_url: str, email: str, password: str) -> str:
     form = urllib.parse.urlencode({"email": email, "password": password, "csrf_token": token}).encode()
     opener.open(server_url + "/console/login", data=form)
     return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+def npm_package(package: str, marker: str) -> Path:
+    """An npm package installed once into .venv/node-tools (not committed); returns that prefix. Without
+    npm, or offline, the calling test is skipped, except in CI, where it fails."""
+    prefix = ROOT / ".venv" / "node-tools"
+    if (prefix / "node_modules" / marker).exists():
+        return prefix
+    if shutil.which("npm") is None:
+        pytest.skip(f"npm is not installed: the checks that need {package} are skipped")
+    prefix.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"npm install {package} failed: {done.stderr[-1000:]}")
+        pytest.skip(f"npm could not install {package} (offline?)")
+    return prefix
+
+
+class Clock:
+    """The application's clock, set by the test: starts on a Monday morning and moves when told."""
+
+    START = datetime(2026, 11, 23, 10, 0, 0)
+
+    def __init__(self):
+        self.now = self.START
+        clock.set_source(lambda: self.now)
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)

@@ -2,7 +2,7 @@
 per-workstream switches and per-language texts; persistent workstreams never get the queue messages."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,18 +11,9 @@ from app import automated_messages, clock, conversations, routing, timers, works
 from app.customer_auth import Identity
 from app.extensions import db
 from app.models import Agent, Conversation, Message, Workstream
-from tests.support import HOST_ORIGIN
+from tests.support import HOST_ORIGIN, Clock
 
-T0 = datetime(2026, 11, 23, 10, 0, 0)
-
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-        clock.set_source(lambda: self.now)
-
-    def advance(self, **delta) -> None:
-        self.now += timedelta(**delta)
+T0 = Clock.START  # a Monday
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from sqlalchemy import func, select
 
-from app import ROOT, auth_settings, clock, customer_auth
+from app import auth_settings, clock, customer_auth
 from app.errors import ChatError
 from app.extensions import db
 from app.models import AuthSetting, Customer, Workstream
-from tests.support import HOST_ORIGIN, KID, rsa_key_pair
+from tests.support import HOST_ORIGIN, KID, npm_package, rsa_key_pair
 
 
 @pytest.fixture
@@ -221,22 +221,9 @@ process.stdout.write(jwt.sign(
 @pytest.fixture(scope="session")
 def node_jsonwebtoken():
     """Node's jsonwebtoken, installed from npm once into .venv (not committed)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not installed: the Node.js signing check is skipped")
-    prefix = ROOT / ".venv" / "node-tools"
-    if not (prefix / "node_modules" / "jsonwebtoken").exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "jsonwebtoken@9"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            if os.environ.get("CI"):
-                pytest.fail(f"npm install jsonwebtoken failed: {done.stderr[-1000:]}")
-            pytest.skip("npm could not install jsonwebtoken (offline?)")
-    return prefix
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the Node.js signing check is skipped")
+    return npm_package("jsonwebtoken@9", "jsonwebtoken")
 
 
 def test_a_token_signed_by_nodes_jsonwebtoken_is_accepted(world, workstream, node_jsonwebtoken):

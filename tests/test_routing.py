@@ -14,17 +14,9 @@ from app.customer_auth import Identity
 from app.errors import ChatError
 from app.extensions import db
 from app.models import Agent, Conversation, ConversationEvent, Workstream
+from tests.support import Clock
 
-T0 = datetime(2026, 11, 23, 10, 0, 0)  # a Monday
-
-
-class Clock:
-    def __init__(self):
-        self.now = T0
-        clock.set_source(lambda: self.now)
-
-    def advance(self, **delta) -> None:
-        self.now += timedelta(**delta)
+T0 = Clock.START  # a Monday
 
 
 @pytest.fixture
