@@ -1,5 +1,6 @@
 """End-to-end fixtures: the real server, a customer's website on another origin, and Chromium."""
 
+import contextlib
 import html
 import json
 import os
@@ -81,7 +82,9 @@ class HostSite:
                 self.send_header("Content-Type", kind + "; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # A page closed mid-load is no error: bench/launcher.py closes pages once it has timed them.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
