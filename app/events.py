@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 from flask import Flask
@@ -28,6 +28,8 @@ class Subscription:
     def __init__(self, hub: "LocalHub", channels: Iterable[str]):
         self._hub = hub
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # Called after each delivery, so a socket needs no greenlet waiting on an empty queue.
+        self.on_delivery: Callable[[], None] | None = None
         self.channels: set[str] = set()
         for channel in channels:
             self.add(channel)
@@ -45,12 +47,18 @@ class Subscription:
 
     def get(self, timeout: float | None = None) -> str | None:
         try:
-            return self._queue.get(timeout=timeout)
+            # Not waiting at all skips the timer a timed wait arms (under gevent, one per call).
+            return self._queue.get(block=False) if timeout == 0 else self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
 
     def deliver(self, frame: str) -> None:
         self._queue.put(frame)
+        if self.on_delivery is not None:
+            self.on_delivery()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
 
     def close(self) -> None:
         for channel in list(self.channels):

@@ -1,4 +1,4 @@
-"""What every websocket handler shares: JSON frames, one writer at a time, a pump from the event hub.
+"""What every websocket handler shares: JSON frames, one writer at a time, events forwarded from the hub.
 
 simple-websocket's send() is not thread-safe, so every send goes through one lock. A handler never
 holds a database session across anything that waits on the network (the handshake, receive(), send()):
@@ -11,21 +11,26 @@ import json
 import threading
 from collections.abc import Callable
 
+import gevent
+from gevent import monkey
 from simple_websocket import ConnectionClosed
 
 from .errors import ChatError
 from .events import Subscription
 from .extensions import db
 
-_STOP = ""
+# A writer waits this long for more before it ends: a busy socket keeps one writer, an idle one has none.
+WRITER_LINGER_SECONDS = 2.0
 
 
 class Connection:
     def __init__(self, ws):
         self.ws = ws
         self._lock = threading.Lock()
-        self._pump: threading.Thread | None = None
         self._subscription: Subscription | None = None
+        self._writing = threading.Lock()
+        self._writer_running = False
+        self._closed = False
 
     def send(self, frame: dict | str) -> None:
         text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
@@ -46,24 +51,58 @@ class Connection:
         return frame
 
     def forward(self, subscription: Subscription) -> None:
-        """Relay the subscription's frames to the socket from a writer of its own (a greenlet under
-        gevent), so a socket waiting in receive() still gets live events at once."""
+        """Relay the subscription's frames, in order, to the socket. A writer (a greenlet under gevent) is
+        started when frames arrive and ends when there have been none for a while: an idle socket, most
+        of them, keeps no greenlet, and a slow socket never holds up whoever published."""
         self._subscription = subscription
-        self._pump = threading.Thread(target=self._run_pump, daemon=True)
-        self._pump.start()
+        subscription.on_delivery = self._wake
+        self._wake()  # what arrived between subscribing and now
 
-    def _run_pump(self) -> None:
-        assert self._subscription is not None
-        while (frame := self._subscription.get()) != _STOP:
-            try:
-                self.send(frame)
-            except ConnectionClosed:
+    def _wake(self) -> None:
+        with self._writing:
+            if self._writer_running or self._closed:
                 return
+            self._writer_running = True
+        _spawn(self._write_pending)
+
+    def _write_pending(self) -> None:
+        subscription = self._subscription
+        assert subscription is not None
+        try:
+            while True:
+                frame = subscription.get(timeout=0)
+                if frame is None:
+                    frame = subscription.get(timeout=WRITER_LINGER_SECONDS)
+                if frame is None:
+                    with self._writing:
+                        # Checked again under the lock: a frame delivered meanwhile saw a writer running.
+                        if subscription.empty() or self._closed:
+                            self._writer_running = False
+                            return
+                    continue
+                self.send(frame)
+        except Exception as error:
+            # Whatever ended this writer, the next delivery must be able to start another.
+            with self._writing:
+                self._writer_running = False
+            if not isinstance(error, ConnectionClosed):
+                raise
 
     def close(self) -> None:
+        with self._writing:
+            self._closed = True
         if self._subscription is not None:
+            self._subscription.on_delivery = None
             self._subscription.close()
-            self._subscription.deliver(_STOP)
+
+
+def _spawn(target: Callable[[], None]) -> None:
+    """Run `target` concurrently: a plain greenlet under gevent's monkey-patching (gunicorn's gevent
+    worker), where starting a patched Thread costs several times more and a writer starts per burst."""
+    if monkey.is_module_patched("threading"):
+        gevent.spawn(target)
+    else:
+        threading.Thread(target=target, daemon=True).start()
 
 
 def release_session() -> None:
