@@ -4,6 +4,7 @@ import re
 
 from sqlalchemy import select
 
+from app import automated_messages
 from app.extensions import db
 from app.models import Agent, AuthSetting, Workstream
 
@@ -87,3 +88,24 @@ def test_key_rotation_from_the_command_line(app, tmp_path):
     with app.app_context():
         setting = db.session.get(AuthSetting, int(setting_id))
         assert [(k.kid, k.retired_at is not None) for k in setting.keys] == [("k1", True), ("k2", False)]
+
+
+def test_a_live_workstream_with_its_own_automated_messages_from_files(app, tmp_path):
+    runner = app.test_cli_runner()
+    texts = tmp_path / "messages.json"
+    texts.write_text('{"position": {"texts": {"fi": "Olet {Position}."}}, "wait_time": {"enabled": false}}')
+    result = runner.invoke(args=["create-workstream", "Pikachat", "--mode", "live", "--automated-messages", str(texts)])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        workstream = db.session.scalar(select(Workstream).where(Workstream.name == "Pikachat"))
+        assert automated_messages.text(workstream, "position", "fi", {"Position": 2}) == "Olet 2."
+        assert not automated_messages.enabled(workstream, "wait_time")
+
+    for content, complaint in (("{not json", "--automated-messages is not JSON"), ('{"posiiton": {}}', "posiiton")):
+        texts.write_text(content)
+        refused = runner.invoke(
+            args=["create-workstream", "Broken", "--mode", "live", "--automated-messages", str(texts)]
+        )
+        assert refused.exit_code != 0 and complaint in refused.output
+    with app.app_context():
+        assert db.session.scalar(select(Workstream).where(Workstream.name == "Broken")) is None
