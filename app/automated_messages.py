@@ -67,6 +67,7 @@ DEFAULT_TEXTS = {
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 
 
 def _invalid(message: str) -> ChatError:
@@ -113,6 +114,15 @@ def enabled(workstream: Workstream, kind: str) -> bool:
     if workstream.mode == "persistent" and kind in QUEUE_KINDS:
         return False
     return settings(workstream).get(kind, {}).get("enabled", workstream.mode == "live")
+
+
+def validate_locale(locale: object) -> str | None:
+    """The widget's language tag (e.g. "fi" or "en-GB"), or None when it sent none."""
+    if locale is None:
+        return None
+    if not isinstance(locale, str) or len(locale) > 35 or not _LANGUAGE_TAG.fullmatch(locale):
+        raise ChatError(400, "invalid_request", "locale must be a language tag such as fi or en-GB.")
+    return locale
 
 
 def language(locale: str | None) -> str:

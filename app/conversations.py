@@ -6,7 +6,6 @@ websocket handlers, the CLI and timers all call these.
 """
 
 import json
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -23,7 +22,6 @@ from .models import CURRENT_STATUSES, Agent, Conversation, Customer, Message, Wo
 
 T = TypeVar("T")
 MAX_CLIENT_ID_CHARS = 64
-LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 
 
 def _retry_on_conflict(action: Callable[[], T]) -> T:
@@ -51,15 +49,6 @@ def validate_client_id(client_id: object) -> str:
     if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
         raise ChatError(400, "invalid_request", "client_id must be a string of 1 to 64 characters.")
     return client_id
-
-
-def validate_locale(locale: object) -> str | None:
-    """The widget's language tag (e.g. "fi" or "en-GB"), or None when it sent none."""
-    if locale is None:
-        return None
-    if not isinstance(locale, str) or len(locale) > 35 or not LANGUAGE_TAG.fullmatch(locale):
-        raise ChatError(400, "invalid_request", "locale must be a language tag such as fi or en-GB.")
-    return locale
 
 
 # Reading ----------------------------------------------------------------------------------------------
@@ -199,13 +188,12 @@ def post_customer_message(
     ids, not rows: on the hot path (a message in a current conversation) neither row is needed.
     """
     context_json = json.dumps(context, sort_keys=True) if context else None
-    language = automated_messages.language(locale) if validate_locale(locale) else None
+    language = automated_messages.language(locale) if automated_messages.validate_locale(locale) else None
     client_id = validate_client_id(client_id)
     text = validate_body(body)
 
     # attempt() answers (message, None) for a repeated client_id, else (message, whether it still
     # waits for an agent), so routing runs only when there is something to route.
-
     def attempt() -> tuple[Message, bool | None]:
         # Core, not ORM: nearly every send finds nothing here, and an ORM query costs three times as much.
         existing = (

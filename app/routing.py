@@ -100,9 +100,16 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
     `avoid` maps a conversation to the agent who just let it go, who is not offered it straight back.
 
     Runs when a conversation becomes open, an agent frees capacity or becomes available, and on every
-    scheduler tick (which is how conversations waiting for operating hours start moving).
+    scheduler tick (which is how conversations waiting for operating hours start moving). Whoever is
+    still queued afterwards hears where they now stand.
     """
     now = now or clock.now()
+    assigned = _push(now, avoid or {})
+    automated_messages.queue_updates(now)
+    return assigned
+
+
+def _push(now: datetime, avoid: dict[int, int]) -> int:
     queue = db.session.execute(
         select(Conversation.id, Workstream)
         .join(Workstream, Conversation.workstream_id == Workstream.id)
@@ -110,7 +117,6 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
         .order_by(Conversation.id)
     ).all()
     if not queue:
-        automated_messages.queue_updates(now)
         return 0
     # Plain snapshots: every assignment commits, and ORM rows would reload after each commit.
     agents = [
@@ -122,7 +128,7 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
     current = loads(now)
     assigned = 0
     for conversation_id, workstream in queue:
-        released_by = (avoid or {}).get(conversation_id)
+        released_by = avoid.get(conversation_id)
         candidates = [a for a in agents if a.id != released_by] if released_by else agents
         rules = workstreams[workstream.id]
         agent = open_now[workstream.id] and choose_agent(rules, candidates, current)
@@ -132,7 +138,6 @@ def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -
             load.items += 1
             agent.last_assigned_at = now
             assigned += 1
-    automated_messages.queue_updates(now)
     return assigned
 
 

@@ -116,29 +116,6 @@ def test_another_customer_sees_nothing_of_the_first_whatever_ids_they_send(custo
     expect(bob.messages()).to_have_count(0)
 
 
-def test_nothing_is_lost_when_the_server_restarts_mid_conversation(customer, console, chat):
-    server, _site, _world = chat
-    agent = console("ada")
-    alice = customer("alice")
-    alice.write("Before the restart")
-    agent.open("Before the restart")
-
-    server.stop()
-    alice.box.fill("Written while the server was down")
-    alice.page.get_by_role("button", name="Send", exact=True).click()
-    pending = alice.messages(sender="customer").filter(has_text="Written while the server was down")
-    expect(pending).to_have_count(1)
-    server.start()
-
-    expect(pending).to_have_attribute("data-seq", "2", timeout=20000)
-    expect(agent.log().locator(".msg").filter(has_text="Written while the server was down")).to_have_count(
-        1, timeout=20000
-    )
-    agent.reply("Still here after the restart")
-    expect(alice.messages(sender="agent")).to_have_text(re.compile("Still here after the restart"))
-    assert alice.bodies() == ["Before the restart", "Written while the server was down", "Still here after the restart"]
-
-
 def test_message_text_is_never_interpreted_as_html_on_either_side(customer, console):
     agent = console("ada")
     alice = customer("alice")

@@ -10,21 +10,17 @@ from e2e.test_persistent_conversation import (
     test_customer_writes_agent_sees_it_within_a_second_and_replies as journey,
 )
 from tests.support import (
-    TEST_DATABASE_URL,
     TEST_REDIS_URL,
     ChatServer,
     database_url,
     free_port,
     migrated_app,
+    needs_scale_out,
     seed,
     use_database,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (TEST_DATABASE_URL and TEST_REDIS_URL),
-    reason="scale-out needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL "
-    "(make test does when both answer on 127.0.0.1)",
-)
+pytestmark = needs_scale_out
 
 
 @pytest.fixture

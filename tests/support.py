@@ -75,6 +75,12 @@ class World:
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 # TEST_REDIS_URL=redis://host:port enables the Redis hub's tests and, with PostgreSQL, the scale-out tests.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+# For the tests of a scaled-out deployment: several server processes on PostgreSQL and Redis.
+needs_scale_out = pytest.mark.skipif(
+    not (TEST_DATABASE_URL and TEST_REDIS_URL),
+    reason="scale-out needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL "
+    "(make test does when both answer on 127.0.0.1)",
+)
 _databases: dict[Path, str] = {}
 _created: set[str] = set()
 

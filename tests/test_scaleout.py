@@ -19,22 +19,18 @@ from app.models import Agent, Conversation, ConversationEvent
 from app.timers import ADVISORY_LOCK_KEY
 from tests.support import (
     HOST_ORIGIN,
-    TEST_DATABASE_URL,
     TEST_REDIS_URL,
     ChatServer,
     World,
     database_url,
     migrated_app,
+    needs_scale_out,
     seed,
     use_database,
 )
 from tests.test_sockets import Peer, widget
 
-pytestmark = pytest.mark.skipif(
-    not (TEST_DATABASE_URL and TEST_REDIS_URL),
-    reason="scale-out needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL "
-    "(make test does when both answer on 127.0.0.1)",
-)
+pytestmark = needs_scale_out
 ROUTING_AGENTS = ("r1", "r2", "r3", "r4")
 
 

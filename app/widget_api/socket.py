@@ -54,7 +54,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
             "customer_can_end": workstream.mode == "live",
             "hide_when_closed": workstream.hide_when_closed,
         },
-        "hours": _hours(workstream, conversations.validate_locale(hello.get("locale"))),
+        "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
     }
     backlog = {
         "type": "backlog",
@@ -101,7 +101,7 @@ def widget_socket(ws) -> None:
         elif not session:
             raise ChatError(400, "hello_required", "Send hello with a customer token first.")
         elif kind == "locale":
-            session["locale"] = conversations.validate_locale(frame.get("locale"))
+            session["locale"] = automated_messages.validate_locale(frame.get("locale"))
             # An out-of-hours notice on screen is in the old language: send it again in the new one.
             hours = _hours(db.session.get(Workstream, workstream_id), session["locale"])
             realtime.release_session()
