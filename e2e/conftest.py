@@ -107,7 +107,7 @@ class HostSite:
     TOKEN_FUNCTIONS = {
         "callback": "window.getChatToken = function (callback) { fetchToken().then(callback); };",
         "promise": "window.getChatToken = function () { return fetchToken(); };",
-        "silent": "window.getChatToken = function () {};",
+        "silent": "window.tokenAsks = 0; window.getChatToken = function () { window.tokenAsks += 1; };",
     }
     # Inline scripts carry this nonce, so a test's Content-Security-Policy can allow them without
     # 'unsafe-inline'.
