@@ -1343,19 +1343,20 @@
     const id = m.conversation_id;
     const s = summaries.get(id);
     const before = seen.get(id);
-    if (before !== undefined) {
+    if (before !== undefined && m.seq !== before + 1) {
+      // The open transcript keeps its own order and fills its own gaps.
+      if (current && current.id === id) {
+        if (current.loading) current.pending.push(m);
+        else appendMessages([m]);
+      }
       if (m.seq > before + 1) {
         if (s) s.last_seq = Math.max(s.last_seq || 0, m.seq);
-        catchUp(id); // brings this one too, after the ones missed
-        return;
+        catchUp(id); // counts this one too, after the ones missed
       }
-      // Already counted: a live frame repeating a caught-up one, or the echo of the agent's own send.
-      if (m.seq <= before) {
-        if (current && current.id === id && !current.loading) appendMessages([m]);
-        return;
-      }
-      seen.set(id, m.seq);
+      // Otherwise already counted: a live frame repeating a caught-up one, or the echo of a send.
+      return;
     }
+    if (before !== undefined) seen.set(id, m.seq);
     // Previews show what people wrote: automated messages ("Ada joined the chat.") are not news.
     if (s && m.sender !== 'system' && (!s.last_message || s.last_message.seq < m.seq)) {
       s.last_message = m;
