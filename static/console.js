@@ -261,9 +261,11 @@
     recent: { ids: [], ul: $('list-recent'), empty: $('empty-recent'), newestFirst: true },
   };
   const snapshotReplays = new Set(); // frames seen while a list snapshot is in flight
-  // Per listed conversation, the highest seq up to which the console has seen every message. A message
-  // above it (a live event the server missed) or a summary with a higher last_seq makes it fetch the
-  // ones in between, so previews, unread marks and the title count miss nothing.
+  // Per conversation assigned to me (mine, waiting: their messages come live), the highest seq up to
+  // which the console has seen every message. A message above it (a live event the server missed) or a
+  // summary with a higher last_seq makes it fetch the ones in between, so previews, unread marks and the
+  // title count miss nothing. Queue and recent items get no message frames: their summaries, sent on
+  // every change and refetched on every reconnect, carry their previews.
   const seen = new Map();
   const catchingUp = new Set();
   let current = null; // the open conversation: {id, summary, transcript, loading, pending, filling}
@@ -335,7 +337,11 @@
   // A conversation first listed is taken as it is (its summary carries the news); one already listed
   // whose last_seq went past what was seen has missed messages.
   function track(s, wait) {
-    if (!summaries.has(s.id)) return;
+    const kind = classify(s);
+    if (!summaries.has(s.id) || (kind !== 'mine' && kind !== 'waiting')) {
+      seen.delete(s.id);
+      return;
+    }
     if (!seen.has(s.id)) seen.set(s.id, s.last_seq || 0);
     else if ((s.last_seq || 0) > seen.get(s.id)) setTimeout(() => catchUp(s.id), wait || 0);
   }
