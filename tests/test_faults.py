@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 import simple_websocket
@@ -21,6 +22,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, Tex
 
 from app import ROOT, conversations, realtime
 from app.customer_auth import Identity
+from app.events import RedisHub
 from app.extensions import db
 from app.models import Agent, Customer
 from tests.support import (
@@ -29,9 +31,11 @@ from tests.support import (
     ChatServer,
     RedisServer,
     console_cookie,
+    database_url,
     free_port,
     migrated_app,
     seed,
+    use_database,
 )
 from tests.test_sockets import Peer, widget
 
@@ -457,3 +461,105 @@ def test_backlog_frames_split_conversations_in_order_and_say_when_there_is_more(
         "conversations": [],
         "more": False,
     }
+
+
+@pytest.fixture
+def redis_cluster(tmp_path, redis_server):
+    """Two server processes on one database (PostgreSQL when TEST_DATABASE_URL is set, else one SQLite
+    file, which REDIS_URL allows) sharing the private Redis."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    second.mkdir()
+    app = migrated_app(first)
+    world = seed(app, [HOST_ORIGIN])
+    env = {
+        "REDIS_URL": redis_server.url,
+        "REDIS_CHANNEL_PREFIX": f"faults-{secrets.token_hex(4)}:",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+    }
+    if TEST_DATABASE_URL:
+        use_database(second, database_url(first))
+        servers = ChatServer(first, env), ChatServer(second, env)
+    else:
+        servers = ChatServer(first, env), ChatServer(second, {**env, "DATABASE_URL": f"sqlite:///{first / 'chat.db'}"})
+    for running in servers:
+        running.start()
+        running.world = world
+    yield servers
+    for running in servers:
+        running.stop()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def caught_up(peer: Peer, server: ChatServer, sub: str, conversation_id: int, last: int, timeout: float) -> list[int]:
+    """What a client does until it holds every message up to `last`, having shown seq 1: take live
+    messages in order, and on a resync (then the close) say hello again from its contiguous cursor.
+    The seqs it shows, in the order shown."""
+    shown: list[int] = []
+    held = 1
+    deadline = time.monotonic() + timeout
+    while held < last:
+        assert time.monotonic() < deadline, f"only {shown} shown"
+        frame = next_frame(peer, timeout=max(0.1, deadline - time.monotonic()))
+        arrived = [frame["message"]] if frame["type"] == "message" else []
+        if frame == {"type": "resync"}:
+            assert close_code(peer) == 1012
+            peer, _, backlog = widget(server, sub, conversation_id, after=held)
+            arrived = [m for entry in backlog["conversations"] for m in entry["messages"]]
+        for message in arrived:
+            if message["seq"] == held + 1:
+                held += 1
+                shown.append(held)
+    close_quietly(peer)
+    return shown
+
+
+def close_quietly(peer: Peer) -> None:
+    """Close unless the server has (it resyncs every socket of a process whose Redis came back)."""
+    with suppress(simple_websocket.ConnectionClosed):
+        peer.close()
+
+
+def test_messages_sent_while_redis_is_down_are_stored_and_shown_after_a_resync(redis_cluster, redis_server):
+    a, b = redis_cluster
+    phone, _, _ = widget(a, "outage")
+    laptop, _, _ = widget(b, "outage")
+    laptop.send({"type": "send", "client_id": "before", "body": "before the outage"})
+    conversation_id = laptop.recv_until("ack")["conversation_id"]
+    assert phone.recv_until("message")["message"]["seq"] == 1
+
+    redis_server.stop()
+    for i in range(2, 22):
+        laptop.send({"type": "send", "client_id": f"during-{i}", "body": f"while Redis is down {i}"})
+        assert laptop.recv_until("ack")["seq"] == i
+    assert phone.silent(0.5)
+    redis_server.start()
+    # Within 10 s of Redis returning, the phone on the other process shows all of them, once, in order.
+    assert caught_up(phone, a, "outage", conversation_id, 21, timeout=10) == list(range(2, 22))
+    close_quietly(laptop)
+
+
+def test_acks_stay_fast_while_redis_is_frozen_and_nothing_is_missed_after(redis_cluster, redis_server):
+    a, b = redis_cluster
+    phone, _, _ = widget(a, "frozen")
+    laptop, _, _ = widget(b, "frozen")
+    laptop.send({"type": "send", "client_id": "before", "body": "before the freeze"})
+    conversation_id = laptop.recv_until("ack")["conversation_id"]
+    assert phone.recv_until("message")["message"]["seq"] == 1
+
+    redis_server.freeze()
+    try:
+        waits = []
+        for i in range(2, 22):
+            started = time.monotonic()
+            laptop.send({"type": "send", "client_id": f"frozen-{i}", "body": f"while Redis is frozen {i}"})
+            assert laptop.recv_until("ack")["seq"] == i
+            waits.append(time.monotonic() - started)
+        # Publishing used to run inside the commit path: acks took 5–9 s.
+        assert max(waits) < 0.5, waits
+        # Longer than the hub's Redis timeout: what it could not publish becomes a resync.
+        time.sleep(RedisHub.REDIS_TIMEOUT + 0.5)
+    finally:
+        redis_server.thaw()
+    assert caught_up(phone, a, "frozen", conversation_id, 21, timeout=10) == list(range(2, 22))
+    close_quietly(laptop)
