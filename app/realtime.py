@@ -142,6 +142,23 @@ class Connection:
             if not isinstance(error, ConnectionClosed):
                 raise
 
+    def fail(self, error: Exception, **extra) -> None:
+        """End the connection for `error`: a refusal (ChatError) with its error frame and 1008, anything
+        else with `server_error` and 1011, and one log line naming the cause (a traceback per socket
+        would bury the log in an outage)."""
+        if isinstance(error, ChatError):
+            frame, code = error.frame(**extra), CLOSE_POLICY
+        else:
+            log.error("websocket %s failed: %s", request.path, _cause(error))
+            frame, code = {**SERVER_ERROR, **extra}, CLOSE_SERVER_ERROR
+        # Not across the send (see above); the session may be on a database that just failed.
+        with suppress(Exception):
+            release_session()
+        self.close()
+        with suppress(ConnectionClosed):
+            self.send(frame)
+        self.close_socket(code, frame["code"])
+
     def close_socket(self, code: int, reason: str) -> None:
         """Close from any greenlet: the handler's receive() waits only on the socket's event, so it is
         woken too, and ends with ConnectionClosed."""
@@ -172,8 +189,8 @@ def release_session() -> None:
 
 def loop(conn: Connection, handle: Callable[[dict], None]) -> None:
     """Receive frames until the socket closes; each is handled with a fresh database session, and an
-    error answers that frame without ending the connection. An unexpected exception ends it (see
-    `errors_as_frames`)."""
+    error answers that frame without ending the connection. An unexpected exception ends it with
+    `server_error` (carrying the client_id of the send it answers)."""
     try:
         while True:
             frame: dict | None = None
@@ -181,14 +198,24 @@ def loop(conn: Connection, handle: Callable[[dict], None]) -> None:
                 frame = conn.receive()
                 handle(frame)
             except ChatError as error:
-                client_id = frame.get("client_id") if frame else None
-                conn.send(error.frame(**({"client_id": client_id} if isinstance(client_id, str) else {})))
+                conn.send(error.frame(**_answering(frame)))
+            except ConnectionClosed:
+                raise
+            except Exception as error:
+                conn.fail(error, **_answering(frame))
+                return
             finally:
                 release_session()
     except ConnectionClosed:
         pass
     finally:
         conn.close()
+
+
+def _answering(frame: dict | None) -> dict:
+    """What an error frame carries of the frame it answers: the client_id of a send."""
+    client_id = frame.get("client_id") if frame else None
+    return {"client_id": client_id} if isinstance(client_id, str) else {}
 
 
 SERVER_ERROR = {
@@ -199,10 +226,9 @@ SERVER_ERROR = {
 
 
 def errors_as_frames(handler: Callable[..., None]) -> Callable[..., None]:
-    """Whatever a socket handler raises ends as a frame and a close: a refusal (ChatError) as its error
-    frame and 1008, anything else as `server_error` and 1011, with one log line naming the cause.
-    flask-sock passes every exception but ConnectionClosed on to Flask, whose 500 page would be
-    written into the upgraded socket as if it were websocket frames."""
+    """Whatever a socket handler raises ends as a frame and a close (see `Connection.fail`), never as
+    an HTTP 500 page: flask-sock passes every exception but ConnectionClosed on to Flask, whose error
+    response would be written into the upgraded socket as if it were websocket frames."""
 
     @wraps(handler)
     def run(ws, *args, **kwargs) -> None:
@@ -211,18 +237,8 @@ def errors_as_frames(handler: Callable[..., None]) -> Callable[..., None]:
         except ConnectionClosed:
             pass
         except Exception as error:
-            conn = _connections.get(ws) or Connection(ws)
-            if isinstance(error, ChatError):
-                frame, code = error.frame(), CLOSE_POLICY
-            else:
-                log.error("websocket %s failed: %s", request.path, _cause(error))
-                frame, code = SERVER_ERROR, CLOSE_SERVER_ERROR
-            conn.close()
-            with suppress(ConnectionClosed):
-                conn.send(frame)
-            conn.close_socket(code, frame["code"])
+            (_connections.get(ws) or Connection(ws)).fail(error)
         finally:
-            # The session may be on a database that just failed; nothing is left to tell anyone.
             with suppress(Exception):
                 release_session()
 
