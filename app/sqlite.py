@@ -34,6 +34,9 @@ def configure(app: Flask, engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Opening may meet the brief exclusive lock of a closing connection's checkpoint: a short wait,
+        # once per connection. After that every wait is begin_immediate's.
+        cursor.execute("PRAGMA busy_timeout=100")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
