@@ -3,9 +3,9 @@ held by another process that yield to other greenlets, and one serving process p
 
 SQLite's own busy wait (busy_timeout) sleeps inside the C library: under gevent it freezes every socket
 of the process while a backup, the sqlite3 shell or a CLI command holds the write lock. So the busy
-timeout is zero, and BEGIN IMMEDIATE is retried here with a sleep that yields, up to a deadline; only the
-requests that need the database wait, and they end with `DatabaseBusy` (HTTP 503, a `server_error`
-frame on a socket) rather than hang.
+timeout is zero once a connection is open, and BEGIN IMMEDIATE is retried here with a sleep that
+yields, up to a deadline; only the requests that need the database wait, and they end with
+`DatabaseBusy` (HTTP 503, a `server_error` frame on a socket) rather than hang.
 """
 
 import fcntl
