@@ -143,3 +143,20 @@ def test_publishing_never_waits_for_a_frozen_redis_and_what_it_missed_becomes_a_
     sub.close()
     for each in (publisher, listener):
         each.close()
+
+
+def test_a_channel_left_while_redis_was_down_is_not_listened_to_once_it_is_back(private_redis):
+    prefix = f"test-{secrets.token_hex(4)}:"
+    hub = RedisHub(private_redis.url, prefix)
+    sub = hub.subscribe(["agent:3"])
+    private_redis.stop()
+    sub.close()  # UNSUBSCRIBE fails: redis-py would subscribe again when it reconnects
+    private_redis.start()
+    # Once a new subscription is confirmed the connection is back, with what redis-py re-subscribed.
+    probe = hub.subscribe(["agent:4"])
+    deadline = time.monotonic() + 10
+    while (channels := private_redis.channels(prefix)) != {"agent:4"}:
+        assert time.monotonic() < deadline, channels
+        time.sleep(0.05)
+    probe.close()
+    hub.close()

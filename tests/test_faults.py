@@ -416,7 +416,10 @@ def test_redis_down_at_hello_is_an_error_frame_and_nobody_is_locked_out_after(re
         # Nobody on this process listens to this customer yet: subscribing needs Redis.
         assert next_frame(peer) == realtime.SERVER_ERROR, attempt
         assert close_code(peer) == 1011
-    # The first console's channels are listened to already: a second one is served from the database.
+    # Channels this process listens to already need no Redis: another device of the first customer,
+    # and a second console, are served from the database.
+    other_device, _, backlog = widget(server, "before-outage")
+    assert backlog["type"] == "backlog"
     second = Peer(console_url, origin=server.url, headers=cookie)
     second.send({"type": "ping"})
     assert second.recv_until("pong")
@@ -424,7 +427,7 @@ def test_redis_down_at_hello_is_an_error_frame_and_nobody_is_locked_out_after(re
 
     redis_server.start()
     # They may have missed events while Redis was away: told to resync, they come back from their cursor.
-    for peer in (before, agent, second):
+    for peer in (before, other_device, agent, second):
         frames = [next_frame(peer)]
         while frames[-1] != {"type": "resync"}:
             assert len(frames) < 20, frames  # live frames may come first, if they were sent before it
