@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from . import automated_messages, clock, lifecycle, routing
+from . import automated_messages, clock, lifecycle, rates, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -191,6 +191,8 @@ def post_customer_message(
     language = automated_messages.language(locale) if automated_messages.validate_locale(locale) else None
     client_id = validate_client_id(client_id)
     text = validate_body(body)
+    # Counted before any database access: a refused send stores nothing and holds no lock.
+    rates.hit("MESSAGES_PER_CUSTOMER", "messages", customer_id)
 
     # attempt() answers (message, None) for a repeated client_id, else (message, whether it still
     # waits for an agent), so routing runs only when there is something to route.
@@ -211,6 +213,7 @@ def post_customer_message(
             if workstream.mode == "live" and not routing.is_open(workstream, now):
                 # Live chat is real time: outside hours nobody can answer, so nothing is started.
                 raise ChatError(409, "outside_hours", "The chat is offline right now; try again during opening hours.")
+            rates.hit("CONVERSATIONS_PER_CUSTOMER", "conversations", customer_id)
             conversation = Conversation(
                 workstream_id=workstream_id,
                 customer_id=customer_id,

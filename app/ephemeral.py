@@ -5,7 +5,7 @@ for tabs that are open at the time needs."""
 
 import json
 
-from . import conversations, events
+from . import conversations, events, rates
 from .errors import ChatError
 from .extensions import db
 from .models import Agent
@@ -28,6 +28,10 @@ def customer_typing(customer_id: int, workstream_id: str) -> None:
     if not latest or latest[0].ended:
         return
     conversation = latest[0]
+    # Coalesced, over all the customer's tabs and devices: the agent's indicator stays on for seconds,
+    # so one relay per interval keeps it on.
+    if not rates.allow("TYPING_PER_CUSTOMER", "typing", customer_id):
+        return
     channels = [events.conversation_channel(conversation.id)]
     if conversation.agent_id:
         channels.append(events.agent_channel(conversation.agent_id))

@@ -9,6 +9,7 @@ handler calls `release_session()` before it waits or sends.
 
 import json
 import threading
+import time
 from collections.abc import Callable
 
 import gevent
@@ -23,9 +24,22 @@ from .extensions import db
 WRITER_LINGER_SECONDS = 2.0
 
 
+class Close(Exception):
+    """Ends the socket with `code` (e.g. 1008) and `reason`, after `frame` when there is one to explain."""
+
+    def __init__(self, code: int, reason: str, frame: dict | None = None):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.frame = frame
+
+
 class Connection:
     def __init__(self, ws):
         self.ws = ws
+        # While set (a time.monotonic() instant), the peer owes a frame by then or the socket is closed.
+        self.deadline: float | None = None
+        self.deadline_reason = "timeout"
         self._lock = threading.Lock()
         self._subscription: Subscription | None = None
         self._writing = threading.Lock()
@@ -39,7 +53,10 @@ class Connection:
 
     def receive(self) -> dict:
         """The next frame as a JSON object; a malformed one raises ChatError (the socket stays usable)."""
-        raw = self.ws.receive()
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        raw = self.ws.receive(timeout=timeout)
+        if raw is None:
+            raise Close(1008, self.deadline_reason)
         if isinstance(raw, bytes):
             raise ChatError(400, "invalid_json", "Frames must be JSON text.")
         try:
@@ -123,6 +140,10 @@ def loop(conn: Connection, handle: Callable[[dict], None]) -> None:
                 conn.send(error.frame(**({"client_id": client_id} if isinstance(client_id, str) else {})))
             finally:
                 release_session()
+    except Close as close:
+        if close.frame is not None:
+            conn.send(close.frame)
+        conn.ws.close(reason=close.code, message=close.reason)
     except ConnectionClosed:
         pass
     finally:

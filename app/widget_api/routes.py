@@ -1,14 +1,13 @@
 """The widget's HTTP side: the script itself, history pages and a plain-HTTP send, with CORS for the
 origins each workstream allows."""
 
-from flask import Response, current_app, g, jsonify, request, send_from_directory
+from flask import Response, g, jsonify, request, send_from_directory
 
-from .. import ROOT, conversations, customer_auth, payloads
+from .. import ROOT, conversations, customer_auth, payloads, rates
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
 from ..models import Workstream
-from ..rate_limits import FixedWindow
 from . import bp
 
 API = "/api/widget/workstreams/<workstream_id>"
@@ -92,13 +91,13 @@ def send_message(workstream_id: str):
 
 
 @bp.post(f"{API}/visitors")
+# A browser asks once per session; a script asking thousands of times is making customer records.
+@rates.limiter.limit(
+    rates.setting("VISITOR_TOKENS_PER_ADDRESS"),
+    key_func=lambda: rates.key("visitors", request.remote_addr, request.view_args["workstream_id"]),
+)
 def new_visitor(workstream_id: str):
     """An anonymous visitor's token for a live workstream; the widget keeps it for the browser session."""
-    # A browser asks once per session; a script asking thousands of times is making customer records.
-    limit = current_app.extensions.setdefault(
-        "visitor_tokens", FixedWindow(current_app.config["VISITOR_TOKENS_PER_10_MINUTES"], 600)
-    )
-    limit.hit(f"{request.remote_addr}:{workstream_id}")
     return jsonify({"token": customer_auth.issue_visitor_token(g.workstream)}), 201
 
 

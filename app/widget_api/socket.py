@@ -1,8 +1,22 @@
 """The widget's websocket: hello, backlog, live stream, sends. Frames are in docs/protocol.md."""
 
-from flask import request
+import time
 
-from .. import automated_messages, clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
+from flask import current_app, request
+
+from .. import (
+    admission,
+    automated_messages,
+    clock,
+    conversations,
+    customer_auth,
+    ephemeral,
+    events,
+    payloads,
+    rates,
+    realtime,
+    routing,
+)
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -16,6 +30,7 @@ def guard_socket() -> None:
     if request.endpoint == "widget_api.widget_socket":
         try:
             check_origin(workstream_or_404(request.args.get("workstream")))
+            admission.admit()
         finally:
             # The handshake and the wait for hello yield to other greenlets: no transaction (and so
             # no SQLite write lock) may stay open across them.
@@ -41,6 +56,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     workstream = db.session.get(Workstream, workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
     customer = conversations.customer_for(identity)
+    admission.said_hello(customer.id)
     # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
     subscription = events.hub.subscribe([events.customer_channel(customer.id, workstream.id)])
     reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
@@ -83,6 +99,8 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
 @sock.route("/ws/widget", bp=bp)
 def widget_socket(ws) -> None:
     conn = realtime.Connection(ws)
+    conn.deadline_reason = "hello_timeout"
+    conn.deadline = time.monotonic() + current_app.config["HELLO_TIMEOUT_SECONDS"]
     workstream_id = request.args["workstream"]
     session: dict = {}
 
@@ -95,6 +113,7 @@ def widget_socket(ws) -> None:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
                 session.update(_welcome(conn, workstream_id, frame), locale=frame.get("locale"))
+                conn.deadline = None
             except ChatError as error:
                 conn.send(error.frame())
                 ws.close(reason=1008, message=error.code)
@@ -139,4 +158,4 @@ def widget_socket(ws) -> None:
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 
-    realtime.loop(conn, handle)
+    realtime.loop(conn, rates.SocketRates().guard(handle))
