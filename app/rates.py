@@ -6,6 +6,10 @@ to an HTTP route are Flask-Limiter decorators; the ones HTTP and the websocket s
 conversations) and those with no request around them (typing, frames) call `hit` and `allow`.
 Each limit is a setting (config.py) read when it is used, in Flask-Limiter's notation ("20/minute").
 
+Counting may wait (a Redis round trip; in memory, starting the expiry timer yields under gevent), so
+nobody counts inside a database transaction: on SQLite an open one is the write lock, and a greenlet
+waiting while it holds it stalls every other writer, and with them the whole process.
+
 Per-socket frame limits live in the process: a socket is served by one process, and counting its frames
 in Redis would add a round trip to every frame.
 """
@@ -26,6 +30,7 @@ from sqlalchemy import make_url
 
 from . import realtime
 from .errors import ChatError
+from .extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,13 @@ def init_app(app: Flask) -> None:
         or f"persistent-chat:{make_url(app.config['SQLALCHEMY_DATABASE_URI']).database}:",
     )
     limiter.init_app(app)
+
+    @app.after_request
+    def end_transaction(response):
+        # Registered after Flask-Limiter's own, so it runs before it: the sign-in's failure count is
+        # taken there, and the request's transaction must be over by then.
+        db.session.remove()
+        return response
 
     @app.errorhandler(RateLimited)
     def rate_limited(error: RateLimited):
@@ -151,6 +163,7 @@ class SocketRates:
                     raise RateLimited(wait, "Too many frames; slow down.")
                 handle(frame)
             except RateLimited as refusal:
+                realtime.release_session()
                 if _take(_socket_limiter, "REFUSALS_PER_SOCKET", self._id) is not None:
                     client_id = frame.get("client_id")
                     last = refusal.frame(**({"client_id": client_id} if isinstance(client_id, str) else {}))

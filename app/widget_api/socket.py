@@ -30,11 +30,11 @@ def guard_socket() -> None:
     if request.endpoint == "widget_api.widget_socket":
         try:
             check_origin(workstream_or_404(request.args.get("workstream")))
-            admission.admit()
         finally:
             # The handshake and the wait for hello yield to other greenlets: no transaction (and so
             # no SQLite write lock) may stay open across them.
             realtime.release_session()
+        admission.admit()
 
 
 def _hours(workstream: Workstream, locale: str | None) -> dict:
