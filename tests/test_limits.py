@@ -7,6 +7,7 @@ X-Forwarded-For and the per-address limits of one test do not reach another."""
 import json
 import re
 import secrets
+import shutil
 import socket
 import time
 import urllib.error
@@ -16,12 +17,24 @@ from http.cookiejar import CookieJar
 
 import pytest
 import simple_websocket
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import workstreams
 from app.extensions import db
 from app.models import Agent, Message
-from tests.support import HOST_ORIGIN, ChatServer, migrated_app, seed
+from tests.support import (
+    HOST_ORIGIN,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    ChatServer,
+    app_for,
+    create_database,
+    database_url,
+    drop_database,
+    migrated_app,
+    seed,
+    use_database,
+)
 from tests.test_sockets import BrowserLikeClient, Peer
 
 LIMITS = {
@@ -371,3 +384,107 @@ def test_a_console_post_whose_body_stalls_holds_up_no_customer(server):
         assert stalled.recv(64).startswith(b"HTTP/1.1 200")
     finally:
         stalled.close()
+
+
+# In-process: new conversations, and whose address counts -------------------------------------------------
+
+
+@pytest.fixture
+def live(app, world):
+    with app.app_context():
+        return workstreams.create(
+            {"name": "Live", "mode": "live", "allowed_origins": [HOST_ORIGIN], "auth_setting_id": world.auth_setting_id}
+        ).id
+
+
+def test_new_conversations_per_customer_are_limited_and_a_refused_one_stores_nothing(app, client, live):
+    app.config["CONVERSATIONS_PER_CUSTOMER"] = "2/hour"
+    api = f"/api/widget/workstreams/{live}"
+    token = client.post(f"{api}/visitors", headers={"Origin": HOST_ORIGIN}).json["token"]
+    headers = {"Authorization": f"Bearer {token}", "Origin": HOST_ORIGIN}
+    for i in range(2):
+        sent = client.post(f"{api}/messages", json={"client_id": f"n{i}", "body": "hi"}, headers=headers)
+        assert sent.status_code == 201
+        conversation_id = sent.json["message"]["conversation_id"]
+        assert client.post(f"{api}/conversations/{conversation_id}/end", headers=headers).status_code == 200
+    refused = client.post(f"{api}/messages", json={"client_id": "n2", "body": "again"}, headers=headers)
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
+    assert refused.json["error"]["retry_after"] > 0 and int(refused.headers["Retry-After"]) >= 1
+    listed = client.get(f"{api}/conversations", headers=headers).json["conversations"]
+    assert len(listed) == 2
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Message).where(Message.client_id == "n2")) == 0
+
+
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+def test_limits_key_on_the_address_the_trusted_proxies_report(tmp_path, template, trusted_proxies):
+    instance = tmp_path / "instance"
+    shutil.copytree(template[0], instance)
+    if TEST_DATABASE_URL:
+        use_database(instance, create_database(template=database_url(template[0])))
+    app = app_for(instance, TESTING=True, TRUSTED_PROXIES=trusted_proxies, VISITOR_TOKENS_PER_ADDRESS="1/hour")
+    with app.app_context():
+        live_id = workstreams.create(
+            {
+                "name": "Live",
+                "mode": "live",
+                "allowed_origins": [HOST_ORIGIN],
+                "auth_setting_id": template[1].auth_setting_id,
+            }
+        ).id
+    client = app.test_client()
+
+    def visitor_from(forwarded_for: str) -> int:
+        headers = {"Origin": HOST_ORIGIN, "X-Forwarded-For": forwarded_for}
+        return client.post(f"/api/widget/workstreams/{live_id}/visitors", headers=headers).status_code
+
+    assert visitor_from("203.0.113.1") == 201
+    # Without a trusted proxy the header is anyone's to write: the limit stays on the peer's address.
+    assert visitor_from("203.0.113.2") == (201 if trusted_proxies else 429)
+    assert visitor_from("203.0.113.2") == 429
+    with app.app_context():
+        db.engine.dispose()
+    if TEST_DATABASE_URL:
+        drop_database(database_url(instance))
+
+
+# Shared across processes -------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="needs Redis: set TEST_REDIS_URL (make test does when it answers)")
+def test_two_processes_share_the_counts_through_redis(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("shared-limits")
+    app = migrated_app(instance)
+    world = seed(app, [HOST_ORIGIN], {"ada": "Ada"})
+    with app.app_context():
+        db.engine.dispose()
+    env = {
+        **LIMITS,
+        "REDIS_URL": TEST_REDIS_URL,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "HANDSHAKES_PER_ADDRESS": "4/minute",
+        "LOGIN_FAILURES_PER_ACCOUNT": "2/minute",
+    }
+    # One database and one Redis, two processes: a deployment behind a load balancer.
+    a, b = ChatServer(instance, env).start(), ChatServer(instance, env).start()
+    a.world = b.world = world
+    try:
+        messages = f"/api/widget/workstreams/{world.workstream_id}/messages"
+        auth = {"Authorization": f"Bearer {world.token('everywhere')}"}
+        for server, client_id in ((a, "everywhere-0"), (b, "everywhere-1"), (a, "everywhere-2")):
+            assert http(server, "POST", messages, {"client_id": client_id, "body": "hi"}, auth)[0] == 201
+        status, _, body = http(b, "POST", messages, {"client_id": "everywhere-3", "body": "one more"}, auth)
+        assert status == 429 and body["error"]["retry_after"] > 0
+
+        client_address = address()
+        for server in (a, b, a, b):
+            open_socket(server, client_address).close()
+        assert refused_handshake(a, client_address) == 429
+
+        email, password = world.agents["ada"]
+        assert sign_in(a, email, "wrong", address()) == 401
+        assert sign_in(b, email, "wrong", address()) == 401
+        assert sign_in(a, email, password, address()) == 429
+    finally:
+        a.stop()
+        b.stop()
