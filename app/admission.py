@@ -2,8 +2,9 @@
 process's connections (gunicorn's --worker-connections) and stall HTTP for everyone.
 
 - At the handshake, refused as plain HTTP before anything is upgraded: more than HANDSHAKES_PER_ADDRESS
-  from one client address (`429 rate_limited`, shared through Redis), or SOCKETS_BEFORE_HELLO sockets in
-  this process still waiting for their hello (`503 too_many_connections`).
+  from one client address (`429 rate_limited`, shared through Redis), SOCKETS_BEFORE_HELLO_PER_ADDRESS
+  sockets of that address still waiting for their hello (`429 too_many_connections`), or
+  SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`).
 - A socket says hello within HELLO_TIMEOUT_SECONDS or is closed (1008 `hello_timeout`).
 - At hello: at most SOCKETS_PER_ADDRESS signed-in sockets per client address and SOCKETS_PER_CUSTOMER
   per customer (error frame `too_many_connections`, then 1008).
@@ -28,8 +29,16 @@ class Admission:
     def __init__(self):
         self._lock = threading.Lock()
         self.waiting = 0
+        self.waiting_by_address: Counter[str] = Counter()
         self.by_address: Counter[str] = Counter()
         self.by_customer: Counter[int] = Counter()
+
+    def stops_waiting(self, address: str) -> None:
+        """Called with the lock held."""
+        self.waiting -= 1
+        self.waiting_by_address[address] -= 1
+        if self.waiting_by_address[address] <= 0:
+            del self.waiting_by_address[address]
 
 
 class Ticket:
@@ -49,7 +58,7 @@ class Ticket:
                 raise ChatError(429, "too_many_connections", "Too many open chats from this network.")
             if admission.by_customer[customer_id] >= config["SOCKETS_PER_CUSTOMER"]:
                 raise ChatError(429, "too_many_connections", "Too many open chat windows; close one and reload.")
-            admission.waiting -= 1
+            admission.stops_waiting(self.address)
             admission.by_address[self.address] += 1
             admission.by_customer[customer_id] += 1
             self.customer_id = customer_id
@@ -61,7 +70,7 @@ class Ticket:
                 return
             self._open = False
             if self.customer_id is None:
-                admission.waiting -= 1
+                admission.stops_waiting(self.address)
                 return
             for counter, item in ((admission.by_address, self.address), (admission.by_customer, self.customer_id)):
                 counter[item] -= 1
@@ -86,9 +95,12 @@ def admit() -> Ticket:
     rates.hit("HANDSHAKES_PER_ADDRESS", "handshake", address)
     admission: Admission = current_app.extensions["admission"]
     with admission._lock:
+        if admission.waiting_by_address[address] >= current_app.config["SOCKETS_BEFORE_HELLO_PER_ADDRESS"]:
+            raise ChatError(429, "too_many_connections", "Too many chats from this network are still connecting.")
         if admission.waiting >= current_app.config["SOCKETS_BEFORE_HELLO"]:
             raise ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
         admission.waiting += 1
+        admission.waiting_by_address[address] += 1
     g.socket_ticket = Ticket(admission, address)
     return g.socket_ticket
 

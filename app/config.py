@@ -66,6 +66,7 @@ def _limits() -> dict:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "HELLO_TIMEOUT_SECONDS": float(env("HELLO_TIMEOUT_SECONDS", "10")),
         "SOCKETS_BEFORE_HELLO": int(env("SOCKETS_BEFORE_HELLO", str(max(1, worker_connections // 10)))),
+        "SOCKETS_BEFORE_HELLO_PER_ADDRESS": int(env("SOCKETS_BEFORE_HELLO_PER_ADDRESS", "10")),
         "SOCKETS_PER_ADDRESS": int(env("SOCKETS_PER_ADDRESS", "50")),
         "SOCKETS_PER_CUSTOMER": int(env("SOCKETS_PER_CUSTOMER", "10")),
         "HANDSHAKES_PER_ADDRESS": env("HANDSHAKES_PER_ADDRESS", "120/minute"),

@@ -4,6 +4,7 @@ socket caps, message, frame, typing, visitor-token and sign-in limits, and a req
 The server trusts one proxy (TRUSTED_PROXIES=1), so each test speaks from its own client address through
 X-Forwarded-For and the per-address limits of one test do not reach another."""
 
+import base64
 import json
 import re
 import secrets
@@ -13,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.client import HTTPConnection
 from http.cookiejar import CookieJar
 
 import pytest
@@ -35,15 +37,16 @@ from tests.support import (
     seed,
     use_database,
 )
-from tests.test_sockets import BrowserLikeClient, Peer
+from tests.test_sockets import Peer
 
 LIMITS = {
     "TRUSTED_PROXIES": "1",
     "HELLO_TIMEOUT_SECONDS": "1.5",
     "SOCKETS_BEFORE_HELLO": "5",
+    "SOCKETS_BEFORE_HELLO_PER_ADDRESS": "2",
     "SOCKETS_PER_ADDRESS": "3",
     "SOCKETS_PER_CUSTOMER": "2",
-    "HANDSHAKES_PER_ADDRESS": "6/minute",
+    "HANDSHAKES_PER_ADDRESS": "8/minute",
     "MESSAGES_PER_CUSTOMER": "3/minute",
     "FRAMES_PER_SOCKET": "20/minute",
     "REFUSALS_PER_SOCKET": "3/minute",
@@ -105,10 +108,27 @@ def closed_with(peer: Peer, timeout: float = 5) -> tuple[int, str]:
     return peer.ws.close_reason, peer.ws.close_message
 
 
-def refused_handshake(server, client_address: str) -> int:
-    with pytest.raises(simple_websocket.ConnectionError) as refused:
-        BrowserLikeClient.connect(ws_url(server), headers={"Origin": HOST_ORIGIN, "X-Forwarded-For": client_address})
-    return refused.value.status_code
+def refused_handshake(server, client_address: str) -> tuple[int, str]:
+    """The status and error code of a websocket handshake the server refuses before upgrading."""
+    connection = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(
+            "GET",
+            ws_url(server).removeprefix(server.url.replace("http", "ws")),
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
+                "Sec-WebSocket-Version": "13",
+                "Origin": HOST_ORIGIN,
+                "X-Forwarded-For": client_address,
+            },
+        )
+        response = connection.getresponse()
+        assert response.status != 101, "the handshake was accepted"
+        return response.status, json.loads(response.read())["error"]["code"]
+    finally:
+        connection.close()
 
 
 def widget_script_seconds(server) -> float:
@@ -166,15 +186,27 @@ def test_a_socket_that_does_not_say_hello_is_closed_with_1008_even_while_it_ping
 
 def test_handshakes_per_address_are_limited_before_the_upgrade(server):
     client_address = address()
-    for _ in range(6):
-        open_socket(server, client_address).close()
-    assert refused_handshake(server, client_address) == 429
+    for i in range(8):
+        peer = open_socket(server, client_address)
+        # Said hello (or refused it and closed): none of them is left waiting for its hello.
+        if say_hello(peer, server, f"knock-{i}")["type"] == "error":
+            closed_with(peer)
+    assert refused_handshake(server, client_address) == (429, "rate_limited")
     open_socket(server, address()).close()
+
+
+def test_sockets_waiting_for_hello_are_capped_per_address(server):
+    client_address = address()
+    waiting = [open_socket(server, client_address) for _ in range(2)]
+    assert refused_handshake(server, client_address) == (429, "too_many_connections")
+    hello(server, address(), "next-door").close()
+    for peer in waiting:
+        assert closed_with(peer) == (1008, "hello_timeout")
 
 
 def test_sockets_waiting_for_hello_are_capped_so_http_keeps_answering(server):
     idle = [open_socket(server, address()) for _ in range(5)]
-    assert refused_handshake(server, address()) == 503
+    assert refused_handshake(server, address()) == (503, "too_many_connections")
     assert widget_script_seconds(server) < 1
     for peer in idle:
         assert closed_with(peer)[0] == 1008
@@ -463,6 +495,7 @@ def test_two_processes_share_the_counts_through_redis(tmp_path_factory):
         "REDIS_URL": TEST_REDIS_URL,
         "SECRET_KEY": secrets.token_urlsafe(32),
         "HANDSHAKES_PER_ADDRESS": "4/minute",
+        "SOCKETS_BEFORE_HELLO_PER_ADDRESS": "10",
         "LOGIN_FAILURES_PER_ACCOUNT": "2/minute",
     }
     # One database and one Redis, two processes: a deployment behind a load balancer.
@@ -479,7 +512,7 @@ def test_two_processes_share_the_counts_through_redis(tmp_path_factory):
         client_address = address()
         for server in (a, b, a, b):
             open_socket(server, client_address).close()
-        assert refused_handshake(a, client_address) == 429
+        assert refused_handshake(a, client_address) == (429, "rate_limited")
 
         email, password = world.agents["ada"]
         assert sign_in(a, email, "wrong", address()) == 401
