@@ -75,6 +75,7 @@ def _limits() -> dict:
         "FRAMES_PER_SOCKET": env("FRAMES_PER_SOCKET", "30 per 10 seconds"),
         "TYPING_PER_CUSTOMER": env("TYPING_PER_CUSTOMER", "1 per 2 seconds"),
         "REFUSALS_PER_SOCKET": env("REFUSALS_PER_SOCKET", "10/minute"),
+        "WIDGET_REQUESTS_PER_ADDRESS": env("WIDGET_REQUESTS_PER_ADDRESS", "600/minute"),
         "VISITOR_TOKENS_PER_ADDRESS": env("VISITOR_TOKENS_PER_ADDRESS", "30 per 10 minutes"),
         "LOGIN_FAILURES_PER_ACCOUNT": env("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_FAILURES_PER_ADDRESS": env("LOGIN_FAILURES_PER_ADDRESS", "50 per 15 minutes"),

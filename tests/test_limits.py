@@ -448,6 +448,20 @@ def test_new_conversations_per_customer_are_limited_and_a_refused_one_stores_not
         assert db.session.scalar(select(func.count()).select_from(Message).where(Message.client_id == "n2")) == 0
 
 
+def test_the_widget_api_answers_an_address_only_so_often_but_the_script_always(app, client, world):
+    app.config["WIDGET_REQUESTS_PER_ADDRESS"] = "3/minute"
+    headers = {"Authorization": f"Bearer {world.token('looping')}", "Origin": HOST_ORIGIN}
+    path = f"/api/widget/workstreams/{world.workstream_id}/conversations"
+    for _ in range(3):
+        assert client.get(path, headers=headers).status_code == 200
+    refused = client.get(path, headers=headers)
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert client.get("/widget.js").status_code == 200
+    elsewhere = client.get(path, headers=headers, environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert elsewhere.status_code == 200
+
+
 @pytest.mark.parametrize("trusted_proxies", [0, 1])
 def test_limits_key_on_the_address_the_trusted_proxies_report(tmp_path, template, trusted_proxies):
     instance = tmp_path / "instance"

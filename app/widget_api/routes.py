@@ -41,6 +41,15 @@ def guard_api() -> None:
         check_origin(g.workstream)
 
 
+# Every request of the widget's HTTP API from one address, counted before anything else is done for it:
+# a script looping over it is refused before it costs a token check or a database read.
+rates.limiter.limit(
+    rates.setting("WIDGET_REQUESTS_PER_ADDRESS"),
+    key_func=lambda: rates.key("widget-api", request.remote_addr),
+    exempt_when=lambda: not request.path.startswith("/api/"),
+)(bp)
+
+
 @bp.after_request
 def cors(response: Response) -> Response:
     origin = request.headers.get("Origin")

@@ -28,13 +28,14 @@ from .routes import check_origin, workstream_or_404
 def guard_socket() -> None:
     # Refuse before the handshake, so a foreign page gets a plain 403 and never an open socket.
     if request.endpoint == "widget_api.widget_socket":
+        # First, before any database access: a flood of handshakes is refused as cheaply as it can be.
+        admission.admit()
         try:
             check_origin(workstream_or_404(request.args.get("workstream")))
         finally:
             # The handshake and the wait for hello yield to other greenlets: no transaction (and so
             # no SQLite write lock) may stay open across them.
             realtime.release_session()
-        admission.admit()
 
 
 def _hours(workstream: Workstream, locale: str | None) -> dict:
