@@ -4,10 +4,9 @@ import os
 from pathlib import Path
 
 from flask import Flask, request
-from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admission, clock, config, errors, events, rates
+from . import admission, clock, config, errors, events, rates, sqlite
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +49,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            _tune_sqlite(db.engine)
+            sqlite.configure(app, db.engine)
 
     @app.before_request
     def refuse_websocket_compression() -> None:
@@ -66,22 +65,3 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     cli.register(app)
     return app
-
-
-def _tune_sqlite(engine) -> None:
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection) -> None:
-        # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout instead of one
-        # failing with "database is locked" when it upgrades a read lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -4,13 +4,14 @@ import json
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
-from . import auth_settings, workstreams
+from . import auth_settings, sqlite, workstreams
 from .agents import add_agent
 from .errors import ChatError
 from .extensions import db
@@ -151,6 +152,7 @@ def register(app: Flask) -> None:
         """Serve with gunicorn's gevent worker on HOST:PORT (default 127.0.0.1:5000)."""
         if workers > 1 and not os.environ.get("REDIS_URL"):
             raise click.ClickException("Several workers share events through Redis: set REDIS_URL.")
+        _one_serve_per_sqlite_folder()
         bind = f"{os.environ.get('HOST', DEFAULT_HOST)}:{os.environ.get('PORT', DEFAULT_PORT)}"
         args = [
             sys.executable, "-m", "gunicorn", "app.wsgi:app",
@@ -168,6 +170,22 @@ def register(app: Flask) -> None:
         # gevent otherwise records which greenlet spawned which: a few KiB per idle socket for no use here.
         os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "0")
         os.execv(sys.executable, args)
+
+
+def _one_serve_per_sqlite_folder() -> None:
+    """Two serves on one SQLite database without Redis would each hear only their own sockets' events."""
+    url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    if current_app.config.get("REDIS_URL") or url.get_backend_name() != "sqlite" or not url.database:
+        return
+    database = Path(url.database).resolve()
+    if sqlite.hold_serve_lock(database) is None:
+        click.echo(
+            f"Error: another persistent-chat serve is already running on {database}. Without REDIS_URL "
+            "there is one serve per SQLite database (each would only hear its own sockets' events): stop "
+            "the other one, or set REDIS_URL on both.",
+            err=True,
+        )
+        sys.exit(2)
 
 
 def main() -> None:

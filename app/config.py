@@ -45,6 +45,10 @@ def from_environment(instance: Path) -> dict:
         # Queued live customers hear of a new position at most this often.
         "QUEUE_UPDATE_SECONDS": float(os.environ.get("QUEUE_UPDATE_SECONDS", "10")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
+        # How long a request waits for SQLite's write lock held by another process (see sqlite.py).
+        "SQLITE_LOCK_WAIT_SECONDS": float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS", "10")),
+        # What a socket's queue of live events may hold before it is told to resync (see events.py).
+        "SOCKET_QUEUE_LIMIT_BYTES": int(os.environ.get("SOCKET_QUEUE_LIMIT_BYTES", str(1024 * 1024))),
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
         **_limits(),

@@ -168,7 +168,7 @@ class SocketRates:
                 if _take(_socket_limiter, "REFUSALS_PER_SOCKET", self._id) is not None:
                     client_id = frame.get("client_id")
                     last = refusal.frame(**({"client_id": client_id} if isinstance(client_id, str) else {}))
-                    raise realtime.Close(1008, "rate_limited", last) from refusal
+                    raise realtime.Close(realtime.CLOSE_POLICY, "rate_limited", last) from refusal
                 raise
 
         return guarded

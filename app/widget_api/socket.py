@@ -59,7 +59,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     customer = conversations.customer_for(identity)
     admission.said_hello(customer.id)
     # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
-    subscription = events.hub.subscribe([events.customer_channel(customer.id, workstream.id)])
+    conn.subscribe([events.customer_channel(customer.id, workstream.id)])
     reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
     welcome = {
         "type": "welcome",
@@ -73,18 +73,13 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
         },
         "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
     }
-    backlog = {
-        "type": "backlog",
-        "reset": reset,
-        "conversations": [
-            {
-                "conversation": payloads.widget_conversation(c),
-                "messages": [payloads.message(m) for m in page],
-                "complete": complete,
-            }
+    backlog = realtime.backlog_frames(
+        reset,
+        [
+            (payloads.widget_conversation(c), [payloads.message(m) for m in page], complete)
             for c, page, complete in entries
         ],
-    }
+    )
     kept = {
         "identity": identity,
         "customer_id": customer.id,
@@ -92,12 +87,14 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     }
     realtime.release_session()
     conn.send(welcome)
-    conn.send(backlog)
-    conn.forward(subscription)
+    for part in backlog:
+        conn.send(part)
+    conn.forward()
     return kept
 
 
 @sock.route("/ws/widget", bp=bp)
+@realtime.errors_as_frames
 def widget_socket(ws) -> None:
     conn = realtime.Connection(ws)
     conn.deadline_reason = "hello_timeout"
