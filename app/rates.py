@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 limiter = Limiter(key_func=get_remote_address)
 _socket_limiter = MovingWindowRateLimiter(MemoryStorage())
+# While the shared storage (Redis) fails, each process counts alone for a while rather than let every
+# send wait on it or go uncounted.
+_fallback_limiter = MovingWindowRateLimiter(MemoryStorage())
+FALLBACK_SECONDS = 5.0
+_shared_down_until = 0.0
 
 
 class RateLimited(ChatError):
@@ -124,29 +129,36 @@ def _take(strategy: RateLimiter, name: str, identifier: str) -> float | None:
     the exhausted one allows again."""
     items: list[RateLimitItem] = parse_many(current_app.config[name])
     for item in items:
-        try:
-            if strategy.hit(item, name, identifier):
-                continue
-            reset_at, _remaining = strategy.get_window_stats(item, name, identifier)
-        except Exception:
-            # Limits protect the service; an unreachable Redis must not refuse every customer too.
-            log.exception("rate limit storage failed; %s allowed", name)
-            return None
+        if strategy.hit(item, name, identifier):
+            continue
+        reset_at, _remaining = strategy.get_window_stats(item, name, identifier)
         return reset_at - time.time()
     return None
+
+
+def _take_shared(name: str, identifier: str) -> float | None:
+    global _shared_down_until
+    if time.monotonic() < _shared_down_until:
+        return _take(_fallback_limiter, name, identifier)
+    try:
+        return _take(limiter.limiter, name, identifier)
+    except Exception as error:
+        _shared_down_until = time.monotonic() + FALLBACK_SECONDS
+        log.warning("rate limit storage failed (%s): counting in this process for %.0f s", error, FALLBACK_SECONDS)
+        return _take(_fallback_limiter, name, identifier)
 
 
 def hit(name: str, *parts: object) -> None:
     """Count one use of the limit `name` (a setting) by `parts` (e.g. a customer id), shared by every
     process of the deployment; raise RateLimited when it is used up (that use is not counted)."""
-    wait = _take(limiter.limiter, name, key(*parts))
+    wait = _take_shared(name, key(*parts))
     if wait is not None:
         raise RateLimited(wait)
 
 
 def allow(name: str, *parts: object) -> bool:
     """Like `hit`, for what is dropped silently when it comes too often (typing indicators)."""
-    return _take(limiter.limiter, name, key(*parts)) is None
+    return _take_shared(name, key(*parts)) is None
 
 
 class SocketRates:
