@@ -29,6 +29,7 @@ from tests.support import (
     TEST_DATABASE_URL,
     TEST_REDIS_URL,
     ChatServer,
+    RedisServer,
     app_for,
     create_database,
     database_url,
@@ -535,3 +536,35 @@ def test_two_processes_share_the_counts_through_redis(tmp_path_factory):
     finally:
         a.stop()
         b.stop()
+
+
+def test_while_redis_is_down_each_process_keeps_counting(tmp_path):
+    redis_server = RedisServer(tmp_path).start()
+    instance = tmp_path / "instance"
+    app = migrated_app(instance)
+    world = seed(app, [HOST_ORIGIN], {})
+    with app.app_context():
+        db.engine.dispose()
+    env = {**LIMITS, "REDIS_URL": redis_server.url, "REDIS_CHANNEL_PREFIX": f"limits-{secrets.token_hex(4)}:"}
+    server = ChatServer(instance, env).start()
+    server.world, server.app = world, app
+    try:
+        messages = f"/api/widget/workstreams/{world.workstream_id}/messages"
+        auth = {"Authorization": f"Bearer {world.token('outage')}"}
+
+        def send(i: int) -> tuple[int, float]:
+            started = time.monotonic()
+            status = http(server, "POST", messages, {"client_id": f"outage-{i}", "body": "hi"}, auth)[0]
+            return status, time.monotonic() - started
+
+        assert send(0)[0] == 201
+        redis_server.stop()
+        # The count starts again in the process, still limited, and nobody waits on the dead Redis.
+        for i in range(1, 4):
+            status, seconds = send(i)
+            assert status == 201 and seconds < 1
+        assert send(4)[0] == 429
+        assert stored_messages(server, "outage") == ["hi"] * 4
+    finally:
+        server.stop()
+        redis_server.stop()
