@@ -51,8 +51,9 @@ LIMITS = {
     "MESSAGES_PER_CUSTOMER": "3/minute",
     "FRAMES_PER_SOCKET": "20/minute",
     "REFUSALS_PER_SOCKET": "3/minute",
+    "TYPING_PER_CUSTOMER": "1 per 4 seconds",
     "VISITOR_TOKENS_PER_ADDRESS": "2/minute",
-    "LOGIN_FAILURES_PER_ACCOUNT": "3 per 8 seconds",
+    "LOGIN_FAILURES_PER_ACCOUNT": "3 per 15 seconds",
     "LOGIN_FAILURES_PER_ADDRESS": "5/minute",
 }
 
@@ -181,8 +182,8 @@ def test_a_socket_that_does_not_say_hello_is_closed_with_1008_even_while_it_ping
     started = time.monotonic()
     peer.send({"type": "ping"})
     assert peer.recv() == {"type": "pong"}
-    assert closed_with(peer) == (1008, "hello_timeout")
-    assert 1.4 < time.monotonic() - started < 4
+    assert closed_with(peer, timeout=8) == (1008, "hello_timeout")
+    assert 1.4 < time.monotonic() - started < 6
 
 
 def test_handshakes_per_address_are_limited_before_the_upgrade(server):
@@ -290,7 +291,8 @@ def test_a_socket_past_its_frame_rate_is_refused_then_closed_when_it_keeps_going
     assert closed_with(peer) == (1008, "rate_limited")
 
 
-def test_typing_is_relayed_at_most_once_per_two_seconds_per_customer(server):
+def test_typing_is_relayed_at_most_once_per_interval_per_customer(server):
+    # The interval is 4 s here (2 s by default): long enough to see on a loaded machine.
     cookie = console_session(server, "ada")[1]
     console = Peer(server.url.replace("http", "ws") + "/console/ws", origin=server.url, headers={"Cookie": cookie})
     tab, other_tab = hello(server, address(), "typist"), hello(server, address(), "typist")
@@ -302,15 +304,15 @@ def test_typing_is_relayed_at_most_once_per_two_seconds_per_customer(server):
     for peer in (tab, other_tab, tab, other_tab, tab):
         peer.send({"type": "typing"})
     assert console.recv_until("typing")["sender"] == "customer"
-    assert console.silent(1.0)
-    assert time.monotonic() - started < 2, "too slow to show the coalescing"
+    assert console.silent(1.5)
+    assert time.monotonic() - started < 4, "too slow to show the coalescing"
 
     def relayed_again() -> bool:
         tab.send({"type": "typing"})
         return not console.silent(0.3)
 
-    wait_for(relayed_again, timeout=5)
-    assert time.monotonic() - started >= 1.9
+    wait_for(relayed_again, timeout=10)
+    assert time.monotonic() - started >= 3.9
     for peer in (console, tab, other_tab):
         peer.close()
 
@@ -357,12 +359,12 @@ def test_the_right_password_waits_out_the_window_after_repeated_failures_on_the_
     for _ in range(3):
         assert sign_in(server, email, "wrong password", address()) == 401
     # Other addresses, the right password: still refused while the account's window is full.
-    assert time.monotonic() - first_failure < 8, "the machine was too slow to see the window"
+    assert time.monotonic() - first_failure < 15, "the machine was too slow to see the window"
     assert sign_in(server, email, password, address()) == 429
     assert sign_in(server, *server.world.agents["cy"], address()) == 302
 
-    wait_for(lambda: sign_in(server, email, password, address()) == 302, timeout=20)
-    assert time.monotonic() - first_failure >= 7.9
+    wait_for(lambda: sign_in(server, email, password, address()) == 302, timeout=30)
+    assert time.monotonic() - first_failure >= 14.9
 
 
 def test_failed_sign_ins_are_limited_per_address(server):
