@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from sqlalchemy import event
 
-from . import clock, config, errors, events
+from . import checked, clock, config, errors, events, security_headers
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +36,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     sock.init_app(app)
     csrf.init_app(app)
     errors.register(app)
+    checked.register(app)
+    security_headers.register(app)
     events.configure(app)
 
     with app.app_context():
@@ -52,7 +54,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
-    app.register_blueprint(demo.bp)
+    if app.config["DEMO"]:
+        app.register_blueprint(demo.bp)
     app.register_blueprint(admin.bp)
     cli.register(app)
     return app

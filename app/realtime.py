@@ -15,6 +15,7 @@ import gevent
 from gevent import monkey
 from simple_websocket import ConnectionClosed
 
+from . import checked
 from .errors import ChatError
 from .events import Subscription
 from .extensions import db
@@ -28,6 +29,7 @@ class Connection:
         self.ws = ws
         self._lock = threading.Lock()
         self._subscription: Subscription | None = None
+        self._ending: list[Subscription] = []
         self._writing = threading.Lock()
         self._writer_running = False
         self._closed = False
@@ -42,10 +44,7 @@ class Connection:
         raw = self.ws.receive()
         if isinstance(raw, bytes):
             raise ChatError(400, "invalid_json", "Frames must be JSON text.")
-        try:
-            frame = json.loads(raw)
-        except (TypeError, ValueError) as e:
-            raise ChatError(400, "invalid_json", "The frame is not valid JSON.") from e
+        frame = checked.loads(raw, "The frame")
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise ChatError(400, "invalid_request", 'A frame is a JSON object with a string "type".')
         return frame
@@ -88,12 +87,30 @@ class Connection:
             if not isinstance(error, ConnectionClosed):
                 raise
 
+    def end_on(self, subscription: Subscription) -> None:
+        """End the socket when `subscription` delivers: the frame (an error saying why) is sent, then the
+        socket is closed with 1008. For what another request or process decides, such as a retired key."""
+        self._ending.append(subscription)
+        subscription.on_delivery = lambda: _spawn(lambda: self._end(subscription))
+
+    def _end(self, subscription: Subscription) -> None:
+        frame = subscription.get(timeout=0)
+        if frame is None:
+            return
+        try:
+            self.send(frame)
+            with self._lock:
+                self.ws.close(reason=1008, message=json.loads(frame).get("code", ""))
+        except ConnectionClosed:
+            pass
+
     def close(self) -> None:
         with self._writing:
             self._closed = True
-        if self._subscription is not None:
-            self._subscription.on_delivery = None
-            self._subscription.close()
+        for subscription in [self._subscription, *self._ending]:
+            if subscription is not None:
+                subscription.on_delivery = None
+                subscription.close()
 
 
 def _spawn(target: Callable[[], None]) -> None:

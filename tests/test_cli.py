@@ -1,12 +1,14 @@
 """The flask commands a site owner runs."""
 
 import re
+from pathlib import Path
 
 from sqlalchemy import select
 
-from app import automated_messages
+from app import automated_messages, passwords
 from app.extensions import db
 from app.models import Agent, AuthSetting, Workstream
+from tests.support import app_for
 
 
 def test_create_agent_prints_a_generated_password_that_signs_in(app):
@@ -15,7 +17,7 @@ def test_create_agent_prints_a_generated_password_that_signs_in(app):
     password = re.search(r"Password: (\S+)", result.output).group(1)
     with app.app_context():
         agent = db.session.scalar(select(Agent).where(Agent.email == "eve@example.com"))
-        assert agent.check_password(password) and agent.role == "agent"
+        assert passwords.verify(agent.password_hash, password) and agent.role == "agent"
     again = app.test_cli_runner().invoke(args=["create-agent", "eve@example.com", "--name", "Eve"])
     assert again.exit_code != 0 and "already exists" in again.output
 
@@ -62,11 +64,17 @@ def test_demo_is_idempotent_and_prints_the_password_once(app, monkeypatch):
         demo = db.session.scalars(select(Workstream).where(Workstream.name == "Demo support")).all()
         assert len(demo) == 1 and "http://127.0.0.1:5123" in demo[0].origins()
         assert len(db.session.scalars(select(AuthSetting).where(AuthSetting.name == "Demo site")).all()) == 1
-    client = app.test_client()
+    # A plain server has no demo site, even with the demo data in its database.
+    assert app.test_client().get("/demo/?customer=bob").status_code == 404
+    assert app.test_client().get("/demo/token?customer=bob").status_code == 404
+    demo_app = app_for(Path(app.instance_path), TESTING=True, DEMO=True)
+    client = demo_app.test_client()
     page = client.get("/demo/?customer=bob")
     assert page.status_code == 200 and b'data-customer="bob"' in page.data
     assert client.get("/demo/token?customer=bob").json["token"]
     assert client.get("/demo/token?customer=nobody").status_code == 404
+    with demo_app.app_context():
+        db.engine.dispose()
 
 
 def test_key_rotation_from_the_command_line(app, tmp_path):
@@ -81,10 +89,10 @@ def test_key_rotation_from_the_command_line(app, tmp_path):
     setting_id = re.search(r"setting (\d+)", result.output).group(1)
     result = runner.invoke(args=["add-auth-key", setting_id, "--kid", "k2", "--public-key", str(second)])
     assert result.exit_code == 0 and "RS256 key 'k2'" in result.output, result.output
-    assert runner.invoke(args=["add-auth-key", setting_id, "--kid", "k2", "--public-key", str(second)]).exit_code == 1
+    assert runner.invoke(args=["add-auth-key", setting_id, "--kid", "k2", "--public-key", str(second)]).exit_code == 2
     assert runner.invoke(args=["retire-auth-key", setting_id, "k1"]).exit_code == 0
     again = runner.invoke(args=["retire-auth-key", setting_id, "k1"])
-    assert again.exit_code == 1 and "No current key" in again.output
+    assert again.exit_code == 2 and "No current key" in again.output
     with app.app_context():
         setting = db.session.get(AuthSetting, int(setting_id))
         assert [(k.kid, k.retired_at is not None) for k in setting.keys] == [("k1", True), ("k2", False)]
@@ -101,7 +109,7 @@ def test_a_live_workstream_with_its_own_automated_messages_from_files(app, tmp_p
         assert automated_messages.text(workstream, "position", "fi", {"Position": 2}) == "Olet 2."
         assert not automated_messages.enabled(workstream, "wait_time")
 
-    for content, complaint in (("{not json", "--automated-messages is not JSON"), ('{"posiiton": {}}', "posiiton")):
+    for content, complaint in (("{not json", "--automated-messages is not valid JSON"), ('{"posiiton": {}}', "posiiton")):
         texts.write_text(content)
         refused = runner.invoke(
             args=["create-workstream", "Broken", "--mode", "live", "--automated-messages", str(texts)]

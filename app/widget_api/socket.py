@@ -43,6 +43,8 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     customer = conversations.customer_for(identity)
     # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
     subscription = events.hub.subscribe([events.customer_channel(customer.id, workstream.id)])
+    if identity.kid is not None:
+        conn.end_on(events.hub.subscribe([events.auth_key_channel(identity.auth_setting_id, identity.kid)]))
     reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
     welcome = {
         "type": "welcome",
