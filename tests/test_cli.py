@@ -109,7 +109,7 @@ def test_a_live_workstream_with_its_own_automated_messages_from_files(app, tmp_p
         assert automated_messages.text(workstream, "position", "fi", {"Position": 2}) == "Olet 2."
         assert not automated_messages.enabled(workstream, "wait_time")
 
-    for content, complaint in (("{not json", "--automated-messages is not valid JSON"), ('{"posiiton": {}}', "posiiton")):
+    for content, complaint in (("{not json", "is not valid JSON"), ('{"posiiton": {}}', "posiiton")):
         texts.write_text(content)
         refused = runner.invoke(
             args=["create-workstream", "Broken", "--mode", "live", "--automated-messages", str(texts)]
