@@ -8,6 +8,7 @@ Field-specific rules (lengths, choices, maximums) stay with the domain code that
 """
 
 import json
+import math
 
 from flask import Flask, request
 from werkzeug.routing import IntegerConverter
@@ -46,7 +47,11 @@ def _check_tree(value: object) -> None:
         item, depth = stack.pop()
         if isinstance(item, str):
             clean_text(item, "Strings")
-        elif isinstance(item, bool) or item is None or isinstance(item, float):
+        elif isinstance(item, float):
+            # 1e999 parses as infinity without going through parse_constant.
+            if not math.isfinite(item):
+                raise invalid("Numbers must be finite.")
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not MIN_INT <= item <= MAX_INT:

@@ -9,11 +9,10 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from app import create_app
 from app.agents import add_agent
-from app.extensions import db
+from tests.snapshot import dump
 from tests.support import HOST_ORIGIN, rsa_key_pair
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "root@example.com", "a long admin password"
@@ -24,17 +23,6 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
 )
-
-
-def dump(app) -> dict:
-    """Every row of every table, to show that a refused request left the database as it was."""
-    with app.app_context():
-        rows = {
-            table.name: sorted(repr(tuple(row)) for row in db.session.execute(select(table)))
-            for table in db.metadata.sorted_tables
-        }
-        db.session.remove()
-        return rows
 
 
 @pytest.fixture

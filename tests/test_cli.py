@@ -117,3 +117,80 @@ def test_a_live_workstream_with_its_own_automated_messages_from_files(app, tmp_p
         assert refused.exit_code != 0 and complaint in refused.output
     with app.app_context():
         assert db.session.scalar(select(Workstream).where(Workstream.name == "Broken")) is None
+
+
+def test_an_admin_resets_disables_and_enables_agents_from_the_command_line(app, world):
+    runner = app.test_cli_runner()
+    email, old = world.agents["ada"]
+    reset = runner.invoke(args=["set-password", email])
+    assert reset.exit_code == 0, reset.output
+    new = re.search(r"Password: (\S+)", reset.output).group(1)
+    client = app.test_client()
+    assert client.post("/console/login", data={"email": email, "password": old}).status_code == 401
+    assert client.post("/console/login", data={"email": email, "password": new}).status_code == 302
+    chosen = runner.invoke(args=["set-password", email, "--password", "chosen on the command line"])
+    assert chosen.exit_code == 0 and "Password:" not in chosen.output
+    assert client.get("/console/api/me").status_code == 401, "a reset ends the agent's sessions"
+    assert runner.invoke(args=["set-password", email, "--password", "short"]).exit_code == 2
+
+    assert runner.invoke(args=["disable-agent", email]).exit_code == 0
+    refused = client.post("/console/login", data={"email": email, "password": "chosen on the command line"})
+    assert refused.status_code == 403
+    assert runner.invoke(args=["enable-agent", email]).exit_code == 0
+    allowed = client.post("/console/login", data={"email": email, "password": "chosen on the command line"})
+    assert allowed.status_code == 302
+    missing = runner.invoke(args=["disable-agent", "nobody@example.com"])
+    assert missing.exit_code == 2 and "No agent" in missing.output
+
+
+def test_the_last_admin_cannot_be_disabled_from_the_command_line(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["create-agent", "boss@example.com", "--name", "Boss", "--role", "admin"]).exit_code == 0
+    result = runner.invoke(args=["disable-agent", "boss@example.com"])
+    assert result.exit_code == 2 and "last admin" in result.output
+
+
+def one_line_usage_error(result) -> str:
+    """Exit status 2 and a single line on stderr, with no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_bad_arguments_get_one_line_and_exit_status_2(app, world, tmp_path):
+    runner = app.test_cli_runner()
+    binary = tmp_path / "key.pem"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00" * 50)
+    nested = tmp_path / "hours.json"
+    nested.write_text("[" * 50_000 + "]" * 50_000)
+    deep_object = tmp_path / "deep.json"
+    deep_object.write_text('{"a":' * 100 + "1" + "}" * 100)
+    not_a_key = tmp_path / "text.pem"
+    not_a_key.write_text("-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----\n")
+    huge = str(2**63)
+    setting = str(world.auth_setting_id)
+    for args in (
+        ["add-auth-key", setting, "--kid", "k9", "--public-key", str(binary)],
+        ["add-auth-key", setting, "--kid", "k9", "--public-key", str(not_a_key)],
+        ["create-auth-setting", "Shop", "--public-key", str(binary)],
+        ["create-workstream", "Live", "--mode", "live", "--hours", str(nested)],
+        ["create-workstream", "Live", "--mode", "live", "--hours", str(deep_object)],
+        ["create-workstream", "Live", "--mode", "live", "--automated-messages", str(binary)],
+        ["add-auth-key", huge, "--kid", "k9", "--public-key", str(not_a_key)],
+        ["retire-auth-key", huge, "k1"],
+        ["retire-auth-key", "99999", "k1"],
+        ["create-workstream", "P", "--auth-setting", huge],
+        ["create-auth-setting", "Shop", "--clock-skew", huge],
+        ["create-auth-setting", "Shop", "--max-lifetime", "-5"],
+        ["create-agent", "not-an-email", "--name", "X"],
+        ["create-agent", "x@example.com", "--name", "X", "--role", "king"],
+        ["create-agent", "x@example.com", "--name", "X", "--password", "short"],
+        ["add-auth-key", setting, "--kid", "k9", "--public-key", str(not_a_key), "--expires", "0001-01-01T00:00+01:00"],
+    ):
+        one_line_usage_error(runner.invoke(args=args))
+    with app.app_context():
+        assert db.session.scalar(select(Workstream).where(Workstream.name == "Live")) is None
+        assert db.session.scalar(select(Agent).where(Agent.email == "x@example.com")) is None
