@@ -674,6 +674,12 @@
 
   function rememberAgent(a) {
     if (!a || !Number.isInteger(a.id)) return;
+    // A disabled agent leaves the team and can no longer be chosen for a transfer.
+    if (a.disabled) {
+      agents.delete(a.id);
+      renderAgents();
+      return;
+    }
     const known = agents.get(a.id);
     agents.set(a.id, { ...known, id: a.id, name: a.name, presence: a.presence, presence_changed_at: a.presence_changed_at });
     renderAgents();
@@ -1325,6 +1331,7 @@
       pongsSeen += 1;
       resync();
     }
+    else if (frame.type === 'error' && frame.code === 'session_ended') goToLogin();
     else if (frame.type === 'error') console.warn('Console websocket error:', frame.code, frame.message);
     // The server may have missed live events and closes the socket; the reconnect refetches the lists.
     else if (frame.type === 'resync' && socket) socket.close();

@@ -109,8 +109,9 @@ def conversation_messages(workstream_id: str, conversation_id: int):
 
 @bp.post(f"{API}/messages")
 def send_message(workstream_id: str):
-    customer = _customer()
+    # The body first: a refused one must not have created the customer's record.
     data = json_body()
+    customer = _customer()
     message, created = conversations.post_customer_message(
         g.workstream.id, customer.id, data.get("client_id"), data.get("body"), g.identity.context, data.get("locale")
     )
