@@ -4,6 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
+from . import mail
+
 MAX_MESSAGE_CHARS = 4000
 
 
@@ -46,6 +48,14 @@ def from_environment(instance: Path) -> dict:
         "QUEUE_UPDATE_SECONDS": float(os.environ.get("QUEUE_UPDATE_SECONDS", "10")),
         # Per client address and live workstream; see rate_limits.py.
         "VISITOR_TOKENS_PER_10_MINUTES": int(os.environ.get("VISITOR_TOKENS_PER_10_MINUTES", "30")),
+        # Email (mail.py, notifications.py): no SMTP_URL, no emails.
+        "SMTP_URL": mail.check_url(os.environ.get("SMTP_URL")),
+        "SMTP_FROM": os.environ.get("SMTP_FROM") or "Persistent Chat <chat@localhost>",
+        # Links in emails (unsubscribe, the console) point here.
+        "PUBLIC_URL": (
+            os.environ.get("PUBLIC_URL")
+            or f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+        ).rstrip("/"),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},

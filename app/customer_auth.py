@@ -17,6 +17,7 @@ from flask import current_app
 
 from . import clock
 from .errors import ChatError
+from .mail import validate_email
 from .models import AuthKey, AuthSetting, Workstream
 
 MAX_TOKEN_BYTES = 8 * 1024
@@ -40,6 +41,7 @@ class Identity:
     context: dict = field(default_factory=dict)
     expires_at: int | None = None
     authenticated: bool = True
+    email: str | None = None
 
 
 def refuse(code: str, message: str) -> ChatError:
@@ -116,6 +118,16 @@ def _context(claims: dict) -> dict:
     return value
 
 
+def _email(claims: dict) -> str | None:
+    """The optional `email` claim: where unread replies are emailed (notifications.py)."""
+    if "email" not in claims or claims["email"] is None:
+        return None
+    email = validate_email(claims["email"])
+    if email is None:
+        raise refuse("invalid_email", "The email claim must be one address such as ada@example.com.")
+    return email
+
+
 def _visitor_key(workstream: Workstream) -> bytes:
     # One key per workstream, derived from the server's secret: a visitor token opens one live chat only.
     secret = current_app.config["SECRET_KEY"].encode()
@@ -177,6 +189,7 @@ def verify(workstream: Workstream, token: object) -> Identity:
         name[:200] if isinstance(name, str) and name.strip() else None,
         _context(claims),
         int(exp),
+        email=_email(claims),
     )
 
 

@@ -2,7 +2,18 @@
 
 from flask import request
 
-from .. import automated_messages, clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
+from .. import (
+    automated_messages,
+    clock,
+    conversations,
+    customer_auth,
+    ephemeral,
+    events,
+    payloads,
+    read_state,
+    realtime,
+    routing,
+)
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -133,7 +144,7 @@ def widget_socket(ws) -> None:
         elif kind == "typing":
             ephemeral.customer_typing(session["customer_id"], workstream_id)
         elif kind == "read":
-            ephemeral.customer_read(
+            read_state.customer_read(
                 session["customer_id"], workstream_id, frame.get("conversation_id"), frame.get("seq")
             )
         else:
