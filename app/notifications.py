@@ -10,9 +10,9 @@ nothing (the site's own sign-in still decides who the customer is). Emails leave
 """
 
 import base64
+import calendar
 import hashlib
 import hmac
-import time
 from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from urllib.parse import urlsplit
@@ -56,12 +56,16 @@ def _verified(purpose: str, token: object, count: int) -> list[str] | None:
     return fields[:-1]
 
 
+def _timestamp(moment: datetime) -> int:
+    return calendar.timegm(moment.timetuple())
+
+
 def return_link(conversation: Conversation) -> str | None:
     """The site's page plus a fragment the widget reads on load; fragments never reach the site's server."""
     base = conversation.workstream.notify_return_url
     if not base:
         return None
-    expires = int(time.time()) + RETURN_LINK_DAYS * 24 * 3600
+    expires = _timestamp(clock.now()) + RETURN_LINK_DAYS * 24 * 3600
     value = _signed("return", conversation.workstream_id, conversation.id, expires)
     return f"{base}{'&' if '#' in base else '#'}{FRAGMENT}{value}"
 
@@ -72,7 +76,7 @@ def open_return_link(customer_id: int, workstream_id: str, link: object) -> int:
     fields = _verified("return", link, 3)
     if fields is None or fields[0] != workstream_id or not fields[1].isdigit() or not fields[2].isdigit():
         raise ChatError(400, "invalid_link", "This link is not one of ours.")
-    if int(fields[2]) < time.time():
+    if int(fields[2]) < _timestamp(clock.now()):
         raise ChatError(410, "link_expired", "This link has expired.")
     return conversations.customer_conversation(customer_id, workstream_id, int(fields[1])).id
 

@@ -40,14 +40,12 @@ def customer_read(customer_id: int, workstream_id: str, conversation_id: object,
         return False
     db.session.expire(conversation, ["customer_read_seq", "customer_read_at"])
     notifications.customer_read(conversation, seq)
-    channels = [
-        events.customer_channel(customer_id, workstream_id),
-        events.conversation_channel(conversation.id),
-    ]
+    frame = {"type": "read", "conversation_id": conversation.id, "seq": seq}
+    events.emit(db.session, [events.customer_channel(customer_id, workstream_id)], frame)
+    consoles = [events.conversation_channel(conversation.id)]
     if conversation.agent_id:
-        channels.append(events.agent_channel(conversation.agent_id))
-    frame = {"type": "read", "conversation_id": conversation.id, "seq": seq, "read_at": clock.iso(now)}
-    events.emit(db.session, channels, frame)
+        consoles.append(events.agent_channel(conversation.agent_id))
+    events.emit(db.session, consoles, {**frame, "read_at": clock.iso(now)})
     db.session.commit()
     return True
 
