@@ -36,6 +36,8 @@ def upgrade():
         batch_op.add_column(sa.Column('emailed_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('email_error', sa.String(length=500), nullable=True))
         batch_op.create_index('ix_conversation_notify_due_at', ['notify_due_at'], unique=False)
+    # Reads were not stored before: count what already exists as read, rather than as one big unread pile.
+    op.execute("UPDATE conversation SET customer_read_seq = last_seq")
     op.create_table(
         'email_opt_out',
         sa.Column('customer_id', sa.Integer(), nullable=False),
