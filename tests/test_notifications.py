@@ -2,6 +2,8 @@
 (aiosmtpd on a free port): when it goes, what it carries, when it does not go, and SMTP refusals."""
 
 import re
+import secrets
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -12,7 +14,7 @@ from app import clock, conversations, customer_auth, events, notifications, outb
 from app.extensions import db
 from app.models import Agent, Conversation, Customer, EmailOptOut, OutboxEmail, Workstream
 from tests.smtp import SmtpServer, parts
-from tests.support import Clock
+from tests.support import TEST_REDIS_URL, Clock
 
 RETURN_URL = "https://shop.example/account"
 
@@ -350,3 +352,30 @@ def test_the_outbox_sends_each_email_once(setup, world, smtp, time_):
     assert outbox.deliver(clock.now() + timedelta(days=1)) == 0
     smtp.wait_for(1)
     assert len(smtp.messages()) == 1
+
+
+@pytest.mark.parametrize("kind", ["in-process", "redis"])
+def test_a_socket_of_any_process_counts_as_connected(kind):
+    """The scheduler runs in one process; the customer's widget may be open on another one."""
+    if kind == "redis" and not TEST_REDIS_URL:
+        pytest.skip("needs Redis: set TEST_REDIS_URL (make test does when Redis answers on 127.0.0.1:6379)")
+    prefix = f"test-{secrets.token_hex(4)}:"
+    scheduler, server = (
+        (events.RedisHub(TEST_REDIS_URL, prefix), events.RedisHub(TEST_REDIS_URL, prefix))
+        if kind == "redis"
+        else (events.InProcessHub(),) * 2
+    )
+    try:
+        assert not scheduler.listening("customer:1:w")
+        widget = server.subscribe(["customer:1:w"])
+        assert scheduler.listening("customer:1:w") and not scheduler.listening("customer:2:w")
+        widget.close()
+        # Redis drops the subscription a moment after the socket goes (UNSUBSCRIBE is not waited for).
+        deadline = time.monotonic() + 5
+        while scheduler.listening("customer:1:w"):
+            assert time.monotonic() < deadline, "still listed as connected"
+            time.sleep(0.01)
+    finally:
+        for hub in {scheduler, server}:
+            if isinstance(hub, events.RedisHub):
+                hub.close()
