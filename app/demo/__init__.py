@@ -68,7 +68,14 @@ def sign(sub: str) -> str:
     """What the demo site's own backend does for its signed-in customer."""
     now = int(time.time())
     name, context = CUSTOMERS[sub]
-    claims = {"sub": sub, "name": name, "iat": now, "exp": now + TOKEN_SECONDS, "lwicontexts": json.dumps(context)}
+    claims = {
+        "sub": sub,
+        "name": name,
+        "email": f"{sub}@example.com",
+        "iat": now,
+        "exp": now + TOKEN_SECONDS,
+        "lwicontexts": json.dumps(context),
+    }
     return jwt.encode(claims, signing_key_path().read_bytes(), algorithm="RS256", headers={"kid": KEY_ID})
 
 
@@ -105,6 +112,8 @@ def ensure(server_url: str, echo: Callable[[str], None]) -> None:
             mode="persistent",
             auth_setting=AuthSetting(name=SETTING_NAME, client_function="getChatToken"),
             allowed_origins="",
+            # A minute, so the demo shows an unread reply's email (in the log with `make run`) soon.
+            notify_email_after_minutes=1,
         )
         db.session.add(workstream)
     setting = workstream.auth_setting
@@ -123,6 +132,7 @@ def ensure(server_url: str, echo: Callable[[str], None]) -> None:
         if origin not in origins:
             origins.append(origin)
     workstream.allowed_origins = " ".join(origins)
+    workstream.notify_return_url = workstream.notify_return_url or f"{server_url}/demo/"
     db.session.commit()
     if db.session.scalar(select(Agent).where(Agent.email == ADMIN_EMAIL)) is None:
         _agent, password = add_agent(ADMIN_EMAIL, "Demo Admin", "admin", None)
