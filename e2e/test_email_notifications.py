@@ -123,3 +123,33 @@ def test_one_click_unsubscribe_shows_email_notifications_off_to_the_agent(mailin
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200
     expect(agent.page.locator("#conv-email")).to_have_text(re.compile(r"^Emailed \d.* · email notifications off$"))
+
+
+def test_a_device_that_was_offline_while_the_customer_read_elsewhere_shows_no_unread(chat, contexts, console):
+    _server, site, _world = chat
+    agent = console("ada")
+    phone_page, laptop_page = contexts().new_page(), contexts().new_page()
+    phone_page.goto(site.url("alice"))
+    laptop_page.goto(site.url("alice"))
+    phone, laptop = Widget(phone_page).open(), Widget(laptop_page)
+    phone.write("Reading on my phone")
+    agent.open("Reading on my phone")
+    # The panel is closed: its messages are in the page, though not shown.
+    held = laptop.scope.locator(".pc-log .pc-msg")
+    expect(held.and_(laptop.scope.locator('[data-sender="customer"]'))).to_have_count(1)
+
+    laptop_page.context.set_offline(True)
+    agent.reply("Read this on the phone")
+    expect(phone.messages(sender="agent")).to_have_count(1)
+    expect(agent.log().locator('.msg[data-sender="agent"] .msg-seen')).to_have_text(re.compile(r"^Seen \d"))
+
+    # Back online, the laptop catches up from its cursor: the reply arrives, already read elsewhere.
+    laptop_page.context.set_offline(False)
+    expect(held.and_(laptop.scope.locator('[data-sender="agent"]'))).to_have_count(1)
+    expect(laptop.launcher.locator(".pc-unread")).to_be_hidden()
+
+    # Nobody reads the next one: both devices count it.
+    phone.page.get_by_role("button", name="Minimize chat").click()
+    agent.reply("And this one nobody has read")
+    for device in (phone, laptop):
+        expect(device.launcher.locator(".pc-unread")).to_have_text("1")
