@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from app import clock, conversations, customer_auth, events, notifications, outbox, read_state, routing, timers
+from app import clock, conversations, customer_auth, events, mail, notifications, outbox, read_state, routing, timers
 from app.extensions import db
 from app.models import Agent, Conversation, Customer, EmailOptOut, OutboxEmail, Workstream
-from tests.smtp import SmtpServer, parts
+from tests.smtp import SmtpServer, parts, tls_authority
 from tests.support import TEST_REDIS_URL, Clock
 
 RETURN_URL = "https://shop.example/account"
@@ -379,3 +379,46 @@ def test_a_socket_of_any_process_counts_as_connected(kind):
         for hub in {scheduler, server}:
             if isinstance(hub, events.RedisHub):
                 hub.close()
+
+
+# SMTP over TLS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def authority(tmp_path, monkeypatch):
+    """A test CA the server's TLS client trusts (OpenSSL reads SSL_CERT_FILE when a context is made)."""
+    ca_file, context = tls_authority(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    return context
+
+
+@pytest.mark.parametrize("tls", ["starttls", "implicit"])
+def test_smtp_with_starttls_or_implicit_tls_and_a_password_delivers(setup, world, time_, app, authority, tls):
+    workstream, ada = setup
+    server = SmtpServer(tls, authority).start()
+    try:
+        app.config["SMTP_URL"] = server.url
+        conversation_with_reply(workstream, ada, customer(world), "Sent over TLS")
+        assert tick(time_, minutes=10)["emailed"] == 1
+        [message] = server.wait_for(1)
+        assert "Sent over TLS" in parts(message)[0] and server.logins == ["chat"]
+    finally:
+        server.stop()
+
+
+def test_a_password_is_never_sent_to_a_server_without_starttls(setup, world, smtp, time_, app):
+    workstream, ada = setup
+    app.config["SMTP_URL"] = smtp.url.replace("smtp://", "smtp://chat:secret@")
+    conversation = conversation_with_reply(workstream, ada, customer(world), "Not in clear")
+    assert tick(time_, minutes=10)["emailed"] == 0
+    assert smtp.messages() == []
+    db.session.expire_all()
+    view = notifications.view(db.session.get(Conversation, conversation.id))
+    assert view["status"] == "failed" and "STARTTLS" in view["error"]
+
+
+def test_a_wrong_smtp_url_is_refused_at_start_up():
+    for url in ("http://mail.example", "smtp://", "mailto:x@example.com"):
+        with pytest.raises(ValueError, match="SMTP_URL"):
+            mail.check_url(url)
+    assert mail.check_url("log://") == "log://" and mail.check_url("") is None
