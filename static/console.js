@@ -75,6 +75,7 @@
     enableNotifications: $('enable-notifications'),
     agents: $('list-agents'),
     email: $('conv-email'),
+    emailMe: $('email-me'),
   };
 
   // ---------------------------------------------------------------- helpers
@@ -597,7 +598,24 @@
       me = { ...agent, presence: me.presence, presence_changed_at: me.presence_changed_at };
     }
     if (capacityFrames === framesBefore.capacity) renderCapacity(data.capacity);
+    ui.emailMe.checked = agent.notify_email !== false;
   }
+
+  // The agent's own setting: an email when a customer returns or work is assigned while no console is open.
+  ui.emailMe.addEventListener('change', async () => {
+    const wanted = ui.emailMe.checked;
+    ui.emailMe.disabled = true;
+    showError(ui.appError, null);
+    try {
+      const data = await api('POST', '/notifications', { email: wanted });
+      ui.emailMe.checked = data.agent.notify_email;
+    } catch (err) {
+      ui.emailMe.checked = !wanted;
+      showError(ui.appError, err);
+    } finally {
+      ui.emailMe.disabled = false;
+    }
+  });
 
   async function refreshMe() {
     const before = { presence: presenceFrames, capacity: capacityFrames };
