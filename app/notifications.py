@@ -13,10 +13,12 @@ import base64
 import calendar
 import hashlib
 import hmac
+import logging
 from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from urllib.parse import urlsplit
 
+import redis
 from flask import current_app, render_template
 from sqlalchemy import select
 
@@ -25,6 +27,7 @@ from .errors import ChatError
 from .extensions import db
 from .models import Agent, Conversation, Customer, EmailOptOut, Message, Workstream
 
+log = logging.getLogger(__name__)
 RETURN_LINK_DAYS = 14
 FRAGMENT = "persistent-chat="
 UNSUBSCRIBE_PATH = "/email/unsubscribe/"
@@ -187,6 +190,16 @@ def customer_read(conversation: Conversation, seq: int) -> None:
         conversation.notify_due_at = None
 
 
+def _listening(channel: str, unknown: bool) -> bool:
+    """Is a widget (or console) open on `channel`? When Redis cannot say, `unknown` is the answer: a
+    customer's email waits rather than land while they may be reading; an agent's goes."""
+    try:
+        return events.hub.listening(channel)
+    except redis.RedisError:
+        log.warning("could not ask Redis whether %s is open", channel, exc_info=True)
+        return unknown
+
+
 def _unread_replies(conversation: Conversation) -> list[Message]:
     return list(
         db.session.scalars(
@@ -241,7 +254,7 @@ def _decide(conversation: Conversation, now: datetime) -> None:
     workstream = conversation.workstream
     minutes = workstream.notify_email_after_minutes
     conversation.notify_due_at = None
-    if not minutes or not mail.configured() or conversation.ended:
+    if not minutes or not mail.configured():
         return
     customer = conversation.customer
     if not customer.email or opted_out(customer.id, workstream.id):
@@ -249,7 +262,7 @@ def _decide(conversation: Conversation, now: datetime) -> None:
     replies = _unread_replies(conversation)
     if not replies or replies[-1].seq <= conversation.emailed_seq:
         return
-    if events.hub.listening(events.customer_channel(customer.id, workstream.id)):
+    if _listening(events.customer_channel(customer.id, workstream.id), unknown=True):
         # They are on the site with the chat at hand; ask again after another delay.
         conversation.notify_due_at = now + timedelta(minutes=minutes)
         return
@@ -284,7 +297,9 @@ def tick(now: datetime) -> int:
     """The scheduler's step: decide the emails that fell due, then deliver the outbox. Returns how many
     emails were sent."""
     send_due(now)
-    return outbox.deliver(now)
+    sent = outbox.deliver(now)
+    outbox.prune(now)
+    return sent
 
 
 # Agents ---------------------------------------------------------------------------------------------
@@ -296,7 +311,7 @@ def agent_notified(agent_id: int, kind: str, conversation: Conversation) -> None
     if not mail.configured():
         return
     agent = db.session.get(Agent, agent_id)
-    if agent is None or not agent.notify_email or events.hub.listening(events.agent_channel(agent_id)):
+    if agent is None or not agent.notify_email or _listening(events.agent_channel(agent_id), unknown=False):
         return
     last = db.session.scalar(
         select(Message)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from . import clock, lifecycle, mail
 from .extensions import db
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 BACKOFF_SECONDS = (60, 5 * 60, 15 * 60, 60 * 60, 3 * 60 * 60)
 MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
 BATCH = 50
+# Sent and given-up rows are kept this long for the record, then deleted.
+KEEP_DAYS = 30
 
 
 def add(kind: str, recipient: str, content: dict, conversation_id: int | None = None, agent_id: int | None = None):
@@ -114,3 +116,13 @@ def deliver(now: datetime) -> int:
         db.session.commit()
         sent += 1
     return sent
+
+
+def prune(now: datetime) -> int:
+    done = db.session.execute(
+        delete(OutboxEmail).where(
+            OutboxEmail.status != "pending", OutboxEmail.created_at < now - timedelta(days=KEEP_DAYS)
+        )
+    ).rowcount
+    db.session.commit()
+    return done

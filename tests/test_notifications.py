@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from app import clock, conversations, customer_auth, events, mail, notifications, outbox, read_state, routing, timers
@@ -422,3 +423,43 @@ def test_a_wrong_smtp_url_is_refused_at_start_up():
         with pytest.raises(ValueError, match="SMTP_URL"):
             mail.check_url(url)
     assert mail.check_url("log://") == "log://" and mail.check_url("") is None
+
+
+def test_a_reply_unread_when_the_agent_ends_the_conversation_is_still_emailed(setup, world, smtp, time_):
+    workstream, ada = setup
+    conversation = conversation_with_reply(workstream, ada, customer(world), "Solved: your refund is on its way.")
+    conversations.end(ada, conversation.id)
+    tick(time_, minutes=10)
+    assert "Solved: your refund is on its way." in parts(smtp.wait_for(1)[0])[0]
+
+
+def test_when_redis_cannot_say_who_is_connected_customers_wait_and_agents_are_emailed(
+    setup, world, smtp, time_, monkeypatch
+):
+    workstream, ada = setup
+    ada.notify_email = True
+    db.session.commit()
+
+    def unreachable(channel: str) -> bool:
+        raise redis.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(events.hub, "listening", unreachable)
+    conversation = conversation_with_reply(workstream, ada, customer(world), "Redis or not")
+    assert tick(time_, minutes=10)["emailed"] == 1
+    [assigned] = smtp.wait_for(1)
+    assert assigned["To"] == "ada@example.com"
+    assert db.session.get(Conversation, conversation.id).notify_due_at == clock.now() + timedelta(minutes=10)
+
+
+def test_sent_and_given_up_emails_are_deleted_after_30_days_and_pending_ones_kept(setup, world, smtp, time_):
+    workstream, ada = setup
+    conversation_with_reply(workstream, ada, customer(world), "Kept for a while")
+    tick(time_, minutes=10)
+    smtp.wait_for(1)
+    outbox.add("customer_reply", "later@example.com", {"subject": "s", "text": "t"})
+    db.session.commit()
+    smtp.answer = "421 busy"
+    tick(time_, days=29)
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 2
+    tick(time_, days=2)
+    assert db.session.scalars(select(OutboxEmail.recipient)).all() == ["later@example.com"]
