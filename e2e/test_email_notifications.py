@@ -164,3 +164,19 @@ def test_an_agent_turns_their_own_emails_off_and_it_sticks(console):
     agent.page.reload()
     expect(agent.page.get_by_role("heading", name="My conversations")).to_be_visible()
     expect(setting).not_to_be_checked()
+
+
+def test_the_agent_sees_why_an_email_was_not_delivered(mailing, contexts, console, smtp):
+    server, site = mailing
+    smtp.answer = "550 5.1.1 Mailbox unavailable"
+    agent = console("ada")
+    alice = finnish_widget(contexts, site, "alice")
+    alice.write("Hei taas")
+    agent.open("Hei taas")
+    alice.page.close()
+    agent.reply("Vastaus, joka ei mene perille")
+    server.move_clock(DEADLINE_PASSED)
+    expect(agent.page.locator("#conv-email")).to_have_text(
+        "Email not delivered: SMTP 550: 5.1.1 Mailbox unavailable", timeout=15000
+    )
+    assert smtp.messages() == [] and smtp.refused == 1
