@@ -56,11 +56,6 @@ class AuthKey(db.Model):
     auth_setting: Mapped[AuthSetting] = relationship(back_populates="keys")
 
 
-def _notify_default(context) -> int | None:
-    # Persistent customers come back later, so they hear of replies; live chat is over when they leave.
-    return 10 if context.get_current_parameters().get("mode", "persistent") == "persistent" else None
-
-
 class Workstream(db.Model):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id)
     name: Mapped[str] = mapped_column(String(120))
@@ -85,7 +80,7 @@ class Workstream(db.Model):
     # Per kind of automated message: switched on or off, and texts per language (automated_messages.py).
     automated_messages: Mapped[str | None] = mapped_column(Text)
     # Email a customer whose agent's reply has stayed unread this long (notifications.py); NULL is off.
-    notify_email_after_minutes: Mapped[int | None] = mapped_column(default=_notify_default)
+    notify_email_after_minutes: Mapped[int | None]
     # The site's page that embeds the widget: the email's link back goes there.
     notify_return_url: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))

@@ -9,13 +9,20 @@ from .extensions import db
 from .models import MODES, AuthSetting, Workstream
 
 MINUTE, DAY = 60, 24 * 3600
-# Per mode: (open conversations auto-close, waiting auto-close, wrap-up) in seconds (SPEC §3).
+# Per mode: open conversations auto-close, waiting auto-close and wrap-up in seconds (SPEC §3); and
+# the unread-reply email: persistent customers come back later, a live chat is over when they leave.
 MODE_DEFAULTS = {
-    "persistent": {"auto_close_open_seconds": 30 * DAY, "auto_close_waiting_seconds": 30 * DAY, "wrap_up_seconds": DAY},
+    "persistent": {
+        "auto_close_open_seconds": 30 * DAY,
+        "auto_close_waiting_seconds": 30 * DAY,
+        "wrap_up_seconds": DAY,
+        "notify_email_after_minutes": 10,
+    },
     "live": {
         "auto_close_open_seconds": 20 * MINUTE,
         "auto_close_waiting_seconds": 20 * MINUTE,
         "wrap_up_seconds": 15 * MINUTE,
+        "notify_email_after_minutes": None,
     },
 }
 PRESENCE_CHOICES = ("available", "busy", "busy_dnd", "away")

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app import notifications
 from app.agents import add_agent
 from app.extensions import db
-from app.models import Conversation, Customer
+from app.models import Conversation, Customer, Workstream
 from tests.support import HOST_ORIGIN
 
 
@@ -60,7 +60,7 @@ def test_without_smtp_url_the_admin_api_refuses_to_turn_emails_on(admin, app, wo
     assert refused.status_code == 400
     assert refused.json["error"]["code"] == "email_not_configured" and "SMTP_URL" in refused.json["error"]["message"]
     listed = admin.get("/admin/api/workstreams").json["workstreams"][0]
-    assert listed["name"] == "Support" and listed["notify_email_after_minutes"] == 10
+    assert listed["name"] == "Support" and listed["notify_email_after_minutes"] is None
     # Turning it off needs no SMTP server.
     off = admin.patch(path, json={"notify_email_after_minutes": None})
     assert off.status_code == 200 and off.json["workstream"]["notify_email_after_minutes"] is None
@@ -111,3 +111,22 @@ def test_the_widget_asks_which_conversation_a_return_link_opens(client, world, a
     assert client.get(path, query_string={"link": link}).status_code == 401
     forged = client.get(path, query_string={"link": link[:-2] + "xx"}, headers=headers)
     assert forged.status_code == 400 and forged.json["error"]["code"] == "invalid_link"
+
+
+def test_create_workstream_sets_the_email_settings_and_needs_smtp_url_to_turn_them_on(app, world):
+    runner = app.test_cli_runner()
+    setting = str(world.auth_setting_id)
+    refused = runner.invoke(args=["create-workstream", "Mail", "--auth-setting", setting, "--notify-email-after", "5"])
+    assert refused.exit_code != 0 and "SMTP_URL" in refused.output
+    quiet = runner.invoke(
+        args=["create-workstream", "Quiet", "--auth-setting", setting, "--no-email", "--return-url", "https://s.fi/a"]
+    )
+    assert quiet.exit_code == 0, quiet.output
+    app.config["SMTP_URL"] = "log://"
+    loud = runner.invoke(args=["create-workstream", "Loud", "--auth-setting", setting, "--notify-email-after", "3"])
+    assert loud.exit_code == 0, loud.output
+    with app.app_context():
+        found = {w.name: w for w in db.session.scalars(select(Workstream))}
+        assert "Mail" not in found
+        assert (found["Quiet"].notify_email_after_minutes, found["Quiet"].notify_return_url) == (None, "https://s.fi/a")
+        assert found["Loud"].notify_email_after_minutes == 3

@@ -39,6 +39,7 @@ def setup(app, world, smtp, time_):
     app.config.update(SMTP_URL=smtp.url, SMTP_FROM="Shop support <support@shop.example>")
     workstream = db.session.get(Workstream, world.workstream_id)
     workstream.notify_return_url = RETURN_URL
+    workstream.notify_email_after_minutes = 10
     db.session.commit()
     ada = agent("ada")
     routing.set_presence(ada, "available")
