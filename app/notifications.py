@@ -6,13 +6,10 @@ device for the workstream's `notify_email_after_minutes` and no widget of theirs
 before then cancels it (read_state.py), and one email carries every unread reply. After an email the
 next one waits a full delay again. The email links back to the site's page (`notify_return_url`) with a
 signed, expiring fragment that makes the widget open on the conversation; it carries no token and grants
-nothing (the site's own sign-in still decides who the customer is). Emails leave through outbox.py.
+nothing (the site's own sign-in still decides who the customer is; signed_links.py). Emails leave
+through outbox.py.
 """
 
-import base64
-import calendar
-import hashlib
-import hmac
 import logging
 from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
@@ -22,92 +19,18 @@ import redis
 from flask import current_app, render_template
 from sqlalchemy import select
 
-from . import automated_messages, clock, conversations, events, lifecycle, mail, outbox
+from . import automated_messages, clock, events, lifecycle, mail, outbox, signed_links
 from .errors import ChatError
 from .extensions import db
-from .models import Agent, Conversation, Customer, EmailOptOut, Message, Workstream
+from .models import Agent, Conversation, EmailOptOut, Message, Workstream
 
 log = logging.getLogger(__name__)
-RETURN_LINK_DAYS = 14
-FRAGMENT = "persistent-chat="
-UNSUBSCRIBE_PATH = "/email/unsubscribe/"
-
-
-# Signed links ----------------------------------------------------------------------------------------
-
-
-def _signature(purpose: str, text: str) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    digest = hmac.new(key, f"{purpose}:{text}".encode(), hashlib.sha256).digest()[:18]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def _signed(purpose: str, *fields: object) -> str:
-    text = ".".join(str(f) for f in fields)
-    return f"{text}.{_signature(purpose, text)}"
-
-
-def _verified(purpose: str, token: object, count: int) -> list[str] | None:
-    if not isinstance(token, str) or len(token) > 200:
-        return None
-    fields = token.split(".")
-    if len(fields) != count + 1:
-        return None
-    text, signature = ".".join(fields[:-1]), fields[-1]
-    if not hmac.compare_digest(signature, _signature(purpose, text)):
-        return None
-    return fields[:-1]
-
-
-def _timestamp(moment: datetime) -> int:
-    return calendar.timegm(moment.timetuple())
-
-
-def return_link(conversation: Conversation) -> str | None:
-    """The site's page plus a fragment the widget reads on load; fragments never reach the site's server."""
-    base = conversation.workstream.notify_return_url
-    if not base:
-        return None
-    expires = _timestamp(clock.now()) + RETURN_LINK_DAYS * 24 * 3600
-    value = _signed("return", conversation.workstream_id, conversation.id, expires)
-    return f"{base}{'&' if '#' in base else '#'}{FRAGMENT}{value}"
-
-
-def open_return_link(customer_id: int, workstream_id: str, link: object) -> int:
-    """The conversation a return link opens, for the customer the site has signed in: a link of another
-    workstream, forged, expired, or for someone else's conversation opens nothing."""
-    fields = _verified("return", link, 3)
-    if fields is None or fields[0] != workstream_id or not fields[1].isdigit() or not fields[2].isdigit():
-        raise ChatError(400, "invalid_link", "This link is not one of ours.")
-    if int(fields[2]) < _timestamp(clock.now()):
-        raise ChatError(410, "link_expired", "This link has expired.")
-    return conversations.customer_conversation(customer_id, workstream_id, int(fields[1])).id
-
-
-def unsubscribe_url(customer_id: int, workstream_id: str, lang: str) -> str:
-    token = _signed("unsubscribe", customer_id, workstream_id)
-    return f"{current_app.config['PUBLIC_URL']}{UNSUBSCRIBE_PATH}{token}?lang={lang}"
-
-
-def _unsubscriber(token: object) -> tuple[Customer, Workstream] | None:
-    fields = _verified("unsubscribe", token, 2)
-    if fields is None or not fields[0].isdigit():
-        return None
-    customer = db.session.get(Customer, int(fields[0]))
-    workstream = db.session.get(Workstream, fields[1])
-    return (customer, workstream) if customer is not None and workstream is not None else None
-
-
-def unsubscribe_target(token: object) -> Workstream | None:
-    """The workstream an unsubscribe link is about, or None for a link that is not ours."""
-    found = _unsubscriber(token)
-    return found[1] if found else None
 
 
 def unsubscribe(token: object) -> Workstream:
     """RFC 8058's one-click unsubscribe: no more emails to this customer from this workstream. Agents
     see "email notifications off" on the customer's conversations."""
-    found = _unsubscriber(token)
+    found = signed_links.unsubscriber(token)
     if found is None:
         raise ChatError(400, "invalid_link", "This unsubscribe link is not one of ours.")
     customer, workstream = found
@@ -236,14 +159,14 @@ def _render(name: str, lang: str, **context) -> tuple[str, str, str]:
 def _email_customer(conversation: Conversation, replies: list[Message]) -> None:
     lang = automated_messages.language(conversation.locale)
     customer = conversation.customer
-    unsubscribe = unsubscribe_url(customer.id, conversation.workstream_id, lang)
+    unsubscribe = signed_links.unsubscribe_url(customer.id, conversation.workstream_id, lang)
     subject, text, html = _render(
         "customer_reply",
         lang,
         workstream=conversation.workstream,
         customer=customer,
         replies=replies,
-        link=return_link(conversation),
+        link=signed_links.return_link(conversation),
         unsubscribe=unsubscribe,
     )
     content = {"subject": subject, "text": text, "html": html, "headers": _headers(conversation, unsubscribe)}

@@ -4,7 +4,7 @@ widget's half of an email's link back."""
 import pytest
 from sqlalchemy import func, select
 
-from app import notifications
+from app import signed_links
 from app.agents import add_agent
 from app.extensions import db
 from app.models import Conversation, Customer, Workstream
@@ -97,7 +97,7 @@ def test_the_widget_asks_which_conversation_a_return_link_opens(client, world, a
         conversation = db.session.scalar(select(Conversation))
         conversation.workstream.notify_return_url = "https://shop.example/account"
         db.session.commit()
-        link = notifications.return_link(conversation).split("#persistent-chat=")[1]
+        link = signed_links.return_link(conversation).split("#persistent-chat=")[1]
         conversation_id = conversation.id
     path = f"/api/widget/workstreams/{world.workstream_id}/return-link"
     headers = {"Authorization": f"Bearer {token}", "Origin": HOST_ORIGIN}

@@ -11,7 +11,20 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from app import clock, conversations, customer_auth, events, mail, notifications, outbox, read_state, routing, timers
+from app import (
+    clock,
+    conversations,
+    customer_auth,
+    events,
+    mail,
+    notifications,
+    outbox,
+    read_state,
+    routing,
+    signed_links,
+    timers,
+)
+from app.errors import ChatError
 from app.extensions import db
 from app.models import Agent, Conversation, Customer, EmailOptOut, OutboxEmail, Workstream
 from tests.smtp import SmtpServer, parts, tls_authority
@@ -96,7 +109,7 @@ def test_an_unread_reply_is_emailed_once_after_the_delay_with_every_unread_reply
     link = re.search(r"Continue the conversation: (\S+)", text).group(1)
     assert link.startswith(RETURN_URL + "#persistent-chat=")
     assert f'href="{link}"' in html
-    assert notifications.open_return_link(alice.id, workstream.id, link.split("#persistent-chat=")[1]) == (
+    assert signed_links.open_return_link(alice.id, workstream.id, link.split("#persistent-chat=")[1]) == (
         conversation.id
     )
     db.session.refresh(conversation)
@@ -272,20 +285,20 @@ def test_the_return_link_is_signed_expires_and_opens_only_the_customers_own_conv
     workstream, ada = setup
     alice = customer(world)
     conversation = conversation_with_reply(workstream, ada, alice, "Come back")
-    value = notifications.return_link(conversation).split("#persistent-chat=")[1]
-    assert notifications.open_return_link(alice.id, workstream.id, value) == conversation.id
+    value = signed_links.return_link(conversation).split("#persistent-chat=")[1]
+    assert signed_links.open_return_link(alice.id, workstream.id, value) == conversation.id
     bob = customer(world, "bob")
-    with pytest.raises(notifications.ChatError) as other:
-        notifications.open_return_link(bob.id, workstream.id, value)
+    with pytest.raises(ChatError) as other:
+        signed_links.open_return_link(bob.id, workstream.id, value)
     assert other.value.code == "not_found"
     tampered = value.replace(f".{conversation.id}.", f".{conversation.id + 1}.")
     for bad in (tampered, value + "x", "", None, "a.b.c"):
-        with pytest.raises(notifications.ChatError) as refused:
-            notifications.open_return_link(alice.id, workstream.id, bad)
+        with pytest.raises(ChatError) as refused:
+            signed_links.open_return_link(alice.id, workstream.id, bad)
         assert refused.value.code == "invalid_link"
-    time_.advance(days=notifications.RETURN_LINK_DAYS, seconds=1)
-    with pytest.raises(notifications.ChatError) as expired:
-        notifications.open_return_link(alice.id, workstream.id, value)
+    time_.advance(days=signed_links.RETURN_LINK_DAYS, seconds=1)
+    with pytest.raises(ChatError) as expired:
+        signed_links.open_return_link(alice.id, workstream.id, value)
     assert (expired.value.status, expired.value.code) == (410, "link_expired")
 
 

@@ -3,7 +3,7 @@ anyone by doing so); POST, from that button or a mail client's `List-Unsubscribe
 
 from flask import render_template, request
 
-from .. import notifications
+from .. import notifications, signed_links
 from ..errors import ChatError
 from . import bp
 
@@ -33,7 +33,7 @@ def _texts() -> tuple[str, dict]:
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str):
     lang, texts = _texts()
-    workstream = notifications.unsubscribe_target(token)
+    workstream = signed_links.unsubscribe_target(token)
     if workstream is None:
         return render_template("email_links/unsubscribe.html", lang=lang, t=texts, state="invalid"), 400
     return render_template("email_links/unsubscribe.html", lang=lang, t=texts, state="ask", name=workstream.name)

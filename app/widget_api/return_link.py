@@ -2,7 +2,7 @@
 
 from flask import g, jsonify, request
 
-from .. import notifications
+from .. import signed_links
 from . import bp
 from .routes import API, _customer
 
@@ -10,5 +10,5 @@ from .routes import API, _customer
 @bp.get(f"{API}/return-link")
 def open_return_link(workstream_id: str):
     customer = _customer()
-    conversation_id = notifications.open_return_link(customer.id, g.workstream.id, request.args.get("link"))
+    conversation_id = signed_links.open_return_link(customer.id, g.workstream.id, request.args.get("link"))
     return jsonify({"conversation_id": conversation_id})
