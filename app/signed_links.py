@@ -40,7 +40,8 @@ def _verified(purpose: str, token: object, count: int) -> list[str] | None:
     if len(fields) != count + 1:
         return None
     text, signature = ".".join(fields[:-1]), fields[-1]
-    if not hmac.compare_digest(signature, _signature(purpose, text)):
+    # Bytes: compare_digest refuses str with non-ASCII characters, and a link may carry anything.
+    if not hmac.compare_digest(signature.encode(), _signature(purpose, text).encode()):
         return None
     return fields[:-1]
 

@@ -142,6 +142,7 @@ def test_the_unsubscribe_headers_follow_rfc_8058_and_one_post_stops_the_emails(s
     tick(time_, minutes=60)
     assert len(smtp.messages()) == 1
     assert client.post(path.replace("/unsubscribe/", "/unsubscribe/x")).status_code == 400
+    assert client.post(urlsplit(url).path + "ä").status_code == 400
 
 
 def test_reading_before_the_deadline_cancels_the_email(setup, world, smtp, time_):
@@ -292,7 +293,7 @@ def test_the_return_link_is_signed_expires_and_opens_only_the_customers_own_conv
         signed_links.open_return_link(bob.id, workstream.id, value)
     assert other.value.code == "not_found"
     tampered = value.replace(f".{conversation.id}.", f".{conversation.id + 1}.")
-    for bad in (tampered, value + "x", "", None, "a.b.c"):
+    for bad in (tampered, value + "x", value[:-1] + "ä", "", None, "a.b.c", "x" * 1000):
         with pytest.raises(ChatError) as refused:
             signed_links.open_return_link(alice.id, workstream.id, bad)
         assert refused.value.code == "invalid_link"
