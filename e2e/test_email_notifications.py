@@ -180,3 +180,28 @@ def test_the_agent_sees_why_an_email_was_not_delivered(mailing, contexts, consol
         "Email not delivered: SMTP 550: 5.1.1 Mailbox unavailable", timeout=15000
     )
     assert smtp.messages() == [] and smtp.refused == 1
+
+
+def test_a_link_to_an_older_conversation_pages_it_in_and_shows_the_reply(mailing, contexts, console, smtp):
+    server, site = mailing
+    agent = console("ada")
+    alice = finnish_widget(contexts, site, "alice")
+    alice.write("Vanha kysymys")
+    agent.open("Vanha kysymys")
+    alice.page.close()
+    agent.reply("Vanha vastaus")
+    server.move_clock(DEADLINE_PASSED)
+    link = re.search(r"Jatka keskustelua: (\S+)", parts(smtp.wait_for(1)[0])[0]).group(1)
+    agent.page.get_by_role("button", name="End conversation").click()
+    agent.page.get_by_role("dialog").get_by_role("button", name="End", exact=True).click()
+    later = finnish_widget(contexts, site, "alice")
+    later.write("Uusi kysymys")
+    later.page.close()
+
+    page = contexts().new_page()
+    page.goto(link)
+    device = Widget(page, lang="fi")
+    expect(device.scope.get_by_role("dialog", name="Chat")).to_be_visible()
+    reply = device.messages(sender="agent").filter(has_text="Vanha vastaus")
+    expect(reply).to_be_visible()
+    expect(device.messages(sender="customer").filter(has_text="Uusi kysymys")).to_have_count(1)

@@ -1209,7 +1209,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         return; // expired, or not this customer's conversation: the page stays as it was
       }
       this.open();
-      for (let pages = 0; !this.conversations.has(cid) && pages < 50; pages++) {
+      for (let pages = 0; pages < 50; pages++) {
+        const held = this.conversations.get(cid);
+        if (held && (held.messages.size || isComplete(held))) break;
         const oldest = this.oldest();
         if (!oldest || oldest.conv.id < cid || this.olderState(oldest) === "none") break;
         await this.loadEarlier();
