@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Without an SMTP server of its own, the demo prints its emails to the log (SMTP_URL=log://).
 run: $(STAMP)
 	$(BIN)/persistent-chat db upgrade
 	$(BIN)/persistent-chat demo
-	$(BIN)/persistent-chat serve --demo
+	SMTP_URL="$${SMTP_URL:-log://}" $(BIN)/persistent-chat serve --demo
 
 serve: $(STAMP)
 	$(BIN)/persistent-chat db upgrade

@@ -216,11 +216,21 @@ def register(app: Flask) -> None:
     @click.option(
         "--automated-messages", "messages_file", type=click.File("rb"), help="Automated messages as JSON (see README)."
     )
-    def create_workstream(name, mode, distribution, auth_setting_id, origins, hours_file, messages_file) -> None:
+    @click.option("--notify-email-after", "notify_minutes", type=int, help="Minutes before an unread reply is emailed.")
+    @click.option("--no-email", is_flag=True, help="Never email customers about unread replies.")
+    @click.option("--return-url", help="The site's page with the widget, where emails link back to.")
+    def create_workstream(
+        name, mode, distribution, auth_setting_id, origins, hours_file, messages_file, notify_minutes, no_email,
+        return_url,
+    ) -> None:  # fmt: skip
         """Create a workstream and print its embed snippet."""
         data = {"name": name, "mode": mode, "distribution": distribution, "allowed_origins": list(origins)}
         if auth_setting_id is not None:
             data["auth_setting_id"] = auth_setting_id
+        if no_email or notify_minutes is not None:
+            data["notify_email_after_minutes"] = None if no_email else notify_minutes
+        if return_url is not None:
+            data["notify_return_url"] = return_url
         for field, option, file in (
             ("hours", "--hours", hours_file),
             ("automated_messages", "--automated-messages", messages_file),

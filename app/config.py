@@ -4,6 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
+from . import mail
+
 MAX_MESSAGE_CHARS = 4000
 
 
@@ -55,6 +57,14 @@ def from_environment(instance: Path) -> dict:
         "SCHEDULER_INTERVAL": float(os.environ.get("SCHEDULER_INTERVAL", "5")),
         # Queued live customers hear of a new position at most this often.
         "QUEUE_UPDATE_SECONDS": float(os.environ.get("QUEUE_UPDATE_SECONDS", "10")),
+        # Email (mail.py, notifications.py): no SMTP_URL, no emails.
+        "SMTP_URL": mail.check_url(os.environ.get("SMTP_URL")),
+        "SMTP_FROM": os.environ.get("SMTP_FROM") or "Persistent Chat <chat@localhost>",
+        # Links in emails (unsubscribe, the console) point here.
+        "PUBLIC_URL": (
+            os.environ.get("PUBLIC_URL")
+            or f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+        ).rstrip("/"),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
         # How long a request waits for SQLite's write lock held by another process (see sqlite.py).
         "SQLITE_LOCK_WAIT_SECONDS": float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS", "10")),

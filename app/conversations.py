@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from . import automated_messages, clock, lifecycle, rates, routing
+from . import automated_messages, clock, lifecycle, notifications, rates, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -66,6 +66,9 @@ def customer_for(identity: Identity) -> Customer:
             db.session.add(customer)
         if identity.display_name and customer.display_name != identity.display_name:
             customer.display_name = identity.display_name
+        if customer.email != identity.email:
+            # The site's latest token says where the customer wants email, or (no claim) that they don't.
+            customer.email = identity.email
         db.session.commit()
         return customer
 
@@ -300,6 +303,7 @@ def post_agent_message(agent: Agent, conversation_id: int, client_id: object, bo
             # Answering is accepting.
             routing.accepted(conversation)
         message = lifecycle.append_message(conversation, "agent", text, client_id, agent)
+        notifications.reply_posted(conversation)
         db.session.commit()
         return message, True
 

@@ -17,6 +17,7 @@ from flask import current_app
 
 from . import checked, clock
 from .errors import ChatError
+from .mail import validate_email
 from .models import AuthKey, AuthSetting, Workstream
 
 MAX_TOKEN_BYTES = 8 * 1024
@@ -42,6 +43,7 @@ class Identity:
     authenticated: bool = True
     # The site's key that verified the token (None for a shared secret): retiring it ends the socket.
     kid: str | None = None
+    email: str | None = None
 
 
 def refuse(code: str, message: str) -> ChatError:
@@ -120,6 +122,16 @@ def _context(claims: dict) -> dict:
     return value
 
 
+def _email(claims: dict) -> str | None:
+    """The optional `email` claim: where unread replies are emailed (notifications.py)."""
+    if "email" not in claims or claims["email"] is None:
+        return None
+    email = validate_email(claims["email"])
+    if email is None:
+        raise refuse("invalid_email", "The email claim must be one address such as ada@example.com.")
+    return email
+
+
 def _visitor_key(workstream: Workstream) -> bytes:
     # One key per workstream, derived from the server's secret: a visitor token opens one live chat only.
     secret = current_app.config["SECRET_KEY"].encode()
@@ -188,6 +200,7 @@ def verify(workstream: Workstream, token: object) -> Identity:
         _context(claims),
         int(exp),
         kid=kid,
+        email=_email(claims),
     )
 
 

@@ -1,7 +1,7 @@
 """Frames relayed between the customer's widgets and the agent's console but never stored: typing
-indicators and read markers. They go straight to the hub (no transaction to wait for); a client that is
-not connected when one is sent simply never sees it, which is what a typing indicator or a read marker
-for tabs that are open at the time needs."""
+indicators. They go straight to the hub (no transaction to wait for); a client that is not connected
+when one is sent simply never sees it, which is what a typing indicator needs. Read markers are stored:
+see read_state.py."""
 
 import json
 
@@ -13,12 +13,6 @@ from .models import Agent
 
 def _publish(channels: list[str], frame: dict) -> None:
     events.hub.publish(channels, json.dumps(frame, separators=(",", ":")))
-
-
-def _seq(value: object, last_seq: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= last_seq:
-        raise ChatError(400, "invalid_request", "seq must be the number of a message in the conversation.")
-    return value
 
 
 def customer_typing(customer_id: int, workstream_id: str) -> None:
@@ -51,11 +45,3 @@ def agent_typing(agent_id: int, conversation_id: object) -> None:
         [events.customer_channel(conversation.customer_id, conversation.workstream_id)],
         {"type": "typing", "conversation_id": conversation.id, "sender": "agent", "sender_name": agent.name},
     )
-
-
-def customer_read(customer_id: int, workstream_id: str, conversation_id: object, seq: object) -> None:
-    """The customer has seen everything up to this message: their other tabs and devices clear their
-    unread counts."""
-    conversation = conversations.customer_conversation(customer_id, workstream_id, conversation_id)
-    frame = {"type": "read", "conversation_id": conversation.id, "seq": _seq(seq, conversation.last_seq)}
-    _publish([events.customer_channel(customer_id, workstream_id)], frame)

@@ -124,6 +124,10 @@ class LocalHub:
     def subscribe(self, channels: Iterable[str]) -> Subscription:
         return Subscription(self, channels, self.queue_limit)
 
+    def listening(self, channel: str) -> bool:
+        """Whether any socket listens to `channel` (is a widget or a console open?)."""
+        return bool(self._targets([channel]))
+
     def _targets(self, channels: Iterable[str]) -> set[Subscription]:
         with self._lock:
             return {sub for channel in channels for sub in self._subscribers.get(channel, ())}
@@ -256,6 +260,11 @@ class RedisHub(LocalHub):
             except queue.Empty:
                 break
         return batch
+
+    def listening(self, channel: str) -> bool:
+        """Whether a socket of any process listens to `channel`: each process subscribes to a channel in
+        Redis while a socket of its own listens to it, and a process that dies loses its subscriptions."""
+        return any(count for _name, count in self._redis.pubsub_numsub(self.prefix + channel))
 
     def _attach(self, channel: str, sub: Subscription) -> None:
         with self._lock:

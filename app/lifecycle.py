@@ -6,7 +6,7 @@ and timers.py (what time triggers); each writes through these helpers, in its ow
 
 from sqlalchemy import bindparam, insert, update
 
-from . import capacity, clock, events, payloads
+from . import capacity, clock, events, notifications, payloads
 from .extensions import db
 from .models import Agent, Conversation, ConversationEvent, Message
 
@@ -57,6 +57,7 @@ def notify(agent_id: int, kind: str, conversation: Conversation) -> None:
         [events.agent_channel(agent_id)],
         {"type": "notify", "kind": kind, "conversation": payloads.summary(conversation)},
     )
+    notifications.agent_notified(agent_id, kind, conversation)
 
 
 def change_presence(agent: Agent, presence: str) -> None:

@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
@@ -78,6 +78,10 @@ class Workstream(db.Model):
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))
     # Per kind of automated message: switched on or off, and texts per language (automated_messages.py).
     automated_messages: Mapped[str | None] = mapped_column(Text)
+    # Email a customer whose agent's reply has stayed unread this long (notifications.py); NULL is off.
+    notify_email_after_minutes: Mapped[int | None]
+    # The site's page that embeds the widget: the email's link back goes there.
+    notify_return_url: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
@@ -107,6 +111,8 @@ class Customer(db.Model):
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     sub: Mapped[str] = mapped_column(String(256))
     display_name: Mapped[str | None] = mapped_column(String(200))
+    # The token's optional `email` claim, as of the customer's latest token.
+    email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     def label(self) -> str:
@@ -132,6 +138,8 @@ class Agent(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     # A disabled agent cannot sign in, gets no conversations and is left out of the team's lists.
     disabled_at: Mapped[datetime | None]
+    # Email when a conversation is assigned or its customer returns while none of their consoles is open.
+    notify_email: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     @property
@@ -176,6 +184,16 @@ class Conversation(db.Model):
     # The queue position the customer was last told, and when: updates are throttled.
     queue_position: Mapped[int | None]
     queue_told_at: Mapped[datetime | None]
+    # The highest seq the customer has been shown on any device, and when (read_state.py).
+    customer_read_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    customer_read_at: Mapped[datetime | None]
+    # Unread-reply email (notifications.py): when it is due, the last seq an email carried; the latest
+    # email's delivery (sent, retrying, failed), when it was last sent, and the SMTP server's reason.
+    notify_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    emailed_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    email_status: Mapped[str | None] = mapped_column(String(16))
+    emailed_at: Mapped[datetime | None]
+    email_error: Mapped[str | None] = mapped_column(String(500))
 
     workstream: Mapped[Workstream] = relationship()
     customer: Mapped[Customer] = relationship()
@@ -213,3 +231,33 @@ class ConversationEvent(db.Model):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class EmailOptOut(db.Model):
+    """The customer's one-click unsubscribe: no more emails from this workstream."""
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
+    workstream_id: Mapped[str] = mapped_column(ForeignKey("workstream.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class OutboxEmail(db.Model):
+    """An email decided in a transaction and delivered later by the scheduler (outbox.py)."""
+
+    __table_args__ = (Index("ix_outbox_email_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # customer_reply, agent_assigned, agent_returned
+    kind: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    # The rendered message: {"subject", "text", "html", "headers": {name: value}}, as JSON.
+    content: Mapped[str] = mapped_column(Text)
+    # pending until sent or given up (failed)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    sent_at: Mapped[datetime | None]

@@ -4,6 +4,7 @@ import json
 
 from sqlalchemy import select
 
+from . import notifications, read_state
 from .clock import iso
 from .extensions import db
 from .models import Agent, Conversation, Message
@@ -28,6 +29,8 @@ def widget_conversation(c: Conversation) -> dict:
         "ended": c.ended,
         "agent_name": c.agent.name if c.agent else None,
         "last_seq": c.last_seq,
+        # The highest seq the customer has been shown on any device (read_state.py).
+        "read_seq": c.customer_read_seq or 0,
         "started_at": iso(c.created_at),
         "ended_at": iso(c.ended_at),
     }
@@ -56,6 +59,8 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
         "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
         "last_message": message(last) if last else None,
         "updated_at": iso(c.updated_at),
+        "customer_read": read_state.view(c),
+        "email": notifications.view(c),
     }
 
 

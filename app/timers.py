@@ -1,5 +1,5 @@
 """What time triggers: unanswered offers, agents whose consoles went away, customers stranded with an
-offline agent, auto-close, and routing when operating hours begin.
+offline agent, auto-close, routing when operating hours begin, and emails (unread replies, the outbox).
 
 `tick()` runs every few seconds in one process of the deployment at a time (a file lock on SQLite, a
 PostgreSQL advisory lock on PostgreSQL); tests call it directly with the clock moved.
@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import clock, conversations, lifecycle, routing, sqlite
+from . import clock, conversations, lifecycle, notifications, routing, sqlite
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -152,6 +152,7 @@ def tick(now: datetime | None = None) -> dict[str, int]:
         "requeued": requeue_stranded(now),
         "closed": auto_close(now),
         "assigned": routing.dispatch(now),
+        "emailed": notifications.tick(now),
     }
 
 

@@ -3,19 +3,26 @@
 import json
 from urllib.parse import urlsplit
 
-from . import automated_messages, hours
+from . import automated_messages, hours, notifications
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
 
 MINUTE, DAY = 60, 24 * 3600
-# Per mode: (open conversations auto-close, waiting auto-close, wrap-up) in seconds (SPEC §3).
+# Per mode: open conversations auto-close, waiting auto-close and wrap-up in seconds (SPEC §3); and
+# the unread-reply email: persistent customers come back later, a live chat is over when they leave.
 MODE_DEFAULTS = {
-    "persistent": {"auto_close_open_seconds": 30 * DAY, "auto_close_waiting_seconds": 30 * DAY, "wrap_up_seconds": DAY},
+    "persistent": {
+        "auto_close_open_seconds": 30 * DAY,
+        "auto_close_waiting_seconds": 30 * DAY,
+        "wrap_up_seconds": DAY,
+        "notify_email_after_minutes": 10,
+    },
     "live": {
         "auto_close_open_seconds": 20 * MINUTE,
         "auto_close_waiting_seconds": 20 * MINUTE,
         "wrap_up_seconds": 15 * MINUTE,
+        "notify_email_after_minutes": None,
     },
 }
 PRESENCE_CHOICES = ("available", "busy", "busy_dnd", "away")
@@ -26,9 +33,11 @@ INTEGER_FIELDS = {
     "auto_close_open_seconds": (60, 365 * DAY),
     "auto_close_waiting_seconds": (60, 365 * DAY),
     "wrap_up_seconds": (0, 30 * DAY),
+    "notify_email_after_minutes": (1, 7 * 24 * 60),
 }
 # Past a month, "always" says the same; the limit keeps ended_at + this many seconds a valid date.
 MAX_WRAP_UP_CAPACITY_SECONDS = 30 * DAY
+NULLABLE = {"fallback_offline_minutes", "notify_email_after_minutes"}
 FIELDS = {
     "name",
     "mode",
@@ -41,6 +50,7 @@ FIELDS = {
     "wrap_up_capacity",
     "hours",
     "automated_messages",
+    "notify_return_url",
     *INTEGER_FIELDS,
 }
 
@@ -111,10 +121,15 @@ def _apply(workstream: Workstream, data: dict) -> None:
         workstream.hours = json.dumps(hours.to_spec(calendar)) if calendar else None
     if "automated_messages" in data:
         workstream.automated_messages = automated_messages.validate(data["automated_messages"])
+    if "notify_return_url" in data:
+        workstream.notify_return_url = notifications.validate_return_url(data["notify_return_url"])
+    if data.get("notify_email_after_minutes") is not None:
+        # Turning email on without a way to send it would look like a promise nobody keeps.
+        notifications.require_mail()
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
-            nullable = field == "fallback_offline_minutes"
+            nullable = field in NULLABLE
             if value is None and nullable:
                 setattr(workstream, field, None)
                 continue
@@ -178,5 +193,6 @@ def describe(w: Workstream) -> dict:
         else int(w.wrap_up_capacity),
         "hours": json.loads(w.hours) if w.hours else None,
         "automated_messages": automated_messages.settings(w),
+        "notify_return_url": w.notify_return_url,
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }

@@ -58,6 +58,7 @@ class HostSite:
         self.token_status = 200
         self.tokens_refused = 0
         self.context: dict[str, dict] = {}  # sub -> lwicontexts the site passes
+        self.claims: dict[str, dict] = {}  # sub -> further claims the site signs, e.g. an email address
         # How the site embeds the chat; tests change these before loading a page.
         self.head = ""  # extra markup in <head>: the command-queue stub, hostile styles
         self.headers: dict[str, str] = {}  # extra headers on every page, e.g. a Content-Security-Policy
@@ -104,6 +105,7 @@ class HostSite:
         self.tokens_issued += 1
         sub = query["customer"]
         claims = {"lwicontexts": json.dumps(self.context[sub])} if sub in self.context else {}
+        claims.update(self.claims.get(sub, {}))
         token = self.world.token(sub, query.get("name"), lifetime=int(query.get("lifetime", 600)), **claims)
         if query.get("key") == "wrong":
             payload = jwt.decode(token, options={"verify_signature": False})
@@ -177,7 +179,13 @@ class HostSite:
 
 
 @pytest.fixture
-def chat(tmp_path):
+def chat_env() -> dict:
+    """More environment for the server of `chat`: a test module overrides it (an SMTP server, say)."""
+    return {}
+
+
+@pytest.fixture
+def chat(tmp_path, chat_env):
     """A fresh server with one persistent workstream embedded by one host site, and agents Ada and Bo."""
     host_port = free_port()
     world = seed(migrated_app(tmp_path), [f"http://127.0.0.1:{host_port}"], {"ada": "Ada", "bo": "Bo"})
@@ -189,6 +197,7 @@ def chat(tmp_path):
         "SCHEDULER_INTERVAL": "0.5",
         "PRESENCE_GRACE_SECONDS": str(6 * 3600),
         "QUEUE_UPDATE_SECONDS": "1",
+        **chat_env,
     }
     server = ChatServer(tmp_path, env=env).start()
     site = HostSite(server.url, world, host_port)

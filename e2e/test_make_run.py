@@ -19,7 +19,15 @@ from tests.support import free_port
 def test_make_run_serves_the_demo_site_and_console(tmp_path, contexts):
     port = free_port()
     venv = Path(sys.executable).parent.parent
-    env = {**os.environ, "PERSISTENT_CHAT_INSTANCE": str(tmp_path)}
+    clock_offset = tmp_path / "clock_offset"
+    env = {
+        **os.environ,
+        "PERSISTENT_CHAT_INSTANCE": str(tmp_path),
+        # Lets the test move the server's clock past the demo's one-minute email delay.
+        "PERSISTENT_CHAT_CLOCK_OFFSET_FILE": str(clock_offset),
+        "SCHEDULER_INTERVAL": "0.5",
+        "PRESENCE_GRACE_SECONDS": str(3600),
+    }
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"PORT={port}", f"VENV={venv}"],
         cwd=ROOT,
@@ -53,6 +61,18 @@ def test_make_run_serves_the_demo_site_and_console(tmp_path, contexts):
         agent.open("Bob Berg")
         agent.reply("Welcome, Bob")
         expect(bob.messages(sender="agent")).to_contain_text("Welcome, Bob")
+
+        # Bob leaves before the next reply; a minute later its email is printed to the log.
+        page.close()
+        agent.reply("Your order has shipped")
+        clock_offset.write_text("120")
+        deadline = time.monotonic() + 30
+        while "Subject: Demo Admin replied to your message" not in "".join(lines):
+            assert time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.1)
+        output = "".join(lines)
+        assert "SMTP_URL=log://" in output and "To: bob@example.com" in output
+        assert "Your order has shipped" in output
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(15)

@@ -75,6 +75,8 @@
     capacityText: $('capacity-text'),
     enableNotifications: $('enable-notifications'),
     agents: $('list-agents'),
+    email: $('conv-email'),
+    emailMe: $('email-me'),
   };
 
   // ---------------------------------------------------------------- helpers
@@ -639,7 +641,33 @@
       me = { ...agent, presence: me.presence, presence_changed_at: me.presence_changed_at };
     }
     if (capacityFrames === framesBefore.capacity) renderCapacity(data.capacity);
+    showEmailMe(agent);
   }
+
+  // Shown once, from the first answer: a later one, asked before a change, must not undo it.
+  let emailMeShown = false;
+  function showEmailMe(agent) {
+    if (emailMeShown) return;
+    emailMeShown = true;
+    ui.emailMe.checked = agent.notify_email !== false;
+    ui.emailMe.disabled = false;
+  }
+
+  // The agent's own setting: an email when a customer returns or work is assigned while no console is open.
+  ui.emailMe.addEventListener('change', async () => {
+    const wanted = ui.emailMe.checked;
+    ui.emailMe.disabled = true;
+    showError(ui.appError, null);
+    try {
+      const data = await api('POST', '/notifications', { email: wanted });
+      ui.emailMe.checked = data.agent.notify_email;
+    } catch (err) {
+      ui.emailMe.checked = !wanted;
+      showError(ui.appError, err);
+    } finally {
+      ui.emailMe.disabled = false;
+    }
+  });
 
   async function refreshMe() {
     const before = { presence: presenceFrames, capacity: capacityFrames };
@@ -850,6 +878,7 @@
     const stick = forceScroll || nearBottom();
     let added = false;
     for (const m of messages) added = current.transcript.insert(m) || added;
+    if (added) renderSeen();
     if (added && stick) scrollToBottom();
     if (current.transcript.contiguousEnd() < current.transcript.last) fillGap();
   }
@@ -873,6 +902,55 @@
     } finally {
       c.filling = false;
     }
+  }
+
+  // ---------------------------------------------------------------- seen and emailed
+
+  // The furthest the customer has read, per conversation: from summaries and from live read frames,
+  // whichever is further (a summary fetched earlier may predate a read frame).
+  const customerRead = new Map();
+
+  function readOf(id, summary) {
+    const fromSummary = (summary && summary.customer_read) || { seq: 0, at: null };
+    const live = customerRead.get(id);
+    return live && live.seq > (fromSummary.seq || 0) ? live : fromSummary;
+  }
+
+  function onRead(frame) {
+    const known = customerRead.get(frame.conversation_id);
+    if (known && known.seq >= frame.seq) return;
+    customerRead.set(frame.conversation_id, { seq: frame.seq, at: frame.read_at });
+    if (current && current.id === frame.conversation_id) renderSeen();
+  }
+
+  // "Seen 14:02" under the last agent message the customer has been shown, on any device.
+  function renderSeen() {
+    if (!current || current.loading) return;
+    const container = current.transcript.container;
+    const read = readOf(current.id, current.summary);
+    let target = null;
+    for (const node of container.querySelectorAll('.msg[data-sender="agent"]')) {
+      if (Number(node.dataset.seq) <= (read.seq || 0)) target = node;
+    }
+    const old = container.querySelector('.msg-seen');
+    const at = parseTime(read.at);
+    const text = at ? `Seen ${shortTime(at)}` : 'Seen';
+    if (old && old.parentNode === target && old.textContent === text) return;
+    if (old) old.remove();
+    if (target) target.append(el('p', { className: 'msg-seen' }, text));
+  }
+
+  // On the conversation: "Emailed 14:02", why an email did not go, and "email notifications off".
+  function renderEmailState(s) {
+    const email = (s && s.email) || {};
+    const parts = [];
+    const sentAt = parseTime(email.sent_at);
+    if (email.status === 'sent' && sentAt) parts.push(`Emailed ${shortTime(sentAt)}`);
+    else if (email.status === 'retrying') parts.push(`Email not sent yet, retrying: ${email.error || 'unknown error'}`);
+    else if (email.status === 'failed') parts.push(`Email not delivered: ${email.error || 'unknown error'}`);
+    if (email.notifications === 'off') parts.push('email notifications off');
+    ui.email.textContent = parts.join(' · ');
+    ui.email.dataset.status = email.status || '';
   }
 
   // Who the site says the customer is: the verified token's sub and its context variables (lwicontexts).
@@ -905,6 +983,7 @@
       ui.workstream.textContent = '';
       ui.status.textContent = '';
       ui.agent.textContent = '';
+      ui.email.textContent = '';
       ui.details.replaceChildren();
       for (const button of actionButtons()) button.hidden = true;
       ui.offer.hidden = true;
@@ -922,6 +1001,7 @@
     if (!s.agent) ui.agent.textContent = 'Unassigned';
     else ui.agent.textContent = mine ? 'Assigned to you' : `Assigned to ${s.agent.name}`;
     renderDetails(s);
+    renderEmailState(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
     const offered = isOffered(s);
@@ -1071,6 +1151,7 @@
     renderLists();
     appendMessages(c.pending);
     c.pending = [];
+    renderSeen();
     scrollToBottom();
     // Unless the watch is still unconfirmed (its pong fills the gap), this read may predate it.
     if (!fillGapAt || c.transcript.last < (c.summary.last_seq || 0)) fillGap();
@@ -1327,6 +1408,7 @@
     else if (frame.type === 'agent' && frame.agent) onAgent(frame.agent);
     else if (frame.type === 'capacity' && frame.capacity) onCapacity(frame.capacity);
     else if (frame.type === 'typing') onTyping(frame);
+    else if (frame.type === 'read') onRead(frame);
     else if (frame.type === 'pong') {
       pongsSeen += 1;
       resync();

@@ -364,6 +364,19 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     return min;
   }
 
+  // An email's link back ends in "#persistent-chat=WORKSTREAM.CONVERSATION.EXPIRES.SIGNATURE". The
+  // widget of that workstream takes it (and removes it, so a reload does not open the chat again); the
+  // server checks it for the customer the page has signed in before anything opens.
+  function takeReturnLink(workstreamId) {
+    const match = /(^#|&)persistent-chat=([A-Za-z0-9_.-]+)/.exec(location.hash);
+    if (!match || match[2].split(".")[0] !== workstreamId) return null;
+    const rest = location.hash.slice(1).replace(match[0].replace(/^#/, ""), "").replace(/^&|&$/g, "");
+    try {
+      history.replaceState(history.state, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+    } catch (e) { /* a sandboxed page may refuse; the link then opens the chat again on reload */ }
+    return match[2];
+  }
+
   function isComplete(rec) {
     return rec.complete || rec.messages.has(1) || !rec.conv.last_seq;
   }
@@ -401,6 +414,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.welcomed = false; // on the current socket
       this.ready = false; // backlog received on the current socket: sends may go out
       this.token = null;
+      this.returnLink = takeReturnLink(this.id);
       this.connStatus = "";
       this.note = "";
     }
@@ -1251,7 +1265,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       for (const entry of frame.conversations || []) {
         if (!entry || !entry.conversation) continue;
         this.upsertConversation(entry.conversation, entry.complete);
-        for (const msg of entry.messages || []) this.addMessage(msg, !frame.reset);
+        const readUpTo = entry.conversation.read_seq || 0;
+        for (const msg of entry.messages || []) this.addMessage(msg, !frame.reset || msg.seq > readUpTo);
+        this.applyStoredRead(entry.conversation);
       }
       this.backlogging = !!frame.more;
       if (frame.more) return;
@@ -1263,6 +1279,41 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       // Resend with the same client ids; the server answers a stored one with its original ack.
       for (const entry of this.outbox.values()) this.transmit(entry);
       if (this.isOpen) this.probeOlder();
+      if (this.returnLink) this.followReturnLink();
+    }
+
+    // What the customer has read on any device (stored by the server) is not unread on this one.
+    applyStoredRead(conv) {
+      const upTo = conv.read_seq || 0;
+      if (!upTo) return;
+      this.setUnread((key) => {
+        const [c, seq] = key.split(":").map(Number);
+        return c === conv.id && seq <= upTo;
+      });
+    }
+
+    // Opens the panel on the conversation an email linked to, paging it in when it is an older one.
+    async followReturnLink() {
+      const link = this.returnLink;
+      this.returnLink = null;
+      let cid;
+      try {
+        cid = (await this.api("/return-link?link=" + encodeURIComponent(link))).conversation_id;
+      } catch (e) {
+        return; // expired, or not this customer's conversation: the page stays as it was
+      }
+      this.open();
+      for (let pages = 0; pages < 50; pages++) {
+        const held = this.conversations.get(cid);
+        if (held && (held.messages.size || isComplete(held))) break;
+        const oldest = this.oldest();
+        if (!oldest || oldest.conv.id < cid || this.olderState(oldest) === "none") break;
+        await this.loadEarlier();
+      }
+      const rec = this.conversations.get(cid);
+      if (!rec || rec === this.newest()) return; // the newest is already in view at the bottom
+      const first = this.nodes.get(cid + ":" + minSeq(rec));
+      if (first) first.scrollIntoView({ block: "start" });
     }
 
     onConversation(conv) {
@@ -1271,6 +1322,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       // A change to an old conversation we never paged in (e.g. it closed) has nothing to show.
       if (!this.conversations.has(conv.id) && oldest && conv.id < oldest.conv.id) return;
       this.upsertConversation(conv, !conv.last_seq);
+      this.applyStoredRead(conv);
       this.render();
     }
 

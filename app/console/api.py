@@ -22,7 +22,12 @@ def me():
     load = capacity.loads(clock.now(), [agent.id]).get(agent.id, capacity.Load())
     return jsonify(
         {
-            "agent": {**payloads.agent(agent), "email": agent.email, "role": agent.role},
+            "agent": {
+                **payloads.agent(agent),
+                "email": agent.email,
+                "role": agent.role,
+                "notify_email": agent.notify_email,
+            },
             "capacity": capacity.capacity_view(agent, load),
         }
     )
@@ -40,6 +45,19 @@ def agents():
 @login_required
 def presence():
     routing.set_presence(current_user, json_body().get("presence"))
+    return me()
+
+
+@bp.post("/api/notifications")
+@login_required
+def notification_settings():
+    """`{"email": bool}`: email me when a customer returns to me or I am assigned a conversation while
+    none of my consoles is open."""
+    email = json_body().get("email")
+    if not isinstance(email, bool):
+        raise ChatError(400, "invalid_request", "email must be true or false.")
+    current_user.notify_email = email
+    db.session.commit()
     return me()
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, make_response, render_template, request
 from sqlalchemy import select
 
 from ..agents import add_agent
@@ -28,6 +28,7 @@ CUSTOMERS = {
     "carol": ("Carol Castro", {"plan": "Gold", "open_orders": 5, "newsletter": True}),
 }
 KEY_ID = "demo-1"
+DEMO_COOKIE = "demo_customer"
 TOKEN_SECONDS = 3600
 
 
@@ -68,7 +69,14 @@ def sign(sub: str) -> str:
     """What the demo site's own backend does for its signed-in customer."""
     now = int(time.time())
     name, context = CUSTOMERS[sub]
-    claims = {"sub": sub, "name": name, "iat": now, "exp": now + TOKEN_SECONDS, "lwicontexts": json.dumps(context)}
+    claims = {
+        "sub": sub,
+        "name": name,
+        "email": f"{sub}@example.com",
+        "iat": now,
+        "exp": now + TOKEN_SECONDS,
+        "lwicontexts": json.dumps(context),
+    }
     return jwt.encode(claims, signing_key_path().read_bytes(), algorithm="RS256", headers={"kid": KEY_ID})
 
 
@@ -77,11 +85,14 @@ def page():
     workstream = demo_workstream()
     if workstream is None:
         abort(404, "There is no demo data: run `persistent-chat demo`.")
-    who = request.args.get("customer", "alice")
+    # Remembered like a real site's sign-in, so an email's link back (to /demo/) finds the same customer.
+    who = request.args.get("customer") or request.cookies.get(DEMO_COOKIE) or "alice"
     if who not in CUSTOMERS:
         who = "alice"
     names = {sub: name for sub, (name, _context) in CUSTOMERS.items()}
-    return render_template("demo.html", workstream=workstream, customers=names, who=who)
+    response = make_response(render_template("demo.html", workstream=workstream, customers=names, who=who))
+    response.set_cookie(DEMO_COOKIE, who, httponly=True, samesite="Lax")
+    return response
 
 
 @bp.get("/token")
@@ -105,6 +116,8 @@ def ensure(server_url: str, echo: Callable[[str], None]) -> None:
             mode="persistent",
             auth_setting=AuthSetting(name=SETTING_NAME, client_function="getChatToken"),
             allowed_origins="",
+            # A minute, so the demo shows an unread reply's email (in the log with `make run`) soon.
+            notify_email_after_minutes=1,
         )
         db.session.add(workstream)
     setting = workstream.auth_setting
@@ -123,6 +136,7 @@ def ensure(server_url: str, echo: Callable[[str], None]) -> None:
         if origin not in origins:
             origins.append(origin)
     workstream.allowed_origins = " ".join(origins)
+    workstream.notify_return_url = workstream.notify_return_url or f"{server_url}/demo/"
     db.session.commit()
     if db.session.scalar(select(Agent).where(Agent.email == ADMIN_EMAIL)) is None:
         _agent, password = add_agent(ADMIN_EMAIL, "Demo Admin", "admin", None)

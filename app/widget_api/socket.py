@@ -14,6 +14,7 @@ from .. import (
     events,
     payloads,
     rates,
+    read_state,
     realtime,
     routing,
 )
@@ -152,7 +153,7 @@ def widget_socket(ws) -> None:
         elif kind == "typing":
             ephemeral.customer_typing(session["customer_id"], workstream_id)
         elif kind == "read":
-            ephemeral.customer_read(
+            read_state.customer_read(
                 session["customer_id"], workstream_id, frame.get("conversation_id"), frame.get("seq")
             )
         else:
