@@ -78,6 +78,8 @@ class Workstream(db.Model):
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))
     # Per kind of automated message: switched on or off, and texts per language (automated_messages.py).
     automated_messages: Mapped[str | None] = mapped_column(Text)
+    # The widget's look (appearance.py): accent colour, launcher side, title and greeting per language.
+    appearance: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
@@ -213,3 +215,20 @@ class ConversationEvent(db.Model):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class AuditEntry(db.Model):
+    """One admin change: who made it (an agent, or the command line), to what, and each changed field's
+    value before and after, secrets redacted."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None]
+    actor_label: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    target_kind: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(String(254))
+    # {field: [before, after]} as JSON.
+    changes: Mapped[str] = mapped_column(Text)

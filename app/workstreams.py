@@ -3,7 +3,7 @@
 import json
 from urllib.parse import urlsplit
 
-from . import automated_messages, hours
+from . import appearance, audit, automated_messages, hours
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
@@ -41,6 +41,7 @@ FIELDS = {
     "wrap_up_capacity",
     "hours",
     "automated_messages",
+    "appearance",
     *INTEGER_FIELDS,
 }
 
@@ -111,6 +112,8 @@ def _apply(workstream: Workstream, data: dict) -> None:
         workstream.hours = json.dumps(hours.to_spec(calendar)) if calendar else None
     if "automated_messages" in data:
         workstream.automated_messages = automated_messages.validate(data["automated_messages"])
+    if "appearance" in data:
+        workstream.appearance = appearance.validate(data["appearance"])
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
@@ -144,6 +147,8 @@ def create(data: dict) -> Workstream:
     if not workstream.name:
         raise _invalid("name is required.")
     db.session.add(workstream)
+    db.session.flush()  # the public id the log names it by
+    audit.record("workstream.create", workstream, None, describe(workstream))
     db.session.commit()
     return workstream
 
@@ -153,11 +158,13 @@ def update(workstream: Workstream, data: dict) -> Workstream:
     for fixed in ("mode", "distribution"):
         if fixed in data and data[fixed] != getattr(workstream, fixed):
             raise _invalid(f"{fixed} is fixed when a workstream is created.")
+    before = describe(workstream)
     try:
         _apply(workstream, {k: v for k, v in data.items() if k not in ("mode", "distribution")})
     except ChatError:
         db.session.rollback()
         raise
+    audit.record("workstream.update", workstream, before, describe(workstream))
     db.session.commit()
     return workstream
 
@@ -178,5 +185,6 @@ def describe(w: Workstream) -> dict:
         else int(w.wrap_up_capacity),
         "hours": json.loads(w.hours) if w.hours else None,
         "automated_messages": automated_messages.settings(w),
+        "appearance": appearance.settings(w),
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }
