@@ -44,6 +44,10 @@ def text_colour(accent: str) -> tuple[str, float]:
     return max(((c, contrast(accent, c)) for c in (LIGHT_TEXT, DARK_TEXT)), key=lambda pair: pair[1])
 
 
+def is_colour(value: object) -> bool:
+    return isinstance(value, str) and _HEX.fullmatch(value) is not None
+
+
 def validate(value: object) -> str | None:
     """The admin's appearance, checked, as stored: {accent, position, texts: {language: {field: text}}}."""
     if value is None:
@@ -53,7 +57,7 @@ def validate(value: object) -> str | None:
     stored: dict = {}
     if value.get("accent") is not None:
         accent = value["accent"]
-        if not isinstance(accent, str) or not _HEX.fullmatch(accent):
+        if not is_colour(accent):
             raise _invalid("accent must be a colour such as #2458d6.")
         accent = accent.lower()
         _text, ratio = text_colour(accent)

@@ -66,6 +66,11 @@ def _origin(value: object) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def origin(value: object) -> str:
+    """`value` as the origin the browser sends (scheme://host[:port]), or a refusal saying why not."""
+    return _origin(value)
+
+
 def _apply(workstream: Workstream, data: dict) -> None:
     unknown = set(data) - FIELDS
     if unknown:

@@ -49,13 +49,14 @@ def unauthorized():
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never an open redirect to another site, nor a header broken by
+    """Only a path inside the console or the admin pages: never an open redirect to another site, nor a header broken by
     control characters."""
     fallback = url_for("console.index")
     if not target or not target.isascii() or not target.isprintable() or "\\" in target:
         return fallback
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not (parts.path == "/console" or parts.path.startswith("/console/")):
+    inside = parts.path in ("/console", "/admin") or parts.path.startswith(("/console/", "/admin/"))
+    if parts.scheme or parts.netloc or not inside:
         return fallback
     return urlunsplit(("", "", parts.path, parts.query, ""))
 
