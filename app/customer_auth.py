@@ -110,7 +110,7 @@ def _context(claims: dict) -> dict:
         raise refuse("invalid_contexts", "lwicontexts must be a JSON-encoded string of at most 4096 characters.")
     try:
         value = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise refuse("invalid_contexts", "lwicontexts is not valid JSON.") from e
     if not isinstance(value, dict) or len(value) > MAX_CONTEXT_VARIABLES:
         raise refuse("invalid_contexts", "lwicontexts must encode an object of at most 50 variables.")

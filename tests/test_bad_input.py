@@ -328,3 +328,14 @@ def test_generated_bad_input_to_every_route_is_4xx_and_changes_nothing(app, admi
             assert dump(app) == before, (method, url, query, body[:200], response.json)
 
     check()
+
+
+def test_a_huge_wrap_up_capacity_stored_before_the_maximum_still_counts_as_always():
+    from datetime import datetime
+
+    from app.capacity import holds_capacity
+    from app.models import Workstream
+
+    old = Workstream(wrap_up_capacity=str(10**15))
+    now = datetime(2026, 12, 1, 12, 0)
+    assert holds_capacity("wrap_up", old, now, now) is True

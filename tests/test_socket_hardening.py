@@ -118,6 +118,7 @@ DEEP = "[" * 30_000 + "]" * 30_000  # under the 64 KiB frame cap, far over any d
         ('{"type": "read", "conversation_id": 1, "seq": 1e999}', "invalid_request"),
         ('{"type": "send", "client_id": "c-1", "body": NaN}', "invalid_request"),
         (DEEP, "invalid_json"),
+        ("[" * 50_000, "invalid_json"),
         ('{"type": "send", "client_id": "c-1", "body": ' + "[" * 40 + "]" * 40 + "}", "invalid_json"),
     ],
 )

@@ -1,4 +1,4 @@
-"""The agent console's pages: sign-in, sign-out and the single-page console."""
+"""The agent console's pages: sign-in, sign-out, changing one's password and the single-page console."""
 
 from urllib.parse import urlsplit, urlunsplit
 
@@ -74,7 +74,7 @@ def login():
             return redirect(target)
         return _login_page(None, 200, next_url)
     email = (request.form.get("email") or "").strip().lower()
-    agent = agents.by_email(email) if email and len(email) <= agents.MAX_EMAIL_CHARS else None
+    agent = agents.by_email(email) if email else None
     if not passwords.verify(agent.password_hash if agent else None, request.form.get("password")):
         return _login_page("Wrong email or password.", 401, next_url)
     if not agent.is_active:
