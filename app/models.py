@@ -94,11 +94,13 @@ class Workstream(db.Model):
         return bool(origin) and origin in self.origins()
 
     def embed_snippet(self, server_url: str) -> str:
-        function = self.auth_setting.client_function if self.auth_setting else "getChatToken"
-        return (
-            f'<script src="{server_url}/widget.js" data-workstream="{self.id}" '
-            f'data-auth-function="{function}" async></script>'
-        )
+        """The tag a site pastes: a live workstream's without a token function (its visitors are
+        anonymous), a persistent one's naming its authentication setting's function."""
+        tag = f'<script src="{server_url}/widget.js" data-workstream="{self.id}"'
+        if self.mode == "persistent":
+            function = self.auth_setting.client_function if self.auth_setting else "getChatToken"
+            tag += f' data-auth-function="{function}"'
+        return tag + " async></script>"
 
 
 class Customer(db.Model):

@@ -76,16 +76,6 @@ def server_url() -> str:
     return current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
 
 
-def snippet(workstream: Workstream, server: str) -> str:
-    """The tag to paste: a live workstream's without a token function (its visitors are anonymous), a
-    persistent one's with its authentication setting's function name."""
-    tag = f'<script src="{server}/widget.js" data-workstream="{workstream.id}"'
-    if workstream.mode == "persistent":
-        function = workstream.auth_setting.client_function if workstream.auth_setting else "getChatToken"
-        tag += f' data-auth-function="{function}"'
-    return tag + " async></script>"
-
-
 @bp.get("/workstreams", endpoint="workstreams")
 @admin_page
 def list_page():
@@ -468,7 +458,7 @@ def embed_page(workstream_id: str):
         "workstream_embed.html",
         workstream=w,
         tab="embed",
-        snippet=snippet(w, server),
+        snippet=w.embed_snippet(server),
         server=server,
         check=check,
         section=SECTION,
