@@ -49,13 +49,14 @@ def unauthorized():
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console or the admin pages: never an open redirect to another site, nor a header broken by
-    control characters."""
+    """Only a page of the console or the admin pages (not their JSON APIs): never an open redirect to
+    another site, nor a header broken by control characters."""
     fallback = url_for("console.index")
     if not target or not target.isascii() or not target.isprintable() or "\\" in target:
         return fallback
     parts = urlsplit(target)
-    inside = parts.path in ("/console", "/admin") or parts.path.startswith(("/console/", "/admin/"))
+    page = parts.path in ("/console", "/admin") or parts.path.startswith(("/console/", "/admin/"))
+    inside = page and not parts.path.startswith("/admin/api")
     if parts.scheme or parts.netloc or not inside:
         return fallback
     return urlunsplit(("", "", parts.path, parts.query, ""))
