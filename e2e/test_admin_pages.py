@@ -270,6 +270,18 @@ def test_an_agent_is_added_then_disabled_and_leaves_the_transfer_list(owner, sit
     expect(page.get_by_role("heading", name="Cy", exact=True)).to_be_visible()
     password = page.locator("#password-value").inner_text()
 
+    # Other tests of this module leave customers in the queue: room enough for all of them.
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Agents").click()
+    page.get_by_role("link", name="Ada").click()
+    page.get_by_label("Capacity (units)").fill("-1")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#error-capacity")).to_have_text("capacity must be an integer from 0 to 10000.")
+    page.get_by_label("Capacity (units)").fill("1000")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    page.get_by_role("link", name="Agents", exact=True).first.click()
+    page.get_by_role("link", name="Cy").click()
+
     email, ada_password = world.agents["ada"]
     ada = Console(contexts().new_page(), server).sign_in(email, ada_password)
     shopper = contexts().new_page()
