@@ -1,6 +1,9 @@
 """Agents: the people answering in the console. Creating, changing, disabling and their passwords, with
 one set of rules for the CLI and the admin API."""
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy import func, select
 
 from . import audit, checked, clock, events, lifecycle, passwords, payloads, routing
@@ -13,6 +16,7 @@ MAX_NAME_CHARS = 120
 MAX_CAPACITY = 10_000
 MAX_ITEMS = 1_000
 FIELDS = {"email", "name", "role", "capacity", "max_items", "disabled"}
+T = TypeVar("T")
 
 
 def _invalid(message: str) -> ChatError:
@@ -47,15 +51,32 @@ def find(agent_id: int) -> Agent:
     return agent
 
 
+def _outside_transaction(work: Callable[[], T]) -> T:
+    """Hashing takes most of a second, so none may run inside a transaction: on SQLite an open one holds
+    the write lock (BEGIN IMMEDIATE), and every other writer would wait for it in SQLite's busy wait,
+    which blocks the whole process, hashes finishing in the threadpool included. Rows already loaded
+    are reloaded when next used."""
+    db.session.rollback()
+    return work()
+
+
+def authenticate(email: str, password: object) -> Agent | None:
+    """The agent with this email and password, or None; disabled agents too (the caller says so)."""
+    agent = by_email(email) if email else None
+    password_hash = agent.password_hash if agent else None
+    return agent if _outside_transaction(lambda: passwords.verify(password_hash, password)) else None
+
+
 def add_agent(
     email: object, name: object, role: object = "agent", password: object = None, **settings: object
 ) -> tuple[Agent, str]:
     """Create an agent; returns it with its password (generated when not given)."""
+    password = passwords.generate() if password is None else passwords.check_rules(password)
     email = _email(email)
+    password_hash = _outside_transaction(lambda: passwords.hash_password(password))
     if by_email(email) is not None:
         raise ChatError(409, "duplicate_email", f"An agent with email {email} already exists.")
-    password = passwords.generate() if password is None else passwords.check_rules(password)
-    agent = Agent(email=email, name=_name(name), role="agent", password_hash=passwords.hash_password(password))
+    agent = Agent(email=email, name=_name(name), role="agent", password_hash=password_hash)
     _apply(agent, {"role": role, **settings})
     db.session.add(agent)
     audit.record("agent.create", agent, None, describe(agent))
@@ -114,6 +135,9 @@ def update(agent: Agent, data: dict) -> Agent:
     elif data.get("disabled") is False and agent.disabled_at is not None:
         agent.disabled_at = None
         lifecycle.announce_agent(agent)
+    elif any(before[f] != getattr(agent, f) for f in ("name", "capacity", "max_items")):
+        # Colleagues' team lists show the new name; the agent's own meter the new capacity.
+        lifecycle.announce_agent(agent)
     audit.record("agent.update", agent, before, describe(agent))
     db.session.commit()
     if disable:
@@ -154,13 +178,15 @@ def end_sessions(agent: Agent) -> None:
 
 def set_password(agent: Agent, password: object) -> None:
     """A new password (checked against the rules); every existing session of the agent ends."""
-    agent.password_hash = passwords.hash_password(passwords.check_rules(password))
+    password = passwords.check_rules(password)
+    agent.password_hash = _outside_transaction(lambda: passwords.hash_password(password))
     audit.record("agent.password", agent, {"password": None}, {"password": "new"})
     end_sessions(agent)
 
 
 def change_own_password(agent: Agent, current: object, new: object) -> None:
-    if not passwords.verify(agent.password_hash, current):
+    password_hash = agent.password_hash
+    if not _outside_transaction(lambda: passwords.verify(password_hash, current)):
         raise ChatError(403, "wrong_password", "The current password is not right.")
     set_password(agent, new)
 

@@ -3,10 +3,13 @@ then Hypothesis for every frame type), and sockets end when what they authentica
 key for the widget, a disabled agent, a password change or a sign-out for the console."""
 
 import json
+import statistics
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 
 import jwt
 import pytest
@@ -297,3 +300,49 @@ def test_the_console_socket_ends_with_the_agents_sessions(server, how):
     assert closed(peer)
     with pytest.raises(simple_websocket.ConnectionError):
         connect(url, {"Origin": server.url, "Cookie": cookie})
+
+
+# Sign-ins under load --------------------------------------------------------------------------------------
+
+
+def test_a_flood_of_wrong_passwords_does_not_stall_other_requests(server):
+    """Hashes run in gevent's threadpool with no transaction open: the widget script keeps answering.
+    Hashed on the event loop, four such loops made it wait seconds (each check takes most of a second)."""
+    stop = threading.Event()
+    attempts = []
+
+    def flood(email: str) -> None:
+        jar = http_cookies()
+        page = jar.open(server.url + "/console/login", timeout=30).read().decode()
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        form = urllib.parse.urlencode({"email": email, "password": "not the password", "csrf_token": token})
+        while not stop.is_set():
+            try:
+                jar.open(server.url + "/console/login", data=form.encode(), timeout=30)
+            except urllib.error.HTTPError as refused:
+                attempts.append(refused.code)
+
+    floods = [threading.Thread(target=flood, args=(e,)) for e in [ROOT_EMAIL, "nobody@example.com"] * 2]
+    for thread in floods:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(attempts) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        latencies = []
+        for _ in range(20):
+            start = time.perf_counter()
+            urllib.request.urlopen(server.url + "/widget.js", timeout=30).read()
+            latencies.append(time.perf_counter() - start)
+            time.sleep(0.05)
+        during = len(attempts)
+    finally:
+        stop.set()
+        for thread in floods:
+            thread.join()
+    assert during >= 4 and set(attempts) <= {401, 429}, attempts
+    assert statistics.median(latencies) < 1.0, sorted(latencies)
+
+
+def http_cookies() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))

@@ -74,9 +74,8 @@ def login():
         if current_user.is_authenticated:
             return redirect(target)
         return _login_page(None, 200, next_url)
-    email = (request.form.get("email") or "").strip().lower()
-    agent = agents.by_email(email) if email else None
-    if not passwords.verify(agent.password_hash if agent else None, request.form.get("password")):
+    agent = agents.authenticate(request.form.get("email") or "", request.form.get("password"))
+    if agent is None:
         return _login_page("Wrong email or password.", 401, next_url)
     if not agent.is_active:
         return _login_page("This account is disabled. Ask an admin to enable it.", 403, next_url)
