@@ -6,10 +6,10 @@ from typing import TypeVar
 
 from sqlalchemy import func, select
 
-from . import checked, clock, events, lifecycle, passwords, payloads, routing
+from . import audit, checked, clock, events, lifecycle, passwords, payloads, routing
 from .errors import ChatError, not_found
 from .extensions import db
-from .models import ROLES, Agent, Conversation
+from .models import ROLES, Agent, Conversation, Message
 
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 120
@@ -79,6 +79,7 @@ def add_agent(
     agent = Agent(email=email, name=_name(name), role="agent", password_hash=password_hash)
     _apply(agent, {"role": role, **settings})
     db.session.add(agent)
+    audit.record("agent.create", agent, None, describe(agent))
     db.session.commit()
     return agent, password
 
@@ -119,6 +120,7 @@ def update(agent: Agent, data: dict) -> Agent:
     can be neither disabled nor demoted: someone must be able to manage the rest."""
     was_admin = agent.role == "admin" and agent.disabled_at is None
     admins = _enabled_admins() if was_admin else 0
+    before = describe(agent)
     try:
         _apply(agent, data)
     except ChatError:
@@ -133,6 +135,10 @@ def update(agent: Agent, data: dict) -> Agent:
     elif data.get("disabled") is False and agent.disabled_at is not None:
         agent.disabled_at = None
         lifecycle.announce_agent(agent)
+    elif any(before[f] != getattr(agent, f) for f in ("name", "capacity", "max_items")):
+        # Colleagues' team lists show the new name; the agent's own meter the new capacity.
+        lifecycle.announce_agent(agent)
+    audit.record("agent.update", agent, before, describe(agent))
     db.session.commit()
     if disable:
         routing.dispatch()
@@ -174,6 +180,7 @@ def set_password(agent: Agent, password: object) -> None:
     """A new password (checked against the rules); every existing session of the agent ends."""
     password = passwords.check_rules(password)
     agent.password_hash = _outside_transaction(lambda: passwords.hash_password(password))
+    audit.record("agent.password", agent, {"password": None}, {"password": "new"})
     end_sessions(agent)
 
 
@@ -182,6 +189,21 @@ def change_own_password(agent: Agent, current: object, new: object) -> None:
     if not _outside_transaction(lambda: passwords.verify(password_hash, current)):
         raise ChatError(403, "wrong_password", "The current password is not right.")
     set_password(agent, new)
+
+
+def delete(agent: Agent) -> None:
+    """Remove an agent who never had a conversation; anyone else is disabled instead, so that the
+    history keeps who answered."""
+    had = db.session.scalar(select(func.count()).select_from(Conversation).where(Conversation.agent_id == agent.id))
+    wrote = db.session.scalar(select(func.count()).select_from(Message).where(Message.sender_agent_id == agent.id))
+    if had or wrote:
+        raise ChatError(409, "agent_has_conversations", "This agent has conversations: disable them instead.")
+    if agent.role == "admin" and agent.disabled_at is None and _enabled_admins() <= 1:
+        raise ChatError(409, "last_admin", "This is the last admin: make someone else an admin first.")
+    audit.record("agent.delete", agent, describe(agent), None)
+    _end_sessions(agent)
+    db.session.delete(agent)
+    db.session.commit()
 
 
 def describe(agent: Agent) -> dict:

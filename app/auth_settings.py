@@ -1,13 +1,15 @@
 """Managing authentication settings and their keys: one set of rules for the CLI and the admin API."""
 
+import base64
+import hashlib
 import re
 import secrets
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
-from . import clock, events
+from . import audit, clock, events
 from .errors import ChatError
 from .extensions import db
 from .models import AuthKey, AuthSetting
@@ -33,20 +35,15 @@ def create(
     keys: object = (),
 ) -> AuthSetting:
     """Create a setting with its keys ({kid, public_key, expires_at}) in one transaction: all or nothing."""
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 120:
-        raise _invalid("name must be 1 to 120 characters.")
-    if not isinstance(client_function, str) or len(client_function) > 200 or not FUNCTION_NAME.match(client_function):
-        raise _invalid("client_function must be a JavaScript name such as auth.getAuthenticationToken.")
-    if issuer is not None and (not isinstance(issuer, str) or not 1 <= len(issuer) <= 500):
-        raise _invalid("issuer must be a string of at most 500 characters.")
+    _check_fields(
+        name=name,
+        client_function=client_function,
+        issuer=issuer,
+        clock_skew_seconds=clock_skew_seconds,
+        max_lifetime_seconds=max_lifetime_seconds,
+    )
     if hs256_secret is not None and (not isinstance(hs256_secret, str) or not 32 <= len(hs256_secret) <= 200):
         raise _invalid("hs256_secret must be 32 to 200 characters.")
-    for field, value, low, high in (
-        ("clock_skew_seconds", clock_skew_seconds, 0, 600),
-        ("max_lifetime_seconds", max_lifetime_seconds, 60, 7 * 24 * 3600),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise _invalid(f"{field} must be an integer from {low} to {high}.")
     if not isinstance(keys, list | tuple) or not all(isinstance(k, dict) for k in keys):
         raise _invalid("keys must be a list of {kid, public_key, expires_at}.")
     setting = AuthSetting(
@@ -63,6 +60,44 @@ def create(
     if not setting.keys and not hs256_secret:
         raise _invalid("Give the site's public keys, or an hs256_secret.")
     db.session.add(setting)
+    audit.record("auth_setting.create", setting, None, describe(setting))
+    db.session.commit()
+    return setting
+
+
+EDITABLE = ("name", "client_function", "issuer", "clock_skew_seconds", "max_lifetime_seconds")
+
+
+def _check_fields(**fields: object) -> None:
+    """The rules for the fields a setting is created with and may later change."""
+    if "name" in fields:
+        name = fields["name"]
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 120:
+            raise _invalid("name must be 1 to 120 characters.")
+    if "client_function" in fields:
+        function = fields["client_function"]
+        if not isinstance(function, str) or len(function) > 200 or not FUNCTION_NAME.match(function):
+            raise _invalid("client_function must be a JavaScript name such as auth.getAuthenticationToken.")
+    issuer = fields.get("issuer")
+    if issuer is not None and (not isinstance(issuer, str) or not 1 <= len(issuer) <= 500):
+        raise _invalid("issuer must be a string of at most 500 characters.")
+    for field, low, high in (("clock_skew_seconds", 0, 600), ("max_lifetime_seconds", 60, 7 * 24 * 3600)):
+        if field in fields:
+            value = fields[field]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise _invalid(f"{field} must be an integer from {low} to {high}.")
+
+
+def update(setting: AuthSetting, data: dict) -> AuthSetting:
+    """Change the issuer, function name, skew, lifetime or name; keys have their own steps."""
+    unknown = set(data) - set(EDITABLE)
+    if unknown:
+        raise _invalid(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    _check_fields(**data)
+    before = describe(setting)
+    for field, value in data.items():
+        setattr(setting, field, value.strip() if field == "name" else value)
+    audit.record("auth_setting.update", setting, before, describe(setting))
     db.session.commit()
     return setting
 
@@ -120,7 +155,9 @@ def _new_key(setting: AuthSetting, kid: object, public_key: object, expires_at: 
 
 
 def add_key(setting: AuthSetting, kid: object, public_key: object, expires_at: object = None) -> AuthKey:
+    before = describe(setting)
     key = _new_key(setting, kid, public_key, expires_at)
+    audit.record("auth_setting.add_key", setting, before, describe(setting))
     db.session.commit()
     return key
 
@@ -129,7 +166,9 @@ def retire_key(setting: AuthSetting, kid: str) -> AuthKey:
     key = next((k for k in setting.keys if k.kid == kid and k.retired_at is None), None)
     if key is None:
         raise ChatError(404, "not_found", f"No current key with kid {kid!r}.")
+    before = describe(setting)
     key.retired_at = clock.now()
+    audit.record("auth_setting.retire_key", setting, before, describe(setting))
     # Sockets already open with a token of this key end (in every process); reconnecting, they are refused.
     events.emit(
         db.session,
@@ -138,6 +177,13 @@ def retire_key(setting: AuthSetting, kid: str) -> AuthKey:
     )
     db.session.commit()
     return key
+
+
+def fingerprint(pem: str) -> str:
+    """SHA-256 of the key's DER form, as `ssh-keygen -l` and `openssl pkey -pubin -outform DER | sha256sum`
+    can show it: what a site owner compares with the key on their backend."""
+    der = load_pem_public_key(pem.encode()).public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
 
 
 def describe(setting: AuthSetting) -> dict:
@@ -153,6 +199,7 @@ def describe(setting: AuthSetting) -> dict:
             {
                 "kid": k.kid,
                 "algorithm": k.algorithm,
+                "fingerprint": fingerprint(k.public_key_pem),
                 "expires_at": clock.iso(k.expires_at),
                 "retired_at": clock.iso(k.retired_at),
                 "created_at": clock.iso(k.created_at),

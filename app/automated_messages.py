@@ -65,6 +65,19 @@ DEFAULT_TEXTS = {
     },
 }
 
+# The placeholders each kind fills; a name starting with a lower-case letter is a context variable.
+PLACEHOLDERS = {
+    "agent_joined": ("AgentName", "QueueName"),
+    "agent_ended": ("AgentName", "QueueName"),
+    "closed": ("AgentName", "QueueName"),
+    "no_agent": ("QueueName",),
+    "out_of_hours": ("QueueName",),
+    "holiday": ("QueueName",),
+    "position": ("Position", "QueueName"),
+    "wait_time": ("WaitTime", "QueueName"),
+    "next_in_line": ("QueueName",),
+}
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
@@ -100,10 +113,20 @@ def validate(value: object) -> str | None:
                 raise _invalid(f'automated_messages.{kind}.texts: {language!r} is not a language code such as "fi".')
             if not isinstance(text, str) or not 1 <= len(text.strip()) <= MAX_TEXT_CHARS:
                 raise _invalid(f"automated_messages.{kind}.texts.{language} must be 1 to {MAX_TEXT_CHARS} characters.")
+            _check_placeholders(kind, language, text)
         if texts:
             entry["texts"] = {language: text.strip() for language, text in texts.items()}
         settings[kind] = entry
     return json.dumps(settings, sort_keys=True, ensure_ascii=False) if settings else None
+
+
+def _check_placeholders(kind: str, language: str, text: str) -> None:
+    for name in _PLACEHOLDER.findall(text):
+        if name[0].isupper() and name not in PLACEHOLDERS[kind]:
+            raise _invalid(
+                f"automated_messages.{kind}.texts.{language}: unknown placeholder {{{name}}}; this message"
+                f" knows {', '.join('{' + p + '}' for p in PLACEHOLDERS[kind])} and context variables by name."
+            )
 
 
 def settings(workstream: Workstream) -> dict:

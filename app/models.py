@@ -82,6 +82,8 @@ class Workstream(db.Model):
     notify_email_after_minutes: Mapped[int | None]
     # The site's page that embeds the widget: the email's link back goes there.
     notify_return_url: Mapped[str | None] = mapped_column(Text)
+    # The widget's look (appearance.py): accent colour, launcher side, title and greeting per language.
+    appearance: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
@@ -96,11 +98,13 @@ class Workstream(db.Model):
         return bool(origin) and origin in self.origins()
 
     def embed_snippet(self, server_url: str) -> str:
-        function = self.auth_setting.client_function if self.auth_setting else "getChatToken"
-        return (
-            f'<script src="{server_url}/widget.js" data-workstream="{self.id}" '
-            f'data-auth-function="{function}" async></script>'
-        )
+        """The tag a site pastes: a live workstream's without a token function (its visitors are
+        anonymous), a persistent one's naming its authentication setting's function."""
+        tag = f'<script src="{server_url}/widget.js" data-workstream="{self.id}"'
+        if self.mode == "persistent":
+            function = self.auth_setting.client_function if self.auth_setting else "getChatToken"
+            tag += f' data-auth-function="{function}"'
+        return tag + " async></script>"
 
 
 class Customer(db.Model):
@@ -261,3 +265,20 @@ class OutboxEmail(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     sent_at: Mapped[datetime | None]
+
+
+class AuditEntry(db.Model):
+    """One admin change: who made it (an agent, or the command line), to what, and each changed field's
+    value before and after, secrets redacted."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None]
+    actor_label: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    target_kind: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(String(254))
+    # {field: [before, after]} as JSON.
+    changes: Mapped[str] = mapped_column(Text)

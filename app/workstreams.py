@@ -3,7 +3,7 @@
 import json
 from urllib.parse import urlsplit
 
-from . import automated_messages, hours, notifications
+from . import appearance, audit, automated_messages, hours, notifications
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
@@ -51,6 +51,7 @@ FIELDS = {
     "hours",
     "automated_messages",
     "notify_return_url",
+    "appearance",
     *INTEGER_FIELDS,
 }
 
@@ -73,6 +74,11 @@ def _origin(value: object) -> str:
     if not parts or parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise _invalid(f"{value!r} is not an origin such as https://shop.example.")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin(value: object) -> str:
+    """`value` as the origin the browser sends (scheme://host[:port]), or a refusal saying why not."""
+    return _origin(value)
 
 
 def _apply(workstream: Workstream, data: dict) -> None:
@@ -126,6 +132,8 @@ def _apply(workstream: Workstream, data: dict) -> None:
     if data.get("notify_email_after_minutes") is not None:
         # Turning email on without a way to send it would look like a promise nobody keeps.
         notifications.require_mail()
+    if "appearance" in data:
+        workstream.appearance = appearance.validate(data["appearance"])
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
@@ -159,6 +167,8 @@ def create(data: dict) -> Workstream:
     if not workstream.name:
         raise _invalid("name is required.")
     db.session.add(workstream)
+    db.session.flush()  # the public id the log names it by
+    audit.record("workstream.create", workstream, None, describe(workstream))
     db.session.commit()
     return workstream
 
@@ -168,11 +178,13 @@ def update(workstream: Workstream, data: dict) -> Workstream:
     for fixed in ("mode", "distribution"):
         if fixed in data and data[fixed] != getattr(workstream, fixed):
             raise _invalid(f"{fixed} is fixed when a workstream is created.")
+    before = describe(workstream)
     try:
         _apply(workstream, {k: v for k, v in data.items() if k not in ("mode", "distribution")})
     except ChatError:
         db.session.rollback()
         raise
+    audit.record("workstream.update", workstream, before, describe(workstream))
     db.session.commit()
     return workstream
 
@@ -194,5 +206,6 @@ def describe(w: Workstream) -> dict:
         "hours": json.loads(w.hours) if w.hours else None,
         "automated_messages": automated_messages.settings(w),
         "notify_return_url": w.notify_return_url,
+        "appearance": appearance.settings(w),
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }

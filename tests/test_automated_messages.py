@@ -127,13 +127,13 @@ def test_persistent_workstreams_never_send_queue_messages(world, ctx, time):
 def test_texts_are_overridden_per_language_and_kinds_switched_off(world, ctx, time):
     ws = live_workstream(
         automated_messages={
-            "position": {"texts": {"fi": "Jonossa palveluun {QueueName}: paikka {Position}, {name}. {Unknown}"}},
+            "position": {"texts": {"fi": "Jonossa palveluun {QueueName}: paikka {Position}, {name}. {unknown}"}},
             "no_agent": {"enabled": False},
         }
     )
     finnish = say(world, ws, "v1", locale="fi", name="Aino")
     english = say(world, ws, "v2", locale="en")
-    assert automated(finnish) == ["Jonossa palveluun Live help: paikka 1, Aino. {Unknown}", "Olet seuraavana vuorossa."]
+    assert automated(finnish) == ["Jonossa palveluun Live help: paikka 1, Aino. {unknown}", "Olet seuraavana vuorossa."]
     assert automated(english) == ["You are number 2 in the queue for Live help."]
 
 

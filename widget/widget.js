@@ -171,6 +171,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-retry { padding: 0 8px; border: 1px solid currentColor; border-radius: 6px; background: #fff;
   font-size: 12px; }
 .pc-body a { color: inherit; text-decoration: underline; }
+.pc-greeting { padding: 14px 14px 0; } .pc-greeting p { margin: 0 0 6px; white-space: pre-wrap; }
+.pc-reply-time { font-size: 12px; color: var(--pc-muted); }
 .pc-typing { padding: 0 14px; font-size: 12px; font-style: italic; color: var(--pc-muted); }
 .pc-typing:not(:empty) { padding: 4px 14px 0; }
 .pc-msg.pc-failed .pc-body { background: #fef3f2; color: #912018; border: 1px solid #fecdca; }
@@ -222,6 +224,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     (isTokenError(code) && code !== "token_expired" && code !== "token_not_yet_valid");
   // What a JWT looks like: a token function that passed on its backend's error page has no token.
   const JWT = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+  // For the site's developer: why their backend's token was refused (never the token itself).
+  const logRefusal = (code, message) => {
+    if (window.console) console.warn("Persistent Chat: the customer token was refused: " + code + ": " + message);
+  };
   // Text goes in by key (data-t: text, data-t-label: aria-label, data-t-ph: placeholder), so
   // setLocale can relabel the live DOM without rebuilding it.
   const SKELETON = `
@@ -238,6 +244,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   <div class="pc-after" hidden><button class="pc-transcript" type="button" data-t="transcript"></button>
     <button class="pc-new" type="button" data-t="newChat"></button></div>
   <div class="pc-error" role="alert" hidden><p></p><button type="button" data-t="tryAgain"></button></div>
+  <div class="pc-greeting" hidden><p class="pc-greeting-text"></p><p class="pc-reply-time"></p></div>
   <div class="pc-log" role="log" aria-live="polite" data-t-label="messages" tabindex="0"></div>
   <p class="pc-notice" hidden></p>
   <div class="pc-typing" aria-hidden="true"></div>
@@ -387,6 +394,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.origin = new URL(script.src, location.href).origin;
       this.authPath = script.getAttribute("data-auth-function") || "";
       this.side = script.getAttribute("data-position") === "left" ? "left" : "right";
+      // The embed's own data-position wins over the side set on the admin page.
+      this.fixedSide = script.hasAttribute("data-position");
       this.slot = slot;
       this.sound = script.getAttribute("data-sound") === "on";
       // data-locale overrides the page's language; it also picks the time format.
@@ -445,6 +454,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         this.log, this.status, this.input, this.notice, this.typing] = [".pc-launcher", ".pc-unread", ".pc-sr",
         ".pc-panel", ".pc-title", ".pc-agent", ".pc-error", ".pc-log", ".pc-status", ".pc-input", ".pc-notice",
         ".pc-typing"].map($);
+      this.greeting = $(".pc-greeting");
       // Lives inside the log so it scrolls away with the oldest messages.
       this.earlierButton = el("button", "pc-earlier");
       this.earlierButton.type = "button";
@@ -537,6 +547,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         entry.node.querySelector(".pc-sender").textContent = this.t.you;
       }
       this.showPending();
+      this.updateHeader();
       if (this.workstream) this.showHours(this.hours);
       const locale = this.wireLocale();
       if (locale) this.send({ type: "locale", locale });
@@ -821,8 +832,34 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       else if (opts.bottom || nearBottom) log.scrollTop = log.scrollHeight;
     }
 
+    // The look set on the admin page, from welcome: accent, launcher side, texts per language.
+    applyAppearance() {
+      const look = this.appearance;
+      if (!look) return;
+      const colour = (value) => /^#[0-9a-f]{6}$/i.test(value || "");
+      if (colour(look.accent)) this.root.style.setProperty("--pc-accent", look.accent);
+      if (colour(look.accent_text)) this.root.style.setProperty("--pc-on-accent", look.accent_text);
+      const side = look.position === "left" ? "left" : "right";
+      if (!this.fixedSide && side !== this.side) {
+        this.root.classList.replace("pc-" + this.side, "pc-" + side);
+        this.side = side;
+      }
+    }
+
+    lookText(field) {
+      const texts = (this.appearance && this.appearance.texts) || {};
+      return (texts[this.lang] || {})[field] || (texts.en || {})[field] || "";
+    }
+
     updateHeader() {
-      if (this.workstream && this.workstream.name) this.title.textContent = this.workstream.name;
+      const title = this.lookText("title") || (this.workstream && this.workstream.name);
+      if (title) this.title.textContent = title;
+      // An empty panel greets instead of showing nothing.
+      const greeting = this.lookText("greeting");
+      const replyTime = this.lookText("reply_time");
+      this.greeting.querySelector(".pc-greeting-text").textContent = greeting;
+      this.greeting.querySelector(".pc-reply-time").textContent = replyTime;
+      this.greeting.hidden = !(greeting || replyTime) || this.conversations.size > 0 || this.locals.length > 0;
       const newest = this.newest();
       const name = newest && !newest.conv.ended ? newest.conv.agent_name : null;
       this.agent.hidden = !name;
@@ -996,7 +1033,13 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       });
       if (res.ok) return res.json();
       let code = "http_" + res.status;
-      try { code = (await res.json()).error.code || code; } catch (e) { /* not our JSON */ }
+      let message = "";
+      try {
+        const error = (await res.json()).error;
+        code = error.code || code;
+        message = error.message || "";
+      } catch (e) { /* not our JSON */ }
+      if (isTokenError(code)) logRefusal(code, message);
       if (!retried && isTokenError(code)) {
         this.visitorRefused = !this.authPath;
         this.token = null;
@@ -1246,6 +1289,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.errorBox.hidden = true;
       this.root.classList.remove("pc-stopped");
       this.workstream = frame.workstream || {};
+      this.appearance = frame.appearance || null;
+      this.applyAppearance();
       this.showHours(frame.hours);
       this.setStatus("");
       this.updateHeader();
@@ -1387,6 +1432,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (isTokenError(code)) {
         this.visitorRefused = !this.authPath;
         this.token = null;
+        logRefusal(code, frame.message);
       }
       // The server closes the socket after a bad hello.
       this.dropSocket();

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import api  # noqa: E402,F401
+from . import agent_pages, api, auth_pages, pages, workstream_pages  # noqa: E402,F401

@@ -7,8 +7,8 @@ from flask import jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import agents, auth_settings, passwords, workstreams
-from ..api import json_body
+from .. import agents, audit, auth_settings, passwords, workstreams
+from ..api import int_arg, json_body
 from ..errors import ChatError, not_found
 from ..extensions import db
 from ..models import Agent, AuthSetting, Workstream
@@ -146,3 +146,26 @@ def reset_password(agent_id: int):
         password = passwords.generate()
     agents.set_password(agent, password)
     return jsonify({"agent": agents.describe(agent), **({"password": password} if generated else {})})
+
+
+@bp.patch("/api/auth-settings/<int:setting_id>")
+@admin_only
+def update_setting(setting_id: int):
+    """Change name, client_function, issuer, clock_skew_seconds or max_lifetime_seconds."""
+    return jsonify({"auth_setting": auth_settings.describe(auth_settings.update(_setting(setting_id), json_body()))})
+
+
+@bp.delete("/api/agents/<int:agent_id>")
+@admin_only
+def delete_agent(agent_id: int):
+    """Only an agent who never had a conversation; disable anyone else."""
+    agents.delete(agents.find(agent_id))
+    return "", 204
+
+
+@bp.get("/api/audit")
+@admin_only
+def audit_log():
+    """Newest first, 50 a page; `before` (an entry id) pages back."""
+    entries, more = audit.page(int_arg("before", low=1))
+    return jsonify({"entries": [audit.describe(e) for e in entries], "more": more})

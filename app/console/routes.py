@@ -49,13 +49,15 @@ def unauthorized():
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never an open redirect to another site, nor a header broken by
-    control characters."""
+    """Only a page of the console or the admin pages (not their JSON APIs): never an open redirect to
+    another site, nor a header broken by control characters."""
     fallback = url_for("console.index")
     if not target or not target.isascii() or not target.isprintable() or "\\" in target:
         return fallback
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not (parts.path == "/console" or parts.path.startswith("/console/")):
+    page = parts.path in ("/console", "/admin") or parts.path.startswith(("/console/", "/admin/"))
+    inside = page and not parts.path.startswith("/admin/api")
+    if parts.scheme or parts.netloc or not inside:
         return fallback
     return urlunsplit(("", "", parts.path, parts.query, ""))
 

@@ -143,5 +143,6 @@ def ensure(server_url: str, echo: Callable[[str], None]) -> None:
         echo(f"Created the admin agent {ADMIN_EMAIL} with password: {password}")
         echo("(shown this once; create more agents with `persistent-chat create-agent`)")
     echo(f"Console:   {server_url}/console/")
+    echo(f"Admin:     {server_url}/admin/")
     echo(f"Demo site: {server_url}/demo/")
     echo(f"Embed:     {workstream.embed_snippet(server_url)}")

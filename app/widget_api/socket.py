@@ -18,6 +18,7 @@ from .. import (
     realtime,
     routing,
 )
+from ..appearance import for_widget as appearance_for_widget
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -75,6 +76,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
             "hide_when_closed": workstream.hide_when_closed,
         },
         "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
+        "appearance": appearance_for_widget(workstream),
     }
     backlog = realtime.backlog_frames(
         reset,
