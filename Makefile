@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/persistent-chat db upgrade
 	$(BIN)/persistent-chat demo
-	$(BIN)/persistent-chat serve
+	$(BIN)/persistent-chat serve --demo
 
 serve: $(STAMP)
 	$(BIN)/persistent-chat db upgrade

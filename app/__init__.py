@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admission, clock, config, errors, events, rates, sqlite
+from . import admission, checked, clock, config, errors, events, rates, security_headers, sqlite
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     sock.init_app(app)
     csrf.init_app(app)
     errors.register(app)
+    checked.register(app)
+    security_headers.register(app)
     events.configure(app)
     rates.init_app(app)
     admission.init_app(app)
@@ -61,7 +63,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
-    app.register_blueprint(demo.bp)
+    if app.config["DEMO"]:
+        app.register_blueprint(demo.bp)
     app.register_blueprint(admin.bp)
     cli.register(app)
     return app

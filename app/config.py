@@ -13,7 +13,7 @@ def _secret_key(instance: Path) -> str:
         return os.environ["SECRET_KEY"]
     path = instance / "secret_key"
     if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
+        instance.mkdir(parents=True, exist_ok=True, mode=0o700)
         # O_EXCL: two processes starting together must not write two different keys.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -25,7 +25,18 @@ def _secret_key(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _private_database(path: Path) -> None:
+    """The SQLite file holds password hashes and the sites' HS256 secrets: owner-only, made so before
+    SQLite first opens it (its -wal and -shm files copy the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
 def from_environment(instance: Path) -> dict:
+    if not os.environ.get("DATABASE_URL"):
+        _private_database(instance / "chat.db")
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'chat.db'}"
     if database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
@@ -49,6 +60,8 @@ def from_environment(instance: Path) -> dict:
         "SQLITE_LOCK_WAIT_SECONDS": float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS", "10")),
         # What a socket's queue of live events may hold before it is told to resync (see events.py).
         "SOCKET_QUEUE_LIMIT_BYTES": int(os.environ.get("SOCKET_QUEUE_LIMIT_BYTES", str(1024 * 1024))),
+        # The demo site (/demo/, which signs tokens for its made-up customers) only for `serve --demo`.
+        "DEMO": os.environ.get("PERSISTENT_CHAT_DEMO") == "1",
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
         **_limits(),

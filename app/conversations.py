@@ -143,7 +143,9 @@ def messages_page(
 
 
 def _sticky_agent_gone(workstream: Workstream, agent: Agent, now: datetime) -> bool:
-    """The workstream's fallback: an agent offline this long no longer holds returning customers."""
+    """The workstream's fallback: an agent offline this long (or disabled) no longer holds returning customers."""
+    if agent.disabled_at is not None:
+        return True
     minutes = workstream.fallback_offline_minutes
     return (
         minutes is not None

@@ -416,3 +416,13 @@ def conversation_channel(conversation_id: int) -> str:
 
 
 CONSOLE_CHANNEL = "console"
+
+
+def session_channel(agent_id: int) -> str:
+    """Where an agent's console sockets hear that their sessions have ended (password, disable, sign-out)."""
+    return f"agent-session:{agent_id}"
+
+
+def auth_key_channel(auth_setting_id: int, kid: str) -> str:
+    """Where widget sockets that authenticated with a key hear that it was retired."""
+    return f"auth-key:{auth_setting_id}:{kid}"

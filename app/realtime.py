@@ -23,7 +23,7 @@ from flask import request
 from gevent import monkey
 from simple_websocket import ConnectionClosed
 
-from . import events
+from . import checked, events
 from .errors import ChatError
 from .events import Subscription
 from .extensions import db
@@ -79,6 +79,7 @@ class Connection:
         self.deadline_reason = "timeout"
         self._lock = threading.Lock()
         self._subscription: Subscription | None = None
+        self._ending: list[Subscription] = []
         self._writing = threading.Lock()
         self._writer_running = False
         self._closed = False
@@ -101,10 +102,7 @@ class Connection:
             raise Close(CLOSE_POLICY, self.deadline_reason)
         if isinstance(raw, bytes):
             raise ChatError(400, "invalid_json", "Frames must be JSON text.")
-        try:
-            frame = json.loads(raw)
-        except (TypeError, ValueError) as e:
-            raise ChatError(400, "invalid_json", "The frame is not valid JSON.") from e
+        frame = checked.loads(raw, "The frame")
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise ChatError(400, "invalid_request", 'A frame is a JSON object with a string "type".')
         return frame
@@ -183,12 +181,33 @@ class Connection:
             self.ws.close(reason=code, message=reason)
         self.ws.event.set()
 
+    def end_on(self, channels: list[str]) -> None:
+        """End the socket when one of `channels` delivers: the frame (an error saying why) is sent, then
+        the socket is closed with 1008. For what another request or process decides, such as a retired
+        key; owned like the main subscription, so close() ends it."""
+        subscription = events.hub.subscribe(channels)
+        self._ending.append(subscription)
+        subscription.on_delivery = lambda: _spawn(lambda: self._end(subscription))
+
+    def _end(self, subscription: Subscription) -> None:
+        frame = subscription.get(timeout=0)
+        if frame is None:
+            return
+        with suppress(ConnectionClosed):
+            self.send(frame)
+        if frame == events.RESYNC:
+            # The ending event itself may be what was missed: come back and be checked again.
+            self.close_socket(CLOSE_RESYNC, "resync")
+        else:
+            self.close_socket(CLOSE_POLICY, json.loads(frame).get("code", ""))
+
     def close(self) -> None:
         with self._writing:
             self._closed = True
-        if self._subscription is not None:
-            self._subscription.on_delivery = None
-            self._subscription.close()
+        for subscription in [self._subscription, *self._ending]:
+            if subscription is not None:
+                subscription.on_delivery = None
+                subscription.close()
 
 
 def _spawn(target: Callable[[], None]) -> None:

@@ -60,6 +60,8 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     admission.said_hello(customer.id)
     # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
     conn.subscribe([events.customer_channel(customer.id, workstream.id)])
+    if identity.kid is not None:
+        conn.end_on([events.auth_key_channel(identity.auth_setting_id, identity.kid)])
     reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
     welcome = {
         "type": "welcome",
