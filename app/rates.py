@@ -8,7 +8,7 @@ Each limit is a setting (config.py) read when it is used, in Flask-Limiter's not
 
 Counting may wait (a Redis round trip; in memory, starting the expiry timer yields under gevent), so
 nobody counts inside a database transaction: on SQLite an open one is the write lock, and a greenlet
-waiting while it holds it stalls every other writer, and with them the whole process.
+waiting while it holds it makes every other writer of the deployment wait too.
 
 Per-socket frame limits live in the process: a socket is served by one process, and counting its frames
 in Redis would add a round trip to every frame.

@@ -2,7 +2,7 @@
 one gevent worker, SQLite, the default limits), and for each attack the p50/p99 of `GET /widget.js` and
 of honest customers' messages reaching the agent's console, against the same with no attack.
 
-    .venv/bin/python -m bench.abuse [--runs 3] [--seconds 10]
+    .venv/bin/python -m bench.abuse [--runs 3] [--seconds 10] [--attacks "no attack" "login flood" …]
 
 The server trusts one proxy (TRUSTED_PROXIES=1) and every client names its own address in
 X-Forwarded-For, as behind a load balancer: the attackers speak from a few dozen addresses, each honest
@@ -349,6 +349,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--attacks", nargs="*", help='only these rows, e.g. "no attack" "login flood"')
     args = parser.parse_args()
     attacks: dict[str, Callable[[Deployment], list[Attack]]] = {
         "no attack": lambda _d: [],
@@ -360,6 +361,8 @@ def main() -> None:
     }
     rows = {}
     for name, start in attacks.items():
+        if args.attacks and name not in args.attacks:
+            continue
         results = []
         for _ in range(args.runs):
             # A fresh server per run: what one attack left behind (closing sockets, counts) is not the next's.
