@@ -48,12 +48,13 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # per connection; hiding the offer keeps idle sockets cheap.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
-    from . import admin, cli, console, demo, widget_api
+    from . import admin, attachment_files, cli, console, demo, widget_api
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(demo.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(attachment_files.bp)
     cli.register(app)
     return app
 

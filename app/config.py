@@ -47,6 +47,10 @@ def from_environment(instance: Path) -> dict:
         # Per client address and live workstream; see rate_limits.py.
         "VISITOR_TOKENS_PER_10_MINUTES": int(os.environ.get("VISITOR_TOKENS_PER_10_MINUTES", "30")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
+        # Attachments: storage (see storage.py), a malware scanner, how long a file's link works.
+        "ATTACHMENTS_URL": os.environ.get("ATTACHMENTS_URL") or None,
+        "ATTACHMENT_SCAN_COMMAND": os.environ.get("ATTACHMENT_SCAN_COMMAND") or None,
+        "ATTACHMENT_URL_SECONDS": int(os.environ.get("ATTACHMENT_URL_SECONDS", str(24 * 3600))),
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
     }

@@ -62,7 +62,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
         "conversations": [
             {
                 "conversation": payloads.widget_conversation(c),
-                "messages": [payloads.message(m) for m in page],
+                "messages": payloads.messages(page),
                 "complete": complete,
             }
             for c, page, complete in entries
@@ -117,6 +117,7 @@ def widget_socket(ws) -> None:
                 frame.get("body"),
                 session["identity"].context,
                 session["locale"],
+                frame.get("attachments"),
             )
             ack = {
                 "type": "ack",
