@@ -209,6 +209,9 @@ def upload(
     limits = limits_for(workstream)
     if limits.max_files == 0:
         raise ChatError(415, "attachment_type_not_allowed", "This chat does not take attachments.")
+    workstream_id = workstream.id
+    # The body may take minutes to arrive: no transaction (on SQLite, the write lock) may wait with it.
+    db.session.remove()
     incoming = Path(current_app.instance_path) / "attachments-incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=incoming))
@@ -237,7 +240,7 @@ def upload(
             display = body
         attachment = Attachment(
             id=secrets.token_urlsafe(16),
-            workstream_id=workstream.id,
+            workstream_id=workstream_id,
             conversation_id=conversation_id,
             customer_id=customer_id,
             agent_id=agent_id,
