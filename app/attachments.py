@@ -277,7 +277,8 @@ def upload(
 def request_body() -> BinaryIO:
     """The request's body as a stream, with the app's small body limit lifted for this request only:
     the upload checks its own, per workstream, while it reads."""
-    request.max_content_length = None
+    # None would fall back to the app's setting: "no limit here" is a number too big to reach.
+    request.max_content_length = 1 << 62
     return request.stream
 
 
