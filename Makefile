@@ -61,3 +61,4 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python bench/launcher.py
+	$(BIN)/python bench/attachments.py
