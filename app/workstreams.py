@@ -3,7 +3,7 @@
 import json
 from urllib.parse import urlsplit
 
-from . import automated_messages, hours
+from . import attachments, automated_messages, hours
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
@@ -39,6 +39,7 @@ FIELDS = {
     "wrap_up_capacity",
     "hours",
     "automated_messages",
+    "attachment_limits",
     *INTEGER_FIELDS,
 }
 
@@ -92,6 +93,8 @@ def _apply(workstream: Workstream, data: dict) -> None:
         workstream.hours = json.dumps(hours.to_spec(calendar)) if calendar else None
     if "automated_messages" in data:
         workstream.automated_messages = automated_messages.validate(data["automated_messages"])
+    if "attachment_limits" in data:
+        workstream.attachment_limits = attachments.validate_limits(data["attachment_limits"])
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
@@ -159,5 +162,6 @@ def describe(w: Workstream) -> dict:
         else int(w.wrap_up_capacity),
         "hours": json.loads(w.hours) if w.hours else None,
         "automated_messages": automated_messages.settings(w),
+        "attachment_limits": vars(attachments.limits_for(w)),
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }

@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app import attachments, storage
+from app.agents import add_agent
 from app.extensions import db
 from app.models import Attachment, Conversation
 from tests import samples
@@ -337,3 +338,22 @@ def test_invalid_limits_are_refused(limits):
     with pytest.raises(attachments.ChatError) as refused:
         attachments.validate_limits(limits)
     assert refused.value.code == "invalid_workstream"
+
+
+def test_admins_set_a_workstreams_attachment_limits(app, client, world):
+    with app.app_context():
+        add_agent("root@example.com", "Root", "admin", "admin-password")
+    client.post("/console/login", data={"email": "root@example.com", "password": "admin-password"})
+    path = f"/admin/api/workstreams/{world.workstream_id}"
+    assert client.get("/admin/api/workstreams").json["workstreams"][0]["attachment_limits"] == {
+        "max_bytes": 10 * 1024 * 1024,
+        "max_files": 10,
+        "types": ["image", "pdf", "text", "office"],
+    }
+    changed = client.patch(path, json={"attachment_limits": {"max_bytes": 2048, "types": ["pdf"]}})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["workstream"]["attachment_limits"]["max_bytes"] == 2048
+    refused = client.patch(path, json={"attachment_limits": {"types": ["svg"]}})
+    assert (refused.status_code, refused.json["error"]["code"]) == (400, "invalid_workstream")
+    answer = upload(client, world, samples.png(), "a.png")
+    assert (answer.status_code, answer.json["error"]["code"]) == (415, "attachment_type_not_allowed")
