@@ -20,6 +20,7 @@ import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +55,8 @@ TYPES = {
 }
 VARIANTS = ("file", "thumbnail")
 SCAN_TIMEOUT_SECONDS = 120
+# An upload waits this long for a message to carry it (an outbox may hold it while offline).
+UNSENT_SECONDS = 7 * 24 * 3600
 
 
 @dataclass
@@ -329,16 +332,34 @@ def of_messages(messages: Iterable[Message]) -> dict[int, list[Attachment]]:
     return found
 
 
-def delete_conversation_files(conversation_id: int) -> int:
-    """Delete a conversation's files and their rows (in the caller's transaction); returns how many."""
+def _delete(found: list[Attachment]) -> int:
     store = configured_storage()
-    found = list(db.session.scalars(select(Attachment).where(Attachment.conversation_id == conversation_id)))
     for a in found:
         store.delete(_key(a, "file"))
         if a.has_thumbnail:
             store.delete(_key(a, "thumbnail"))
         db.session.delete(a)
     return len(found)
+
+
+def delete_conversation_files(conversation_id: int) -> int:
+    """Delete a conversation's files and their rows (in the caller's transaction); returns how many."""
+    return _delete(list(db.session.scalars(select(Attachment).where(Attachment.conversation_id == conversation_id))))
+
+
+def delete_unsent(now: datetime, batch: int = 100) -> int:
+    """Uploads no message took within UNSENT_SECONDS (a closed tab, a cancelled send) are deleted by
+    the timers, a batch per tick."""
+    found = list(
+        db.session.scalars(
+            select(Attachment)
+            .where(Attachment.message_id.is_(None), Attachment.created_at < now - timedelta(seconds=UNSENT_SECONDS))
+            .limit(batch)
+        )
+    )
+    deleted = _delete(found)
+    db.session.commit()
+    return deleted
 
 
 # Capability URLs ----------------------------------------------------------------------------------

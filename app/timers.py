@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import clock, conversations, lifecycle, routing
+from . import attachments, clock, conversations, lifecycle, routing
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -152,6 +152,7 @@ def tick(now: datetime | None = None) -> dict[str, int]:
         "requeued": requeue_stranded(now),
         "closed": auto_close(now),
         "assigned": routing.dispatch(now),
+        "unsent_files_deleted": attachments.delete_unsent(now),
     }
 
 

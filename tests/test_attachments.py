@@ -5,6 +5,7 @@ import io
 import sys
 import time
 import uuid
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from app import attachments, storage
+from app import attachments, clock, storage, timers
 from app.agents import add_agent
 from app.extensions import db
 from app.models import Attachment, Conversation
@@ -357,3 +358,14 @@ def test_admins_set_a_workstreams_attachment_limits(app, client, world):
     assert (refused.status_code, refused.json["error"]["code"]) == (400, "invalid_workstream")
     answer = upload(client, world, samples.png(), "a.png")
     assert (answer.status_code, answer.json["error"]["code"]) == (415, "attachment_type_not_allowed")
+
+
+def test_uploads_no_message_took_are_deleted_by_the_timers_after_a_week(app, client, world, backend):
+    sent = upload(client, world, samples.png(), "sent.png").json["attachment"]["id"]
+    assert send(client, world, "c1", [sent]).status_code == 201
+    upload(client, world, samples.pdf(), "forgotten.pdf")
+    with app.app_context():
+        assert timers.tick(clock.now() + timedelta(days=6))["unsent_files_deleted"] == 0
+        assert timers.tick(clock.now() + timedelta(days=8))["unsent_files_deleted"] == 1
+        assert [a.id for a in db.session.scalars(select(Attachment))] == [sent]
+    assert len(stored_objects(app)) == 2  # the sent image and its thumbnail
