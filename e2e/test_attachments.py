@@ -167,3 +167,24 @@ def test_a_file_chosen_offline_is_sent_once_when_back(agent, device):
     arrived = agent.log().locator(".msg").filter(has_text="Sent from the train")
     expect(arrived).to_have_count(1)
     expect(arrived.get_by_role("link", name="offline.pdf")).to_have_count(1)
+
+
+def test_the_agent_sees_the_customers_images_in_their_earlier_conversation(agent, device):
+    agent.open("Sent from the train")
+    agent.page.get_by_role("button", name="End conversation").click()
+    agent.page.get_by_role("dialog").get_by_role("button", name="End").click()
+    alice = device("alice")
+    alice.write("A new question")
+    agent.open("A new question")
+    earlier = agent.page.locator("#history details").first
+    earlier.locator("summary").click()
+    preview = earlier.get_by_role("button", name="View screenshot.png")
+    loaded(preview.locator("img"))
+    expect(earlier.get_by_role("link", name="receipt.pdf")).to_be_visible()
+    preview.click()
+    viewer = agent.page.get_by_role("dialog", name="Attachment")
+    loaded(viewer.get_by_role("img", name="screenshot.png"))
+    assert viewer.get_by_role("img", name="screenshot.png").evaluate("img => img.naturalWidth") == 120
+    viewer.get_by_role("button", name="Close").click()
+    expect(viewer).to_be_hidden()
+    expect(preview).to_be_focused()

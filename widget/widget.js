@@ -489,7 +489,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       $(".pc-compose").addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
 
       // Waiting out the backoff after the network is back would leave queued sends sitting there.
-      window.addEventListener("online", () => { if (!this.ready && !this.stopped) this.retry(); });
+      // A token request made while offline may hang until its timeout: back online, ask afresh.
+      window.addEventListener("online", () => {
+        if (!this.ready && !this.stopped) { this.tokenPromise = null; this.retry(); }
+      });
       window.addEventListener("offline", () => { if (this.ws) this.lost(); });
       document.addEventListener("visibilitychange", () => this.markRead());
       // An open socket keeps the host page out of the back/forward cache; let go while hidden.
@@ -1065,7 +1068,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       try {
         token = await this.getToken(true);
       } catch (error) {
-        if (gen === this.gen) this.fail(error.message);
+        // Offline, the page's own token request fails too: that is no refusal, so wait for the network.
+        if (gen === this.gen) navigator.onLine === false ? this.scheduleReconnect() : this.fail(error.message);
         return;
       }
       if (gen !== this.gen) return;
