@@ -3,9 +3,12 @@ the thumbnail and downloads the PDF, replies with an image the customer sees and
 second device has them in its history; a file chosen offline is sent once when the connection is back."""
 
 import base64
+import contextlib
 import re
+import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from e2e.conftest import Console, HostSite, Widget
@@ -188,3 +191,60 @@ def test_the_agent_sees_the_customers_images_in_their_earlier_conversation(agent
     viewer.get_by_role("button", name="Close").click()
     expect(viewer).to_be_hidden()
     expect(preview).to_be_focused()
+
+
+def drop_files(widget: Widget, files: list[tuple[bytes, str, str]]) -> None:
+    """What the browser does when files are dragged from the desktop onto the chat panel."""
+    widget.scope.get_by_role("dialog", name="Chat").evaluate(
+        """(panel, files) => {
+            const transfer = new DataTransfer();
+            for (const [b64, name, type] of files) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, { type }));
+            }
+            for (const type of ["dragover", "drop"]) {
+                panel.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            }
+        }""",
+        [[base64.b64encode(data).decode(), name, kind] for data, name, kind in files],
+    )
+
+
+def test_dropped_files_show_progress_and_can_be_retried_or_cancelled(device):
+    alice = device("bea")
+    expect(alice.scope.get_by_role("status")).to_have_text("")
+    held = []
+    failing = {"left": 1}
+
+    def hold_or_fail(route):
+        # The first upload fails on the network; the rest wait here until the test lets them go.
+        if failing["left"]:
+            failing["left"] -= 1
+            route.abort()
+        else:
+            held.append(route)
+
+    alice.page.route("**/attachments?name=*", hold_or_fail)
+    drop_files(alice, [(samples.png(), "first.png", "image/png")])
+    chip = alice.scope.locator(".pc-tray .pc-chip")
+    expect(chip).to_contain_text("Upload failed.")
+    chip.get_by_role("button", name="Try again").click()
+    expect(chip.get_by_role("progressbar")).to_be_visible()  # under way, held by the route
+    drop_files(alice, [(samples.pdf(), "second.pdf", "application/pdf")])
+    expect(chip).to_have_count(2)
+    deadline = time.monotonic() + 5
+    while len(held) < 2:  # Playwright calls route handlers while it waits, not during time.sleep
+        assert time.monotonic() < deadline, "the uploads did not reach the route"
+        alice.page.wait_for_timeout(50)
+    alice.scope.get_by_role("button", name="Remove second.pdf").click()
+    expect(chip).to_have_count(1)
+    alice.page.unroute("**/attachments?name=*")
+    for route in held:
+        # The cancelled upload's request is gone already.
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+    expect(chip.get_by_role("progressbar")).to_have_count(0)
+    alice.write("Only the first one")
+    sent = alice.messages(sender="customer").filter(has_text="Only the first one")
+    expect(sent.locator(".pc-thumb img")).to_have_attribute("alt", "first.png")
+    expect(sent.locator(".pc-file")).to_have_count(0)
