@@ -227,20 +227,7 @@ def upload(
                 415, "attachment_type_not_allowed", "Images, PDF, text and office documents are allowed here."
             )
         _scan(body)
-        width = height = None
-        if content_type in images.FORMATS:
-            try:
-                prepared = _off_loop(images.prepare, body, content_type, display, thumbnail)
-            except images.ImageTooLarge as bomb:
-                raise ChatError(
-                    422, "attachment_image_too_large", "The image has too many pixels to be shown."
-                ) from bomb
-            except images.ImageUnreadable as broken:
-                raise ChatError(422, "attachment_corrupt", "The image is damaged and cannot be shown.") from broken
-            width, height = prepared.width, prepared.height
-            size = display.stat().st_size
-        else:
-            display = body
+        prepared = _prepare_image(body, content_type, display, thumbnail) if content_type in images.FORMATS else None
         attachment = Attachment(
             id=secrets.token_urlsafe(16),
             workstream_id=workstream_id,
@@ -249,32 +236,46 @@ def upload(
             agent_id=agent_id,
             name=clean_name(name),
             content_type=content_type,
-            size=size,
-            width=width,
-            height=height,
-            has_thumbnail=width is not None,
+            size=display.stat().st_size if prepared else size,
+            width=prepared.width if prepared else None,
+            height=prepared.height if prepared else None,
+            has_thumbnail=prepared is not None,
         )
-        store = configured_storage()
-        keys = []
-        try:
-            for key, path in ((_key(attachment, "file"), display), (_key(attachment, "thumbnail"), thumbnail)):
-                if key == _key(attachment, "thumbnail") and not attachment.has_thumbnail:
-                    continue
-                with path.open("rb") as f:
-                    store.put(key, f)
-                keys.append(key)
-            db.session.add(attachment)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            for key in keys:
-                store.delete(key)
-            raise
+        files = {"file": display, "thumbnail": thumbnail} if prepared else {"file": body}
+        _store(attachment, files)
         return attachment
     finally:
         for path in work.iterdir():
             path.unlink()
         work.rmdir()
+
+
+def _prepare_image(body: Path, content_type: str, display: Path, thumbnail: Path) -> images.Prepared:
+    try:
+        return _off_loop(images.prepare, body, content_type, display, thumbnail)
+    except images.ImageTooLarge as bomb:
+        raise ChatError(422, "attachment_image_too_large", "The image has too many pixels to be shown.") from bomb
+    except images.ImageUnreadable as broken:
+        raise ChatError(422, "attachment_corrupt", "The image is damaged and cannot be shown.") from broken
+
+
+def _store(attachment: Attachment, files: dict[str, Path]) -> None:
+    """The bytes first, then the row: a row never points at nothing, and a failed commit takes its
+    bytes back out."""
+    store = configured_storage()
+    stored = []
+    try:
+        for variant, path in files.items():
+            with path.open("rb") as f:
+                store.put(_key(attachment, variant), f)
+            stored.append(variant)
+        db.session.add(attachment)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        for variant in stored:
+            store.delete(_key(attachment, variant))
+        raise
 
 
 def request_body() -> BinaryIO:

@@ -23,8 +23,6 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Forget `key`; a missing key is not an error."""
 
-    def exists(self, key: str) -> bool: ...
-
 
 class DiskStorage:
     def __init__(self, root: Path):
@@ -66,9 +64,6 @@ class DiskStorage:
         with contextlib.suppress(OSError):
             path.parent.rmdir()
 
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
 
 class S3Storage:
     """Credentials, region and endpoint come from boto3's standard settings (AWS_ACCESS_KEY_ID,
@@ -99,17 +94,6 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
-
-    def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
 
 
 def from_url(url: str | None, instance: Path) -> Storage:

@@ -369,3 +369,11 @@ def test_uploads_no_message_took_are_deleted_by_the_timers_after_a_week(app, cli
         assert timers.tick(clock.now() + timedelta(days=8))["unsent_files_deleted"] == 1
         assert [a.id for a in db.session.scalars(select(Attachment))] == [sent]
     assert len(stored_objects(app)) == 2  # the sent image and its thumbnail
+
+
+def test_a_file_whose_bytes_are_gone_is_not_found(app, client, world, backend):
+    photo = upload(client, world, samples.pdf(), "a.pdf").json["attachment"]
+    with app.app_context():
+        attachments.configured_storage().delete(f"{photo['id']}/file")
+    answer = get(client, photo["url"])
+    assert (answer.status_code, answer.json["error"]["code"]) == (404, "not_found")
