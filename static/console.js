@@ -388,7 +388,8 @@
   function previewText(s) {
     const m = s.last_message;
     if (!m) return 'No messages yet';
-    const text = String(m.body || '').replace(/\s+/g, ' ').trim().slice(0, PREVIEW_CHARS);
+    const files = (m.attachments || []).map((a) => `📎 ${a.name}`).join(' ');
+    const text = String(m.body || files).replace(/\s+/g, ' ').trim().slice(0, PREVIEW_CHARS);
     if (m.sender !== 'agent') return text;
     return `${isMine(s) ? 'You' : (m.sender_name || 'Agent')}: ${text}`;
   }
