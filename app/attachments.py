@@ -189,13 +189,21 @@ def _scan(path: Path) -> None:
         raise ChatError(422, "attachment_rejected", "The file did not pass the malware check.")
 
 
+# Image work is CPU-bound and holds a decoded image in memory: at most this many at once per process.
+IMAGE_THREADS = 2
+_image_pool = None
+
+
 def _off_loop(fn, *args):
     """Run CPU-bound work in a real thread when gevent runs the server, so other sockets keep moving."""
-    from gevent import get_hub, monkey
+    global _image_pool
+    from gevent import monkey, threadpool
 
-    if monkey.is_module_patched("threading"):
-        return get_hub().threadpool.apply(fn, args)
-    return fn(*args)
+    if not monkey.is_module_patched("threading"):
+        return fn(*args)
+    if _image_pool is None:
+        _image_pool = threadpool.ThreadPool(IMAGE_THREADS)
+    return _image_pool.apply(fn, args)
 
 
 def upload(
