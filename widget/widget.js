@@ -1392,7 +1392,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       entry.node.insertBefore(box, entry.node.querySelector(".pc-time"));
     },
 
-    // Name, then progress or what went wrong (with a retry when trying again can help), then ✕.
+    // Name, then progress or what went wrong (with a retry when trying again can help), then ✕:
+    // until the message is sent, any file can be taken out.
     chip(item, remove) {
       item.remove = remove;
       const c = item.chip;
@@ -1414,13 +1415,11 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         again.addEventListener("click", () => { item.error = null; this.upload(item); });
         c.append(again);
       }
-      if (!item.stored || item.error) {
-        const x = el("button", null, "✕");
-        x.type = "button";
-        x.setAttribute("aria-label", this.t.remove.replace("{name}", item.file.name || "file"));
-        x.addEventListener("click", () => { if (item.xhr) item.xhr.abort(); item.cancelled = true; item.remove(); });
-        c.append(x);
-      }
+      const x = el("button", null, "✕");
+      x.type = "button";
+      x.setAttribute("aria-label", this.t.remove.replace("{name}", item.file.name || "file"));
+      x.addEventListener("click", () => { if (item.xhr) item.xhr.abort(); item.cancelled = true; item.remove(); });
+      c.append(x);
     },
 
     // True when every file is stored; starts the uploads that are not running yet.
