@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/persistent-chat db upgrade
 	$(BIN)/persistent-chat demo
-	$(BIN)/persistent-chat serve
+	$(BIN)/persistent-chat serve --demo
 
 serve: $(STAMP)
 	$(BIN)/persistent-chat db upgrade
@@ -57,8 +57,10 @@ test: $(STAMP) chromium lint
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# One table: SQLite with one process, and PostgreSQL + Redis with two when they answer (several minutes).
+# One table: SQLite with one process, and PostgreSQL + Redis with two when they answer (several minutes);
+# then honest traffic under attack (bench/abuse.py, about five minutes).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python bench/launcher.py
 	$(BIN)/python bench/attachments.py
+	$(BIN)/python -m bench.abuse

@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 from flask import Flask, request
-from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, config, errors, events
+from . import admission, attachments, checked, clock, config, errors, events, rates, security_headers, sqlite
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,17 +30,30 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     if os.environ.get("PERSISTENT_CHAT_CLOCK_OFFSET_FILE"):
         clock.use_offset_file(os.environ["PERSISTENT_CHAT_CLOCK_OFFSET_FILE"])
 
+    # Before every other hook: see admission.read_body_first.
+    app.before_request(admission.read_body_first)
+    if app.config["TRUSTED_PROXIES"]:
+        # Limits key on the client's address, which only the proxies in front know.
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
     login.init_app(app)
     sock.init_app(app)
     csrf.init_app(app)
     errors.register(app)
+    checked.register(app)
+    # Ahead even of the checked-input layer, which opens the body (see attachments.lift_body_limit).
+    app.before_request_funcs.setdefault(None, []).insert(0, attachments.lift_body_limit)
+    security_headers.register(app)
     events.configure(app)
+    rates.init_app(app)
+    admission.init_app(app)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            _tune_sqlite(db.engine)
+            sqlite.configure(app, db.engine)
 
     @app.before_request
     def refuse_websocket_compression() -> None:
@@ -52,27 +65,9 @@ def create_app(config_overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
-    app.register_blueprint(demo.bp)
+    if app.config["DEMO"]:
+        app.register_blueprint(demo.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(attachment_files.bp)
     cli.register(app)
     return app
-
-
-def _tune_sqlite(engine) -> None:
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling defers it).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection) -> None:
-        # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout instead of one
-        # failing with "database is locked" when it upgrades a read lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -2,28 +2,22 @@
 
 from flask import Response, jsonify, request
 
-from . import conversations, payloads
+from . import checked, conversations, payloads
 from .errors import ChatError
 
 
 def json_body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ChatError(400, "invalid_json", "The request body must be a JSON object.")
-    return data
+    return checked.json_object(request.get_data())
 
 
-def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int | None = None) -> int | None:
+def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = checked.MAX_INT) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        upper = f" and {high}" if high is not None else " or more"
-        raise ChatError(400, "invalid_request", f"{name} must be an integer, {low}{upper}.")
+    # Plain ASCII digits only: int() would also take "1_000", " 7" and other scripts' digits.
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
+    if value is None or not low <= value <= high:
+        raise ChatError(400, "invalid_request", f"{name} must be an integer from {low} to {high}.")
     return value
 
 

@@ -286,11 +286,26 @@ def _store(attachment: Attachment, files: dict[str, Path]) -> None:
         raise
 
 
+def streams_body(view):
+    """Marks an upload view: it reads its body itself, as a stream, under the workstream's limit
+    (admission.read_body_first leaves such a body alone)."""
+    view.streams_body = True
+    return view
+
+
+def is_streamed() -> bool:
+    return getattr(current_app.view_functions.get(request.endpoint), "streams_body", False)
+
+
+def lift_body_limit() -> None:
+    """First of all hooks: a look at form fields (the checked-input layer) opens the body stream, with
+    the app's 256 KiB limit unless an upload has lifted it. The upload checks its own while it reads."""
+    if is_streamed():
+        # None would fall back to the app's setting: "no limit here" is a number too big to reach.
+        request.max_content_length = 1 << 62
+
+
 def request_body() -> BinaryIO:
-    """The request's body as a stream, with the app's small body limit lifted for this request only:
-    the upload checks its own, per workstream, while it reads."""
-    # None would fall back to the app's setting: "no limit here" is a number too big to reach.
-    request.max_content_length = 1 << 62
     return request.stream
 
 

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from . import clock
+from . import clock, events
 from .errors import ChatError
 from .extensions import db
 from .models import AuthKey, AuthSetting
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
 MIN_RSA_BITS = 2048
+MIN_EXPIRY_YEAR, MAX_EXPIRY_YEAR = 2000, 9998
+MAX_PEM_CHARS = 16 * 1024
 
 
 def _invalid(message: str) -> ChatError:
@@ -71,11 +73,11 @@ def new_secret() -> str:
 
 def algorithm_for(pem: object) -> str:
     """RS256 for an RSA key of 2048 bits or more, ES256 for a P-256 key; anything else is refused."""
-    if not isinstance(pem, str) or "PUBLIC KEY" not in pem:
-        raise ChatError(400, "invalid_key", "public_key must be a PEM-encoded public key.")
+    if not isinstance(pem, str) or len(pem) > MAX_PEM_CHARS or "PUBLIC KEY" not in pem:
+        raise ChatError(400, "invalid_key", "public_key must be a PEM-encoded public key of at most 16 KiB.")
     try:
         key = load_pem_public_key(pem.encode())
-    except ValueError as e:
+    except (ValueError, TypeError, UnicodeError) as e:
         raise ChatError(400, "invalid_key", "public_key is not a readable PEM public key.") from e
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
@@ -90,12 +92,19 @@ def parse_expiry(value: object) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 64 else None
+        # Converting to UTC overflows for the first and last hours of the calendar (year 1 at +01:00).
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None) if parsed and parsed.tzinfo else parsed
+    except (ValueError, OverflowError):
         parsed = None
-    if parsed is None:
-        raise ChatError(400, "invalid_key", "expires_at must be an ISO 8601 date or time, such as 2027-01-31.")
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    if parsed is None or not MIN_EXPIRY_YEAR <= parsed.year <= MAX_EXPIRY_YEAR:
+        raise ChatError(
+            400,
+            "invalid_key",
+            f"expires_at must be an ISO 8601 date or time, such as 2027-01-31, in the years {MIN_EXPIRY_YEAR}"
+            f" to {MAX_EXPIRY_YEAR}.",
+        )
+    return parsed
 
 
 def _new_key(setting: AuthSetting, kid: object, public_key: object, expires_at: object) -> AuthKey:
@@ -121,6 +130,12 @@ def retire_key(setting: AuthSetting, kid: str) -> AuthKey:
     if key is None:
         raise ChatError(404, "not_found", f"No current key with kid {kid!r}.")
     key.retired_at = clock.now()
+    # Sockets already open with a token of this key end (in every process); reconnecting, they are refused.
+    events.emit(
+        db.session,
+        [events.auth_key_channel(setting.id, key.kid)],
+        {"type": "error", "code": "token_key_retired", "message": "The key that signed this token was retired."},
+    )
     db.session.commit()
     return key
 

@@ -29,7 +29,11 @@ def holds_capacity(status: str, workstream: Workstream, ended_at: datetime | Non
         return True
     if rule == "never" or ended_at is None:
         return False
-    return ended_at + timedelta(seconds=int(rule)) > now
+    try:
+        return ended_at + timedelta(seconds=int(rule)) > now
+    except OverflowError:
+        # A value stored before settings had a maximum, past the end of the calendar: always, in effect.
+        return True
 
 
 def loads(now: datetime, agent_ids: list[int] | None = None) -> dict[int, Load]:

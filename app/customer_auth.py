@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import jwt
 from flask import current_app
 
-from . import clock
+from . import checked, clock
 from .errors import ChatError
 from .models import AuthKey, AuthSetting, Workstream
 
@@ -40,18 +40,20 @@ class Identity:
     context: dict = field(default_factory=dict)
     expires_at: int | None = None
     authenticated: bool = True
+    # The site's key that verified the token (None for a shared secret): retiring it ends the socket.
+    kid: str | None = None
 
 
 def refuse(code: str, message: str) -> ChatError:
     return ChatError(401, f"token_{code}", message)
 
 
-def _key_for(setting: AuthSetting, header: dict) -> tuple[object, str]:
+def _key_for(setting: AuthSetting, header: dict) -> tuple[object, str, str | None]:
     alg = header.get("alg")
     if alg == "HS256":
         if not setting.hs256_secret:
             raise refuse("alg_not_allowed", "This site signs its tokens with a public key, not a shared secret.")
-        return setting.hs256_secret, "HS256"
+        return setting.hs256_secret, "HS256", None
     if alg not in ASYMMETRIC:
         raise refuse("alg_not_allowed", f"Tokens signed with {alg!r} are not accepted.")
     kid = header.get("kid")
@@ -66,7 +68,7 @@ def _key_for(setting: AuthSetting, header: dict) -> tuple[object, str]:
         raise refuse("key_expired", f"The key {key.kid!r} has expired.")
     if key.algorithm != alg:
         raise refuse("alg_not_allowed", f"The key {key.kid!r} signs with {key.algorithm}, not {alg}.")
-    return key.public_key_pem, key.algorithm
+    return key.public_key_pem, key.algorithm, key.kid
 
 
 def _decode(token: str, key: object, algorithm: str, issuer: str | None, leeway: int) -> dict:
@@ -96,6 +98,8 @@ def _decode(token: str, key: object, algorithm: str, issuer: str | None, leeway:
         raise refuse("alg_not_allowed", "The token cannot be verified with this site's key.") from e
     except jwt.PyJWTError as e:
         raise refuse("malformed", f"The token is malformed: {e}.") from e
+    except RecursionError as e:
+        raise refuse("malformed", "The token's claims are nested too deeply.") from e
 
 
 def _context(claims: dict) -> dict:
@@ -106,7 +110,7 @@ def _context(claims: dict) -> dict:
         raise refuse("invalid_contexts", "lwicontexts must be a JSON-encoded string of at most 4096 characters.")
     try:
         value = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise refuse("invalid_contexts", "lwicontexts is not valid JSON.") from e
     if not isinstance(value, dict) or len(value) > MAX_CONTEXT_VARIABLES:
         raise refuse("invalid_contexts", "lwicontexts must encode an object of at most 50 variables.")
@@ -151,14 +155,14 @@ def verify(workstream: Workstream, token: object) -> Identity:
         raise refuse("too_large", "The token is larger than 8 KB.")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as e:
+    except (jwt.PyJWTError, RecursionError) as e:
         raise refuse("malformed", "The token is not a JWT.") from e
     if header.get("kid") == VISITOR_KID:
         return _verify_visitor(workstream, token)
     setting = workstream.auth_setting
     if setting is None:
         raise refuse("not_accepted", "This workstream has no authentication setting.")
-    key, algorithm = _key_for(setting, header)
+    key, algorithm, kid = _key_for(setting, header)
     claims = _decode(token, key, algorithm, setting.issuer or None, setting.clock_skew_seconds)
     exp, iat = claims["exp"], claims["iat"]
     if not isinstance(exp, int | float) or not isinstance(iat, int | float):
@@ -171,12 +175,19 @@ def verify(workstream: Workstream, token: object) -> Identity:
     if len(sub) > MAX_SUB_CHARS:
         raise refuse("sub_too_long", "The token's sub is longer than 256 characters.")
     name = claims.get("name")
+    try:
+        checked.clean_text(sub)
+        if isinstance(name, str):
+            checked.clean_text(name)
+    except ChatError as e:
+        raise refuse("malformed", "The token's sub and name must be text without NUL or lone surrogates.") from e
     return Identity(
         setting.id,
         sub,
         name[:200] if isinstance(name, str) and name.strip() else None,
         _context(claims),
         int(exp),
+        kid=kid,
     )
 
 

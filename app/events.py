@@ -14,9 +14,12 @@ import time
 import uuid
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session
 
@@ -24,21 +27,38 @@ OUTBOX = "persistent_chat_outbox"
 log = logging.getLogger(__name__)
 
 
+# Sent by the hub to a socket that may have missed events; the socket passes it on and closes (1012),
+# and the client comes back from its cursor.
+RESYNC = '{"type":"resync"}'
+# What a socket's queue may hold before it counts as too far behind (JSON text, about bytes).
+QUEUE_LIMIT_BYTES = 1024 * 1024
+
+
 class Subscription:
-    def __init__(self, hub: "LocalHub", channels: Iterable[str]):
+    def __init__(self, hub: "LocalHub", channels: Iterable[str], limit: int = QUEUE_LIMIT_BYTES):
         self._hub = hub
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._limit = limit
+        self._queued = 0
+        self._state = threading.Lock()
+        # Once told to resync, the socket is going away: nothing more is queued for it.
+        self.resyncing = False
         # Called after each delivery, so a socket needs no greenlet waiting on an empty queue.
         self.on_delivery: Callable[[], None] | None = None
         self.channels: set[str] = set()
-        for channel in channels:
-            self.add(channel)
+        try:
+            for channel in channels:
+                self.add(channel)
+        except BaseException:
+            # Nobody gets this object to close: whatever was attached must be detached here.
+            self.close()
+            raise
 
     def add(self, channel: str) -> None:
         """Listen to `channel`; once this returns, every event published after it is received."""
         if channel not in self.channels:
-            self.channels.add(channel)
             self._hub._attach(channel, self)
+            self.channels.add(channel)
 
     def remove(self, channel: str) -> None:
         if channel in self.channels:
@@ -48,14 +68,41 @@ class Subscription:
     def get(self, timeout: float | None = None) -> str | None:
         try:
             # Not waiting at all skips the timer a timed wait arms (under gevent, one per call).
-            return self._queue.get(block=False) if timeout == 0 else self._queue.get(timeout=timeout)
+            frame = self._queue.get(block=False) if timeout == 0 else self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+        with self._state:
+            self._queued -= len(frame)
+        return frame
 
     def deliver(self, frame: str) -> None:
-        self._queue.put(frame)
+        with self._state:
+            if self.resyncing:
+                return
+            if self._queued + len(frame) > self._limit:
+                # Too far behind to catch up live: the client resumes from its cursor instead.
+                self._resync()
+            else:
+                self._queued += len(frame)
+                self._queue.put(frame)
         if self.on_delivery is not None:
             self.on_delivery()
+
+    def resync(self) -> None:
+        """This subscription may have missed events: drop what is queued and queue RESYNC instead."""
+        with self._state:
+            if self.resyncing:
+                return
+            self._resync()
+        if self.on_delivery is not None:
+            self.on_delivery()
+
+    def _resync(self) -> None:
+        self.resyncing = True
+        while not self._queue.empty():
+            self._queue.get(block=False)
+        self._queued = len(RESYNC)
+        self._queue.put(RESYNC)
 
     def empty(self) -> bool:
         return self._queue.empty()
@@ -72,13 +119,18 @@ class LocalHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self.queue_limit = QUEUE_LIMIT_BYTES
 
     def subscribe(self, channels: Iterable[str]) -> Subscription:
-        return Subscription(self, channels)
+        return Subscription(self, channels, self.queue_limit)
 
     def _targets(self, channels: Iterable[str]) -> set[Subscription]:
         with self._lock:
             return {sub for channel in channels for sub in self._subscribers.get(channel, ())}
+
+    def _everyone(self) -> set[Subscription]:
+        with self._lock:
+            return {sub for subs in self._subscribers.values() for sub in subs}
 
     def _attach(self, channel: str, sub: Subscription) -> None:
         with self._lock:
@@ -107,70 +159,154 @@ class RedisHub(LocalHub):
     subscription listening to two of them still gets it once. SUBSCRIBE is confirmed before `add()`
     returns: a socket subscribes and then reads its backlog from the database, and an event published
     in between must not be lost in Redis.
+
+    Redis may go away or freeze; the database stays the truth, and what the hub can no longer promise
+    it turns into resyncs. Publishing only queues the event (a commit never waits on Redis): a publisher
+    thread sends the queue in batches, and events it could not send, or had no room for, become a
+    RESYNC published to their channels once Redis answers again. A reader that lost its connection
+    tells every local subscription to resync once it is back. A subscription is recorded only once
+    Redis took the SUBSCRIBE, and undone when the confirmation does not come.
     """
 
     SUBSCRIBE_TIMEOUT = 5.0
     # Events of one publish arrive together; remembering the last few hundred is plenty to drop repeats.
     RECENT_EVENTS = 512
+    # Seconds a Redis command may take before it counts as failed (a frozen Redis must not hang us).
+    REDIS_TIMEOUT = 2.0
+    PUBLISH_QUEUE = 10_000
+    PUBLISH_BATCH = 200
 
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
         self.url = url
         self.prefix = prefix
+        # No retries with backoff inside redis-py: a failure is reported at once and handled here.
         # The ping keeps a silent pub/sub connection honest: a dead one is noticed and re-subscribed.
-        self._redis = redis.Redis.from_url(url, health_check_interval=25)
+        self._redis = redis.Redis.from_url(
+            url,
+            health_check_interval=25,
+            socket_timeout=self.REDIS_TIMEOUT,
+            socket_connect_timeout=self.REDIS_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
         self._pubsub = self._redis.pubsub()
         self._confirmations: dict[str, deque[threading.Event]] = defaultdict(deque)
         self._recent: OrderedDict[str, set[Subscription]] = OrderedDict()
+        self._outgoing: queue.Queue[tuple[tuple[str, ...], str]] = queue.Queue(self.PUBLISH_QUEUE)
+        # Channels that missed events and are owed a RESYNC; its own lock, as the hub's is held
+        # across a SUBSCRIBE and publishing must never wait for that.
+        self._owed: set[str] = set()
+        self._owed_lock = threading.Lock()
         self._reader: threading.Thread | None = None
+        self._publisher: threading.Thread | None = None
         self._closed = False
 
     def publish(self, channels: Iterable[str], frame: str) -> None:
-        data = f"{uuid.uuid4().hex} {frame}"
-        pipe = self._redis.pipeline(transaction=False)
-        for channel in channels:
-            pipe.publish(self.prefix + channel, data)
-        pipe.execute()
+        channels = tuple(channels)
+        try:
+            self._outgoing.put_nowait((channels, frame))
+        except queue.Full:
+            with self._owed_lock:
+                if not self._owed:
+                    log.warning("the Redis publish queue is full: events are dropped and their sockets resync")
+                self._owed.update(channels)
+        if self._publisher is None:
+            with self._owed_lock:
+                if self._publisher is None:
+                    self._publisher = _start(self._publish_pending, "persistent-chat-redis-publisher")
+
+    def _publish_pending(self) -> None:
+        failing = False
+        while not self._closed:
+            batch = self._next_batch()
+            with self._owed_lock:
+                owed, self._owed = self._owed, set()
+            if not batch and not owed:
+                continue
+            pipe = self._redis.pipeline(transaction=False)
+            for channels, frame in batch:
+                data = f"{uuid.uuid4().hex} {frame}"
+                for channel in channels:
+                    pipe.publish(self.prefix + channel, data)
+            resync = f"{uuid.uuid4().hex} {RESYNC}"
+            for channel in owed:
+                pipe.publish(self.prefix + channel, resync)
+            try:
+                pipe.execute()
+            except redis.RedisError as error:
+                with self._owed_lock:
+                    self._owed |= owed.union(*(channels for channels, _frame in batch))
+                if not failing:
+                    log.warning("publishing to Redis failed (%s): the sockets concerned resync once it is back", error)
+                    failing = True
+                time.sleep(0.2)
+                continue
+            if failing:
+                log.warning("publishing to Redis works again: sent RESYNC to %d channels", len(owed))
+                failing = False
+
+    def _next_batch(self) -> list[tuple[tuple[str, ...], str]]:
+        try:
+            batch = [self._outgoing.get(timeout=1.0)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.PUBLISH_BATCH:
+            try:
+                batch.append(self._outgoing.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _attach(self, channel: str, sub: Subscription) -> None:
         with self._lock:
-            first = not self._subscribers.get(channel)
-            self._subscribers[channel].add(sub)
-            pending = self._confirmations.get(channel)
-            if first:
-                confirmed = threading.Event()
-                self._confirmations[channel].append(confirmed)
-                self._pubsub.subscribe(self.prefix + channel)
-            elif pending:
+            subs = self._subscribers.get(channel)
+            if subs:
+                subs.add(sub)
+                pending = self._confirmations.get(channel)
+                if not pending:
+                    return
                 confirmed = pending[-1]
             else:
-                return
-            if self._reader is None:
-                self._reader = threading.Thread(target=self._read, name="persistent-chat-redis", daemon=True)
-                self._reader.start()
+                # Raises while Redis is away, before anything is recorded.
+                self._pubsub.subscribe(self.prefix + channel)
+                confirmed = threading.Event()
+                self._confirmations[channel].append(confirmed)
+                self._subscribers[channel].add(sub)
+                if self._reader is None:
+                    self._reader = _start(self._read, "persistent-chat-redis")
         if not confirmed.wait(self.SUBSCRIBE_TIMEOUT):
+            self._detach(channel, sub)
             raise TimeoutError(f"Redis did not confirm the subscription to {channel}")
 
     def _detach(self, channel: str, sub: Subscription) -> None:
         with self._lock:
             subs = self._subscribers.get(channel)
-            if subs is None:
+            if subs is None or sub not in subs:
                 return
             subs.discard(sub)
-            if not subs:
-                del self._subscribers[channel]
+            if subs:
+                return
+            del self._subscribers[channel]
+            # Redis away: redis-py subscribes again when it reconnects, and _back() undoes that.
+            with suppress(redis.RedisError):
                 self._pubsub.unsubscribe(self.prefix + channel)
 
     def _read(self) -> None:
+        lost = False
         while not self._closed:
             try:
                 message = self._pubsub.get_message(timeout=1.0)
-            except redis.RedisError:
-                # redis-py reconnects and re-subscribes on the next read; events published meanwhile are
-                # lost to live delivery (clients still get them from the backlog when they reconnect).
-                log.exception("reading from Redis failed")
-                time.sleep(1.0)
+            except redis.RedisError as error:
+                # redis-py reconnects and re-subscribes on a later read; events published meanwhile are
+                # lost to live delivery, so every socket resyncs once the connection is back.
+                if not lost:
+                    log.warning("lost the Redis connection (%s): live delivery paused", error)
+                    lost = True
+                time.sleep(0.5)
                 continue
+            if lost:
+                lost = False
+                self._back()
             if message is None or message["type"] not in ("subscribe", "message"):
                 continue
             try:
@@ -178,6 +314,17 @@ class RedisHub(LocalHub):
             except Exception:
                 # One malformed message must not end live delivery for every socket of the process.
                 log.exception("dispatching a Redis message failed")
+
+    def _back(self) -> None:
+        subs = self._everyone()
+        log.warning("the Redis connection is back: %d sockets resync", len(subs))
+        for sub in subs:
+            sub.resync()
+        with self._lock:
+            stale = [c for c in self._pubsub.channels if c.decode()[len(self.prefix) :] not in self._subscribers]
+            if stale:
+                with suppress(redis.RedisError):
+                    self._pubsub.unsubscribe(*stale)
 
     def _dispatch(self, message: dict) -> None:
         channel = message["channel"].decode()[len(self.prefix) :]
@@ -191,6 +338,10 @@ class RedisHub(LocalHub):
                         del self._confirmations[channel]
             return
         event_id, frame = message["data"].decode().split(" ", 1)
+        if frame == RESYNC:
+            for sub in self._targets([channel]):
+                sub.resync()
+            return
         delivered = self._recent.setdefault(event_id, set())
         self._recent.move_to_end(event_id)
         while len(self._recent) > self.RECENT_EVENTS:
@@ -201,10 +352,17 @@ class RedisHub(LocalHub):
 
     def close(self) -> None:
         self._closed = True
-        if self._reader is not None:
-            self._reader.join()
+        for thread in (self._reader, self._publisher):
+            if thread is not None:
+                thread.join()
         self._pubsub.close()
         self._redis.close()
+
+
+def _start(target: Callable[[], None], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 hub: InProcessHub | RedisHub = InProcessHub()
@@ -218,12 +376,14 @@ def configure(app: Flask) -> None:
     if not url:
         if not isinstance(hub, InProcessHub):
             hub = InProcessHub()
+        hub.queue_limit = app.config.get("SOCKET_QUEUE_LIMIT_BYTES", QUEUE_LIMIT_BYTES)
         return
     prefix = app.config.get("REDIS_CHANNEL_PREFIX") or (
         f"persistent-chat:{make_url(app.config['SQLALCHEMY_DATABASE_URI']).database}:"
     )
     if not (isinstance(hub, RedisHub) and (hub.url, hub.prefix) == (url, prefix)):
         hub = RedisHub(url, prefix)
+    hub.queue_limit = app.config.get("SOCKET_QUEUE_LIMIT_BYTES", QUEUE_LIMIT_BYTES)
 
 
 def emit(session: Session, channels: Iterable[str], payload: dict) -> None:
@@ -233,13 +393,9 @@ def emit(session: Session, channels: Iterable[str], payload: dict) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_outbox(session: Session) -> None:
+    # Never waits on Redis (RedisHub only queues): the change is committed, and its ack must not wait.
     for channels, payload in session.info.pop(OUTBOX, ()):
-        try:
-            hub.publish(channels, json.dumps(payload, separators=(",", ":")))
-        except redis.RedisError:
-            # The change is committed and clients catch up from the backlog when they reconnect; failing
-            # the request now would only make it look as if nothing had been saved.
-            log.exception("publishing an event to Redis failed")
+        hub.publish(channels, json.dumps(payload, separators=(",", ":")))
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -260,3 +416,13 @@ def conversation_channel(conversation_id: int) -> str:
 
 
 CONSOLE_CHANNEL = "console"
+
+
+def session_channel(agent_id: int) -> str:
+    """Where an agent's console sockets hear that their sessions have ended (password, disable, sign-out)."""
+    return f"agent-session:{agent_id}"
+
+
+def auth_key_channel(auth_setting_id: int, kid: str) -> str:
+    """Where widget sockets that authenticated with a key hear that it was retired."""
+    return f"auth-key:{auth_setting_id}:{kid}"

@@ -6,7 +6,6 @@ from datetime import datetime
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import clock
 from .extensions import db
@@ -131,13 +130,19 @@ class Agent(UserMixin, db.Model):
     last_seen_at: Mapped[datetime | None]
     # Routing's tie-break: among equally free agents, the one idle longest gets the next conversation.
     last_assigned_at: Mapped[datetime | None]
+    # Raised by a password change, a disable and a sign-out: every session holding an older one ends.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A disabled agent cannot sign in, gets no conversations and is left out of the team's lists.
+    disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
 
-    def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+    def get_id(self) -> str:
+        # What Flask-Login keeps in the session: the user loader accepts it only while the version holds.
+        return f"{self.id}:{self.session_version}"
 
 
 class Conversation(db.Model):

@@ -70,4 +70,10 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
 
 
 def agent(a: Agent) -> dict:
-    return {"id": a.id, "name": a.name, "presence": a.presence, "presence_changed_at": iso(a.presence_changed_at)}
+    return {
+        "id": a.id,
+        "name": a.name,
+        "presence": a.presence,
+        "presence_changed_at": iso(a.presence_changed_at),
+        "disabled": a.disabled_at is not None,
+    }

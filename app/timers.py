@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import attachments, clock, conversations, lifecycle, routing
+from . import attachments, clock, conversations, lifecycle, routing, sqlite
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -194,6 +194,10 @@ def start(app: Flask) -> threading.Thread:
                     with leadership() as leader:
                         if leader:
                             tick()
+                except sqlite.DatabaseBusy as error:
+                    # A backup or the sqlite3 shell holds the lock: one line a tick, the next one retries.
+                    log.warning("scheduler tick skipped: %s", error)
+                    db.session.rollback()
                 except Exception:
                     # One bad tick must not stop the timers for good; it is logged and the next one runs.
                     log.exception("scheduler tick failed")

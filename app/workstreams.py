@@ -27,6 +27,8 @@ INTEGER_FIELDS = {
     "auto_close_waiting_seconds": (60, 365 * DAY),
     "wrap_up_seconds": (0, 30 * DAY),
 }
+# Past a month, "always" says the same; the limit keeps ended_at + this many seconds a valid date.
+MAX_WRAP_UP_CAPACITY_SECONDS = 30 * DAY
 FIELDS = {
     "name",
     "mode",
@@ -44,12 +46,21 @@ FIELDS = {
 }
 
 
+MAX_ORIGIN_CHARS = 300
+MAX_ORIGINS = 100
+
+
 def _invalid(message: str) -> ChatError:
     return ChatError(400, "invalid_workstream", message)
 
 
 def _origin(value: object) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
+    try:
+        parts = urlsplit(value) if isinstance(value, str) and len(value) <= MAX_ORIGIN_CHARS else None
+        # Reading the port validates it ("http://h:99999" and "http://h:x" raise).
+        _ = parts and parts.port
+    except ValueError:
+        parts = None
     if not parts or parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise _invalid(f"{value!r} is not an origin such as https://shop.example.")
     return f"{parts.scheme}://{parts.netloc}"
@@ -75,18 +86,26 @@ def _apply(workstream: Workstream, data: dict) -> None:
             raise _invalid(f"No authentication setting {setting_id!r}.")
         workstream.auth_setting = setting
     if "allowed_origins" in data:
-        if not isinstance(data["allowed_origins"], list):
-            raise _invalid("allowed_origins must be a list of origins.")
+        if not isinstance(data["allowed_origins"], list) or len(data["allowed_origins"]) > MAX_ORIGINS:
+            raise _invalid(f"allowed_origins must be a list of at most {MAX_ORIGINS} origins.")
         workstream.allowed_origins = " ".join(dict.fromkeys(_origin(o) for o in data["allowed_origins"]))
     if "allowed_presences" in data:
         presences = data["allowed_presences"]
-        if not isinstance(presences, list) or not presences or not set(presences) <= set(PRESENCE_CHOICES):
+        if (
+            not isinstance(presences, list)
+            or not presences
+            or not all(isinstance(p, str) and p in PRESENCE_CHOICES for p in presences)
+        ):
             raise _invalid(f"allowed_presences must be a non-empty list of {', '.join(PRESENCE_CHOICES)}.")
         workstream.allowed_presences = " ".join(dict.fromkeys(presences))
     if "wrap_up_capacity" in data:
         rule = data["wrap_up_capacity"]
-        if not (rule in ("always", "never") or (isinstance(rule, int) and not isinstance(rule, bool) and rule >= 0)):
-            raise _invalid('wrap_up_capacity must be "always", "never" or a number of seconds.')
+        seconds = isinstance(rule, int) and not isinstance(rule, bool) and 0 <= rule <= MAX_WRAP_UP_CAPACITY_SECONDS
+        if not (rule in ("always", "never") or seconds):
+            raise _invalid(
+                'wrap_up_capacity must be "always", "never" or a number of seconds'
+                f" up to {MAX_WRAP_UP_CAPACITY_SECONDS}."
+            )
         workstream.wrap_up_capacity = str(rule)
     if "hours" in data:
         calendar = hours.parse(data["hours"]) if data["hours"] else None

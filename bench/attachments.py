@@ -63,7 +63,11 @@ class Uploader:
         request = urllib.request.Request(
             f"{self.server.url}/api/widget/workstreams/{self.world.workstream_id}/attachments?name={name}",
             data=data,
-            headers={"Authorization": f"Bearer {self.world.token('bench')}", "Origin": HOST_ORIGIN},
+            headers={
+                "Authorization": f"Bearer {self.world.token('bench')}",
+                "Origin": HOST_ORIGIN,
+                "Content-Type": "application/octet-stream",
+            },
         )
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=120) as response:

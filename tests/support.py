@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -277,3 +278,52 @@ class Clock:
 
     def advance(self, **delta) -> None:
         self.now += timedelta(**delta)
+
+
+class RedisServer:
+    """A private redis-server on a free port, which a fault test stops, starts again (same port),
+    freezes (SIGSTOP) and thaws; skipped when redis-server is not installed."""
+
+    def __init__(self, directory: Path):
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed: the Redis fault tests are skipped")
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [*args, "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def freeze(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def channels(self, prefix: str) -> set[str]:
+        """What this Redis knows is being listened to under `prefix`."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            return {c.decode().removeprefix(prefix) for c in client.pubsub_channels(prefix + "*")}
+        finally:
+            client.close()

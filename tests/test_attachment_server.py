@@ -131,7 +131,11 @@ def test_over_the_limit_by_its_declared_length_is_answered_before_the_body(serve
 
 
 def upload(server, data: bytes, name: str, sub="alice") -> dict:
-    request = urllib.request.Request(server.url + path(server, sub, name), data=data, headers=headers(server, sub))
+    request = urllib.request.Request(
+        server.url + path(server, sub, name),
+        data=data,
+        headers={**headers(server, sub), "Content-Type": "application/octet-stream"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
         return json.loads(response.read())["attachment"]

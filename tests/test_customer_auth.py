@@ -186,6 +186,7 @@ def test_context_variables_are_read_from_lwicontexts(world, workstream):
         json.dumps({"address": {"city": "Oulu"}}),
         json.dumps({"tags": ["a"]}),
         json.dumps({f"v{i}": i for i in range(51)}),
+        "[" * 4000,  # deep enough to exhaust the JSON decoder's recursion
     ],
 )
 def test_anything_else_in_lwicontexts_is_refused(world, workstream, lwicontexts):
@@ -242,3 +243,16 @@ def test_a_token_signed_by_nodes_jsonwebtoken_is_accepted(world, workstream, nod
     )
     identity = customer_auth.verify(workstream, signed.stdout)
     assert (identity.sub, identity.context) == ("node-customer", {"plan": "Gold"})
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [{"sub": "alice\x00"}, {"sub": "\ud800"}, {"name": "Al\x00ice"}],
+)
+def test_a_signed_sub_or_name_that_cannot_be_stored_is_refused(world, workstream, claim):
+    assert refused(workstream, rs256(world, claims(**claim))) == "token_malformed"
+
+
+def test_a_token_header_nested_too_deep_is_malformed(world, workstream):
+    header = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()
+    assert refused(workstream, f"{header}.e30.c2ln") == "token_malformed"

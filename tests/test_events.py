@@ -7,8 +7,8 @@ import time
 import pytest
 import redis
 
-from app.events import InProcessHub, RedisHub
-from tests.support import TEST_REDIS_URL
+from app.events import RESYNC, InProcessHub, RedisHub
+from tests.support import TEST_REDIS_URL, RedisServer
 
 
 @pytest.fixture
@@ -82,3 +82,81 @@ def test_a_process_listens_in_redis_only_to_what_its_sockets_need(redis_hubs):
     assert redis_channels(a.prefix, {"console"}) == {"console"}
     second.close()
     assert redis_channels(a.prefix, set()) == set()
+
+
+def test_a_socket_queue_over_its_limit_is_replaced_by_one_resync():
+    hub = InProcessHub()
+    hub.queue_limit = 100
+    sub = hub.subscribe(["conversation:1"])
+    hub.publish(["conversation:1"], "a" * 60)
+    hub.publish(["conversation:1"], "b" * 60)  # over the limit: too far behind to catch up live
+    hub.publish(["conversation:1"], "c")
+    assert sub.get(timeout=0) == RESYNC
+    assert sub.get(timeout=0) is None
+    sub.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    running = RedisServer(tmp_path).start()
+    yield running
+    running.stop()
+
+
+def test_a_subscribe_while_redis_is_down_records_nothing_and_works_once_it_is_back(private_redis):
+    prefix = f"test-{secrets.token_hex(4)}:"
+    private_redis.stop()
+    hub, publisher = RedisHub(private_redis.url, prefix), RedisHub(private_redis.url, prefix)
+    for _ in range(3):
+        with pytest.raises(redis.ConnectionError):
+            hub.subscribe(["customer:1:w"])
+        # Nothing recorded: no queue collecting the channel's events, nobody waiting for a confirmation.
+        assert hub._targets(["customer:1:w"]) == set() and not hub._confirmations
+    private_redis.start()
+    sub = hub.subscribe(["customer:1:w"])
+    publisher.publish(["customer:1:w"], '{"n":1}')
+    assert sub.get(timeout=5) == '{"n":1}'
+    sub.close()
+    for each in (hub, publisher):
+        each.close()
+
+
+def test_publishing_never_waits_for_a_frozen_redis_and_what_it_missed_becomes_a_resync(private_redis):
+    prefix = f"test-{secrets.token_hex(4)}:"
+    publisher, listener = RedisHub(private_redis.url, prefix), RedisHub(private_redis.url, prefix)
+    sub = listener.subscribe(["conversation:7"])
+    publisher.publish(["conversation:7"], '{"n":0}')
+    assert sub.get(timeout=5) == '{"n":0}'
+    private_redis.freeze()
+    try:
+        started = time.monotonic()
+        for n in range(1, 101):
+            publisher.publish(["conversation:7"], f'{{"n":{n}}}')
+        assert time.monotonic() - started < 0.05
+        time.sleep(RedisHub.REDIS_TIMEOUT + 0.5)  # the publisher's batch times out meanwhile
+    finally:
+        private_redis.thaw()
+    frames = []
+    while (frame := sub.get(timeout=10)) != RESYNC:
+        assert frame is not None, f"no resync after {len(frames)} frames"
+        frames.append(frame)
+    sub.close()
+    for each in (publisher, listener):
+        each.close()
+
+
+def test_a_channel_left_while_redis_was_down_is_not_listened_to_once_it_is_back(private_redis):
+    prefix = f"test-{secrets.token_hex(4)}:"
+    hub = RedisHub(private_redis.url, prefix)
+    sub = hub.subscribe(["agent:3"])
+    private_redis.stop()
+    sub.close()  # UNSUBSCRIBE fails: redis-py would subscribe again when it reconnects
+    private_redis.start()
+    # Once a new subscription is confirmed the connection is back, with what redis-py re-subscribed.
+    probe = hub.subscribe(["agent:4"])
+    deadline = time.monotonic() + 10
+    while (channels := private_redis.channels(prefix)) != {"agent:4"}:
+        assert time.monotonic() < deadline, channels
+        time.sleep(0.05)
+    probe.close()
+    hub.close()

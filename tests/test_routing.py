@@ -361,7 +361,7 @@ def test_concurrent_routing_never_double_assigns_or_overfills(app, world):
     with app.app_context():
         ws = db.session.get(Workstream, world.workstream_id)
         # Everyone is offline while the queue fills, so nothing is assigned before the race starts.
-        staff = [add_agent(f"agent{i}@example.com", f"Agent {i}", "agent", "pw")[0] for i in range(4)]
+        staff = [add_agent(f"agent{i}@example.com", f"Agent {i}", "agent", "a long password")[0] for i in range(4)]
         for i in range(40):
             conversations.post_customer_message(ws.id, customer(world, f"crowd{i}").id, f"k{i}", "hi")
         queued = [c.id for c in db.session.scalars(select(Conversation).where(Conversation.status == "open"))]

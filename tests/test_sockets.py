@@ -81,7 +81,7 @@ def widget(server, sub: str, conversation_id=None, after=0) -> tuple[Peer, dict,
 def test_hello_send_ack_and_resume_from_a_sequence_number(server):
     peer, welcome, backlog = widget(server, "resume")
     assert welcome["workstream"]["mode"] == "persistent" and not welcome["workstream"]["customer_can_end"]
-    assert backlog == {"type": "backlog", "reset": True, "conversations": []}
+    assert backlog == {"type": "backlog", "reset": True, "conversations": [], "more": False}
 
     for i in range(1, 4):
         peer.send({"type": "send", "client_id": f"c{i}", "body": f"message {i}"})
@@ -191,7 +191,7 @@ def test_guessing_another_customers_conversation_in_hello_reveals_nothing(server
     owner.send({"type": "send", "client_id": "o1", "body": "secret order 1234"})
     conversation_id = owner.recv_until("ack")["conversation_id"]
     thief, _, backlog = widget(server, "thief", conversation_id, after=0)
-    assert backlog == {"type": "backlog", "reset": True, "conversations": []}
+    assert backlog == {"type": "backlog", "reset": True, "conversations": [], "more": False}
     owner.send({"type": "send", "client_id": "o2", "body": "secret order 5678"})
     owner.recv_until("ack")
     assert thief.silent()

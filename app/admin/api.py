@@ -1,4 +1,5 @@
-"""The admin JSON API: authentication settings and their keys. Admins only; console session + CSRF."""
+"""The admin JSON API: authentication settings and their keys, workstreams, agents. Admins only; console
+session + CSRF."""
 
 from functools import wraps
 
@@ -6,11 +7,11 @@ from flask import jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import auth_settings, workstreams
+from .. import agents, auth_settings, passwords, workstreams
 from ..api import json_body
 from ..errors import ChatError, not_found
 from ..extensions import db
-from ..models import AuthSetting, Workstream
+from ..models import Agent, AuthSetting, Workstream
 from . import bp
 
 
@@ -100,3 +101,48 @@ def update_workstream(workstream_id: str):
     if workstream is None:
         raise not_found("workstream")
     return jsonify({"workstream": workstreams.describe(workstreams.update(workstream, json_body()))})
+
+
+@bp.get("/api/agents")
+@admin_only
+def list_agents():
+    found = db.session.scalars(select(Agent).order_by(Agent.name, Agent.id))
+    return jsonify({"agents": [agents.describe(a) for a in found]})
+
+
+@bp.post("/api/agents")
+@admin_only
+def create_agent():
+    """A new agent; without a `password` one is generated and returned in this answer only."""
+    data = json_body()
+    details = {k: v for k, v in data.items() if k not in ("email", "name", "role", "password")}
+    agent, password = agents.add_agent(
+        data.get("email"), data.get("name"), data.get("role", "agent"), data.get("password"), **details
+    )
+    body = {"agent": agents.describe(agent)}
+    if "password" not in data:
+        body["password"] = password
+    return jsonify(body), 201
+
+
+@bp.patch("/api/agents/<int:agent_id>")
+@admin_only
+def update_agent(agent_id: int):
+    return jsonify({"agent": agents.describe(agents.update(agents.find(agent_id), json_body()))})
+
+
+@bp.post("/api/agents/<int:agent_id>/password")
+@admin_only
+def reset_password(agent_id: int):
+    """An admin sets a new password (or has one generated, returned once); the agent's sessions end."""
+    data = json_body()
+    agent = agents.find(agent_id)
+    unknown = set(data) - {"password"}
+    if unknown:
+        raise ChatError(400, "invalid_agent", f"Unknown fields: {', '.join(sorted(unknown))}.")
+    password = data.get("password")
+    generated = password is None
+    if generated:
+        password = passwords.generate()
+    agents.set_password(agent, password)
+    return jsonify({"agent": agents.describe(agent), **({"password": password} if generated else {})})

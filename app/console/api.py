@@ -32,7 +32,8 @@ def me():
 @login_required
 def agents():
     """Everyone's presence, for the transfer menu and to see who is around."""
-    return jsonify({"agents": [payloads.agent(a) for a in db.session.scalars(select(Agent).order_by(Agent.name))]})
+    team = select(Agent).where(Agent.disabled_at.is_(None)).order_by(Agent.name)
+    return jsonify({"agents": [payloads.agent(a) for a in db.session.scalars(team)]})
 
 
 @bp.post("/api/presence")

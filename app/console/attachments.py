@@ -12,6 +12,7 @@ from . import bp
 
 
 @bp.post("/api/conversations/<int:conversation_id>/attachments")
+@attachments.streams_body
 @csrf.exempt
 @login_required
 def upload_attachment(conversation_id: int):

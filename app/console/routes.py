@@ -1,10 +1,12 @@
-"""The agent console's pages: sign-in, sign-out and the single-page console."""
+"""The agent console's pages: sign-in, sign-out, changing one's password and the single-page console."""
+
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, select
 
-from .. import routing
+from .. import agents, checked, passwords, rates, routing
+from ..errors import ChatError
 from ..extensions import db
 from ..extensions import login as login_manager
 from ..models import Agent
@@ -17,17 +19,26 @@ CONTENT_SECURITY_POLICY = (
 
 
 @bp.after_request
-def security_headers(response):
-    # The console holds every customer's conversations: no inline script, no framing, no sniffing.
+def content_security_policy(response):
+    # The console holds every customer's conversations: no inline script either (the rest of the
+    # headers are the app's, security_headers.py).
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 
 @login_manager.user_loader
-def load_agent(agent_id: str) -> Agent | None:
-    return db.session.get(Agent, int(agent_id)) if agent_id.isdigit() else None
+def load_agent(session_id: str) -> Agent | None:
+    """The agent of a session, while that session is still theirs: a password change, a disable or a
+    sign-out raises the agent's session version and every older session stops loading."""
+    agent_id, _, version = session_id.partition(":")
+    if not (agent_id.isascii() and agent_id.isdigit() and version.isascii() and version.isdigit()):
+        return None
+    if len(agent_id) > 10 or int(agent_id) > checked.MAX_INT:
+        return None
+    agent = db.session.get(Agent, int(agent_id))
+    if agent is None or not agent.is_active or str(agent.session_version) != version:
+        return None
+    return agent
 
 
 @login_manager.unauthorized_handler
@@ -38,36 +49,88 @@ def unauthorized():
 
 
 def _safe_next(target: str | None) -> str:
-    # Only paths inside the console: never an open redirect to another site.
-    if target and target.startswith("/console") and not target.startswith("//"):
-        return target
-    return url_for("console.index")
+    """Only a path inside the console: never an open redirect to another site, nor a header broken by
+    control characters."""
+    fallback = url_for("console.index")
+    if not target or not target.isascii() or not target.isprintable() or "\\" in target:
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not (parts.path == "/console" or parts.path.startswith("/console/")):
+        return fallback
+    return urlunsplit(("", "", parts.path, parts.query, ""))
+
+
+def _login_page(error: str | None, status: int, next_url: str | None):
+    return render_template("console/login.html", error=error, next=next_url), status
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
 
 
 @bp.route("/login", methods=["GET", "POST"])
+# Failed sign-ins are counted per account and per address; past either limit even the right password
+# waits for the window (429), so guessing stays slow however many addresses the guesser has.
+@rates.limiter.limit(
+    rates.setting("LOGIN_FAILURES_PER_ACCOUNT"),
+    key_func=lambda: rates.key("login", (request.form.get("email") or "").strip().lower()),
+    methods=["POST"],
+    deduct_when=_failed,
+)
+@rates.limiter.limit(
+    rates.setting("LOGIN_FAILURES_PER_ADDRESS"),
+    key_func=lambda: rates.key("login-from", request.remote_addr),
+    methods=["POST"],
+    deduct_when=_failed,
+)
 def login():
     next_url = request.values.get("next")
+    target = _safe_next(next_url)
     if request.method != "POST":
         if current_user.is_authenticated:
-            return redirect(_safe_next(next_url))
-        return render_template("console/login.html", next=next_url)
-    email = (request.form.get("email") or "").strip().lower()
-    agent = db.session.scalar(select(Agent).where(func.lower(Agent.email) == email)) if email else None
-    if agent is None or not agent.check_password(request.form.get("password") or ""):
-        return render_template("console/login.html", error="Wrong email or password.", next=next_url), 401
+            return redirect(target)
+        return _login_page(None, 200, next_url)
+    agent = agents.authenticate(request.form.get("email") or "", request.form.get("password"))
+    if agent is None:
+        return _login_page("Wrong email or password.", 401, next_url)
+    if not agent.is_active:
+        return _login_page("This account is disabled. Ask an admin to enable it.", 403, next_url)
     login_user(agent)
     routing.seen(agent.id)
     if agent.presence in ("offline", "inactive"):
         routing.set_presence(agent, "available")
-    return redirect(_safe_next(next_url))
+    return redirect(target)
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    routing.set_presence(current_user, "offline")
+    agent = current_user._get_current_object()
+    routing.set_presence(agent, "offline")
+    # Signing out ends the agent's other sessions too: a copied cookie stops working with this one.
+    agents.end_sessions(agent)
     logout_user()
     return redirect(url_for("console.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """The agent's own password: the current one is asked again, and every other session ends."""
+    if request.method != "POST":
+        return render_template("console/password.html", minimum=passwords.MIN_LENGTH, error=None, done=False)
+    agent = current_user._get_current_object()
+    new = request.form.get("new_password") or ""
+    try:
+        if new != (request.form.get("confirm_password") or ""):
+            raise ChatError(400, "password_mismatch", "The new passwords do not match.")
+        agents.change_own_password(agent, request.form.get("current_password"), new)
+    except ChatError as error:
+        page = render_template("console/password.html", minimum=passwords.MIN_LENGTH, error=error.message, done=False)
+        return page, error.status
+    # This session carries on under the new session version; the others have ended.
+    login_user(agent)
+    return render_template("console/password.html", minimum=passwords.MIN_LENGTH, error=None, done=True)
 
 
 @bp.get("/")

@@ -27,13 +27,16 @@ def guard_socket():
 
 
 @sock.route("/ws", bp=bp)
+@realtime.errors_as_frames
 def console_socket(ws) -> None:
     conn = realtime.Connection(ws)
     agent_id = current_user.id
-    subscription = events.hub.subscribe([events.CONSOLE_CHANNEL, events.agent_channel(agent_id)])
+    subscription = conn.subscribe([events.CONSOLE_CHANNEL, events.agent_channel(agent_id)])
+    # A password change, a disable or a sign-out elsewhere ends this socket too.
+    conn.end_on([events.session_channel(agent_id)])
     routing.seen(agent_id)
     realtime.release_session()
-    conn.forward(subscription)
+    conn.forward()
     watched: list[str] = []
 
     def handle(frame: dict) -> None:

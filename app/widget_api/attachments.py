@@ -8,6 +8,7 @@ from .routes import API, _customer
 
 
 @bp.post(f"{API}/attachments")
+@attachments.streams_body
 def upload_attachment(workstream_id: str):
     customer = _customer()
     stored = attachments.upload(

@@ -1,7 +1,7 @@
 """attachments: stored files, their message and conversation, per-workstream limits
 
 Revision ID: b8d2f3a4c5e6
-Revises: a7c1e2d3f4b5
+Revises: b3d9f0a1c2e4
 Create Date: 2026-12-01 22:45:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b8d2f3a4c5e6'
-down_revision = 'a7c1e2d3f4b5'
+down_revision = 'b3d9f0a1c2e4'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,18 @@
+"""Headers every response carries, whatever blueprint answered: no content sniffing, no framing by other
+sites. The console adds its own stricter policy (console/routes.py); widget.js stays loadable from any
+origin, since a script tag is not framing and it is served with its real type."""
+
+from flask import Flask, Response
+
+
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # No page of this server is meant to be shown inside another site's frame (clickjacking).
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def register(app: Flask) -> None:
+    app.after_request(_headers)
