@@ -63,4 +63,5 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python bench/launcher.py
+	$(BIN)/python bench/attachments.py
 	$(BIN)/python -m bench.abuse

@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admission, checked, clock, config, errors, events, rates, security_headers, sqlite
+from . import admission, attachments, checked, clock, config, errors, events, rates, security_headers, sqlite
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     errors.register(app)
     checked.register(app)
+    # Ahead even of the checked-input layer, which opens the body (see attachments.lift_body_limit).
+    app.before_request_funcs.setdefault(None, []).insert(0, attachments.lift_body_limit)
     security_headers.register(app)
     events.configure(app)
     rates.init_app(app)
@@ -59,7 +61,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # per connection; hiding the offer keeps idle sockets cheap.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
-    from . import admin, cli, console, demo, email_links, widget_api
+    from . import admin, attachment_files, cli, console, demo, email_links, widget_api
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
@@ -67,5 +69,6 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         app.register_blueprint(demo.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(email_links.bp)
+    app.register_blueprint(attachment_files.bp)
     cli.register(app)
     return app

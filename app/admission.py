@@ -18,7 +18,7 @@ from collections import Counter
 
 from flask import Flask, current_app, g, request
 
-from . import rates
+from . import attachments, rates
 from .errors import ChatError
 
 
@@ -115,5 +115,6 @@ def read_body_first() -> None:
     """Read a request's whole body before anything touches the database. On SQLite every transaction
     takes the write lock (BEGIN IMMEDIATE), and loading the signed-in agent opens one: a client that
     sent half a body and waited would otherwise hold that lock for everyone."""
-    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+    # Uploads stream theirs, with no transaction open (attachments.upload).
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and not attachments.is_streamed():
         request.get_data(cache=True)

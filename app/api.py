@@ -29,4 +29,4 @@ def history_page(conversation_id: int) -> Response:
         raise ChatError(400, "invalid_request", "Give either after or before, not both.")
     limit = int_arg("limit", 50, low=1, high=100)
     page = conversations.messages_page(conversation_id, after=after, before=before, limit=limit)
-    return jsonify({"messages": [payloads.message(m) for m in page]})
+    return jsonify({"messages": payloads.messages(page)})

@@ -66,6 +66,10 @@ def from_environment(instance: Path) -> dict:
             or f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
         ).rstrip("/"),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
+        # Attachments: storage (see storage.py), a malware scanner, how long a file's link works.
+        "ATTACHMENTS_URL": os.environ.get("ATTACHMENTS_URL") or None,
+        "ATTACHMENT_SCAN_COMMAND": os.environ.get("ATTACHMENT_SCAN_COMMAND") or None,
+        "ATTACHMENT_URL_SECONDS": int(os.environ.get("ATTACHMENT_URL_SECONDS", str(24 * 3600))),
         # How long a request waits for SQLite's write lock held by another process (see sqlite.py).
         "SQLITE_LOCK_WAIT_SECONDS": float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS", "10")),
         # What a socket's queue of live events may hold before it is told to resync (see events.py).

@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from . import automated_messages, clock, lifecycle, notifications, rates, routing
+from . import attachments, automated_messages, clock, lifecycle, notifications, rates, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -34,11 +34,14 @@ def _retry_on_conflict(action: Callable[[], T]) -> T:
         return action()
 
 
-def validate_body(body: object) -> str:
+def validate_body(body: object, *, may_be_empty: bool = False) -> str:
+    """`may_be_empty`: a message that carries attachments needs no text."""
+    if may_be_empty and body is None:
+        body = ""
     if not isinstance(body, str):
         raise ChatError(400, "invalid_request", "The message body must be a string.")
     text = body.strip()
-    if not text:
+    if not text and not may_be_empty:
         raise ChatError(400, "empty_message", "The message is empty.")
     if len(text) > MAX_MESSAGE_CHARS:
         raise ChatError(400, "message_too_long", f"Messages are limited to {MAX_MESSAGE_CHARS} characters.")
@@ -184,10 +187,12 @@ def post_customer_message(
     body: object,
     context: dict | None = None,
     locale: object = None,
+    attachment_ids: object = None,
 ) -> tuple[Message, bool]:
     """Store a customer's message, starting a conversation when none is current and bringing a waiting
     one back; `context` (the token's context variables) is kept with the conversation for the agent, and
-    `locale` (the widget's language) picks the language of the automated messages the customer gets.
+    `locale` (the widget's language) picks the language of the automated messages the customer gets;
+    `attachment_ids` are files the customer uploaded (attachments.py) that the message carries.
 
     Returns the message and whether it is new; a repeated client_id returns the stored one. It takes
     ids, not rows: on the hot path (a message in a current conversation) neither row is needed.
@@ -195,7 +200,7 @@ def post_customer_message(
     context_json = json.dumps(context, sort_keys=True) if context else None
     language = automated_messages.language(locale) if automated_messages.validate_locale(locale) else None
     client_id = validate_client_id(client_id)
-    text = validate_body(body)
+    text = validate_body(body, may_be_empty=bool(attachment_ids))
     # The caller's reads (the token's customer) are over: counting may wait, and must not hold the
     # write lock meanwhile (see rates.py). A refused send has stored nothing.
     db.session.commit()
@@ -214,6 +219,11 @@ def post_customer_message(
         )
         if existing is not None:
             return db.session.get(Message, existing), None
+        files = (
+            attachments.claimable(attachment_ids, db.session.get(Workstream, workstream_id), customer_id=customer_id)
+            if attachment_ids
+            else []
+        )
         conversation = current_conversation(customer_id, workstream_id)
         returned_to: Agent | None = None
         if conversation is None:
@@ -254,7 +264,7 @@ def post_customer_message(
         if changed:
             # Widgets learn of a new conversation before its first message (docs/protocol.md).
             lifecycle.announce(conversation, console=False)
-        message = lifecycle.append_message(conversation, "customer", text, client_id)
+        message = lifecycle.append_message(conversation, "customer", text, client_id, attachments=files)
         if changed or conversation.agent_id is None:
             # The console's lists (the queue's previews too) show the state with this message in it.
             lifecycle.announce(conversation, widget=False)
@@ -286,9 +296,12 @@ def _mine(agent: Agent, conversation_id: int, status: str, doing: str) -> Conver
     return conversation
 
 
-def post_agent_message(agent: Agent, conversation_id: int, client_id: object, body: object) -> tuple[Message, bool]:
+def post_agent_message(
+    agent: Agent, conversation_id: int, client_id: object, body: object, attachment_ids: object = None
+) -> tuple[Message, bool]:
+    """`attachment_ids`: files the agent uploaded to this conversation, carried by the reply."""
     client_id = validate_client_id(client_id)
-    text = validate_body(body)
+    text = validate_body(body, may_be_empty=bool(attachment_ids))
 
     def attempt() -> tuple[Message, bool]:
         conversation = agent_conversation(conversation_id)
@@ -302,7 +315,8 @@ def post_agent_message(agent: Agent, conversation_id: int, client_id: object, bo
         if conversation.offer_expires_at is not None:
             # Answering is accepting.
             routing.accepted(conversation)
-        message = lifecycle.append_message(conversation, "agent", text, client_id, agent)
+        files = attachments.claimable(attachment_ids, conversation.workstream, conversation_id=conversation.id)
+        message = lifecycle.append_message(conversation, "agent", text, client_id, agent, attachments=files)
         notifications.reply_posted(conversation)
         db.session.commit()
         return message, True
@@ -359,9 +373,11 @@ def transcript(conversation: Conversation, you: str = "You") -> str:
     ]
     after = 0
     while page := messages_page(conversation.id, after=after, limit=500):
+        files = attachments.of_messages(page)
         for m in page:
             who = you if m.sender_kind == "customer" else (m.sender_name or "System")
-            lines.append(f"[{m.created_at:%Y-%m-%d %H:%M:%S}] {who}: {m.body}")
+            lines.append(f"[{m.created_at:%Y-%m-%d %H:%M:%S}] {who}: {m.body}".rstrip())
+            lines += [f"    attached: {a.name} ({a.size:,} bytes)" for a in files.get(m.id, [])]
         after = page[-1].seq
     if conversation.ended_at:
         lines += ["", f"Ended {conversation.ended_at:%Y-%m-%d %H:%M:%S} UTC"]

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, insert, update
 
 from . import capacity, clock, events, notifications, payloads
 from .extensions import db
-from .models import Agent, Conversation, ConversationEvent, Message
+from .models import Agent, Attachment, Conversation, ConversationEvent, Message
 
 
 def record(
@@ -92,9 +92,15 @@ _INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
 
 
 def append_message(
-    conversation: Conversation, sender_kind: str, body: str, client_id: str | None, agent: Agent | None = None
+    conversation: Conversation,
+    sender_kind: str,
+    body: str,
+    client_id: str | None,
+    agent: Agent | None = None,
+    attachments: list[Attachment] = (),
 ) -> Message:
-    """Add a message in the caller's transaction and emit it to the customer, the agent and watchers."""
+    """Add a message in the caller's transaction and emit it to the customer, the agent and watchers;
+    `attachments` (checked by attachments.claimable) become the message's."""
     now = clock.now()
     # The next sequence number is taken by one atomic UPDATE in this transaction: no gaps, no repeats.
     # Automated messages are not activity: they must not keep an abandoned conversation from closing.
@@ -112,15 +118,19 @@ def append_message(
         "body": body,
         "client_id": client_id,
         "created_at": now,
+        "attachment_count": len(attachments),
     }
     # A Core INSERT: the ORM's unit of work costs more than the rest of a message's path. The object
     # returned is a plain, unattached record of the row just written.
     message = Message(id=db.session.execute(_INSERT_MESSAGE, values).scalar_one(), **values)
+    for attachment in attachments:
+        attachment.message_id = message.id
+        attachment.conversation_id = conversation.id
     channels = [
         events.customer_channel(conversation.customer_id, conversation.workstream_id),
         events.conversation_channel(conversation.id),
     ]
     if conversation.agent_id:
         channels.append(events.agent_channel(conversation.agent_id))
-    events.emit(db.session, channels, {"type": "message", "message": payloads.message(message)})
+    events.emit(db.session, channels, {"type": "message", "message": payloads.message(message, list(attachments))})
     return message

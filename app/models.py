@@ -84,6 +84,8 @@ class Workstream(db.Model):
     notify_return_url: Mapped[str | None] = mapped_column(Text)
     # The widget's look (appearance.py): accent colour, launcher side, title and greeting per language.
     appearance: Mapped[str | None] = mapped_column(Text)
+    # Attachment limits (attachments.py), as JSON; NULL keeps the defaults.
+    attachment_limits: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
@@ -225,6 +227,8 @@ class Message(db.Model):
     body: Mapped[str] = mapped_column(Text)
     client_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # Most messages carry none: the count saves them a lookup in the attachment table.
+    attachment_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ConversationEvent(db.Model):
@@ -282,3 +286,26 @@ class AuditEntry(db.Model):
     target_label: Mapped[str] = mapped_column(String(254))
     # {field: [before, after]} as JSON.
     changes: Mapped[str] = mapped_column(Text)
+
+
+class Attachment(db.Model):
+    """A stored file. Uploaded first (by the customer, or by the agent in one conversation), then
+    claimed by the message that carries it; the conversation link is explicit so that deleting a
+    conversation can find and delete its files."""
+
+    # Random and unguessable: it names the stored object too.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workstream_id: Mapped[str] = mapped_column(ForeignKey("workstream.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    # Who uploaded it: a customer (of this workstream) or an agent.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    # Sniffed from the bytes, never taken from the name or the browser.
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int]
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    has_thumbnail: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

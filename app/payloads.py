@@ -4,13 +4,17 @@ import json
 
 from sqlalchemy import select
 
+from . import attachments as attachment_files
 from . import notifications, read_state
 from .clock import iso
 from .extensions import db
-from .models import Agent, Conversation, Message
+from .models import Agent, Attachment, Conversation, Message
 
 
-def message(m: Message) -> dict:
+def message(m: Message, attachments: list[Attachment] | None = None) -> dict:
+    """`attachments`, when the caller has them at hand (a page loads them in one query), saves a lookup."""
+    if attachments is None:
+        attachments = attachment_files.of_messages([m]).get(m.id, []) if m.attachment_count else []
     return {
         "conversation_id": m.conversation_id,
         "seq": m.seq,
@@ -19,7 +23,13 @@ def message(m: Message) -> dict:
         "body": m.body,
         "client_id": m.client_id,
         "created_at": iso(m.created_at),
+        "attachments": [attachment_files.describe(a) for a in attachments],
     }
+
+
+def messages(page: list[Message]) -> list[dict]:
+    found = attachment_files.of_messages(page)
+    return [message(m, found.get(m.id, [])) for m in page]
 
 
 def widget_conversation(c: Conversation) -> dict:

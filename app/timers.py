@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import clock, conversations, lifecycle, notifications, routing, sqlite
+from . import attachments, clock, conversations, lifecycle, notifications, routing, sqlite
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -153,6 +153,7 @@ def tick(now: datetime | None = None) -> dict[str, int]:
         "closed": auto_close(now),
         "assigned": routing.dispatch(now),
         "emailed": notifications.tick(now),
+        "unsent_files_deleted": attachments.delete_unsent(now),
     }
 
 

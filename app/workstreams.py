@@ -3,7 +3,7 @@
 import json
 from urllib.parse import urlsplit
 
-from . import appearance, audit, automated_messages, hours, notifications
+from . import appearance, attachments, audit, automated_messages, hours, notifications
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
@@ -52,6 +52,7 @@ FIELDS = {
     "automated_messages",
     "notify_return_url",
     "appearance",
+    "attachment_limits",
     *INTEGER_FIELDS,
 }
 
@@ -134,6 +135,8 @@ def _apply(workstream: Workstream, data: dict) -> None:
         notifications.require_mail()
     if "appearance" in data:
         workstream.appearance = appearance.validate(data["appearance"])
+    if "attachment_limits" in data:
+        workstream.attachment_limits = attachments.validate_limits(data["attachment_limits"])
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
@@ -207,5 +210,6 @@ def describe(w: Workstream) -> dict:
         "automated_messages": automated_messages.settings(w),
         "notify_return_url": w.notify_return_url,
         "appearance": appearance.settings(w),
+        "attachment_limits": vars(attachments.limits_for(w)),
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }

@@ -47,11 +47,13 @@ def test_the_widget_works_by_keyboard_alone(chat, contexts, console):
     alice = Widget(page)
     expect(alice.messages(sender="customer")).to_have_attribute("data-seq", "1")
 
-    # The log is announced politely; the send button and the log are reachable with Tab.
+    # The log is announced politely; the send button, the paperclip and the log are reachable with Tab.
     expect(alice.log).to_have_attribute("aria-live", "polite")
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Send", exact=True)).to_be_focused()
     page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Attach files")).to_be_focused()
     page.keyboard.press("Shift+Tab")
     expect(alice.log).to_be_focused()
 

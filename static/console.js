@@ -433,7 +433,8 @@
   function previewText(s) {
     const m = s.last_message;
     if (!m) return 'No messages yet';
-    const text = String(m.body || '').replace(/\s+/g, ' ').trim().slice(0, PREVIEW_CHARS);
+    const files = (m.attachments || []).map((a) => `📎 ${a.name}`).join(' ');
+    const text = String(m.body || files).replace(/\s+/g, ' ').trim().slice(0, PREVIEW_CHARS);
     if (m.sender !== 'agent') return text;
     return `${isMine(s) ? 'You' : (m.sender_name || 'Agent')}: ${text}`;
   }
@@ -773,12 +774,12 @@
     let name = null;
     if (sender === 'customer') name = customerName(summary);
     else if (sender === 'agent') name = m.sender_name || 'Agent';
-    const body = el('p', { className: 'msg-body' });
+    const body = el('p', { className: 'msg-body', hidden: !m.body });
     linkify(body, m.body);
     return el('div', { className: 'msg', dataset: { seq: m.seq, sender } },
       el('div', { className: 'msg-meta' }, name ? el('span', { className: 'msg-sender' }, name) : null,
         timeElement(m.created_at)),
-      body);
+      body, window.ConsoleFiles.render(m));
   }
 
   // The messages of one conversation in one container, kept in seq order without duplicates.
@@ -1099,6 +1100,7 @@
     if (!Number.isInteger(id) || id <= 0) return;
     const token = ++openToken;
     if (current) drafts.set(current.id, ui.reply.value);
+    window.ConsoleFiles.clear();
     showTyping(null);
     const summary = summaries.get(id) || null;
     current = {
@@ -1196,19 +1198,27 @@
     const c = current;
     if (!c || c.loading || sending) return;
     const body = ui.reply.value;
-    if (!body.trim()) {
+    const files = window.ConsoleFiles.pending(c.id);
+    if (files.wait) {
+      ui.composeError.textContent = files.wait;
+      return;
+    }
+    if (!body.trim() && !files.ids.length) {
       ui.composeError.textContent = 'Write a message first.';
       return;
     }
-    if (!sendDraft || sendDraft.body !== body || sendDraft.conversationId !== c.id) {
-      sendDraft = { body, conversationId: c.id, clientId: newClientId() };
+    const attachments = files.ids.join(' ');
+    if (!sendDraft || sendDraft.body !== body || sendDraft.conversationId !== c.id || sendDraft.attachments !== attachments) {
+      sendDraft = { body, conversationId: c.id, clientId: newClientId(), attachments };
     }
     sending = true;
     setBusy(ui.send, true);
     showError(ui.composeError, null);
     try {
-      const data = await api('POST', `/conversations/${c.id}/messages`, { client_id: sendDraft.clientId, body });
+      const data = await api('POST', `/conversations/${c.id}/messages`,
+        { client_id: sendDraft.clientId, body, attachments: files.ids });
       sendDraft = null;
+      window.ConsoleFiles.clear(c.id);
       drafts.delete(c.id);
       if (badges.delete(c.id)) renderLists();
       if (c === current) {
@@ -1473,6 +1483,7 @@
   // ---------------------------------------------------------------- start
 
   async function start() {
+    window.ConsoleFiles.mount(ui.compose, ui.reply, () => current && current.id);
     document.body.dataset.notifications = '0';
     renderNotificationButton();
     try {

@@ -38,6 +38,10 @@
       tooLong: "Not sent: the message is too long (4,000 characters at most).",
       sending: "Sending…", waiting: "Not sent yet: waiting for the connection.", retryNow: "Retry now",
       typing: "{name} is typing…",
+      attach: "Attach files", remove: "Remove {name}", download: "Download {name}", closeImage: "Close image",
+      upWaiting: "Waiting for the connection", upFailed: "Upload failed.", tooBig: "Too big.",
+      badType: "This type of file cannot be sent.", refused: "The file was refused.", badImage: "The image cannot be used.",
+      tooMany: "Too many files for one message.",
     },
     fi: {
       open: "Avaa chat", close: "Sulje chat", chat: "Chat", minimize: "Pienennä chat",
@@ -66,6 +70,10 @@
       tooLong: "Ei lähetetty: viesti on liian pitkä (enintään 4 000 merkkiä).",
       sending: "Lähetetään…", waiting: "Ei vielä lähetetty: odotetaan yhteyttä.", retryNow: "Yritä nyt",
       typing: "{name} kirjoittaa…",
+      attach: "Liitä tiedostoja", remove: "Poista {name}", download: "Lataa {name}", closeImage: "Sulje kuva",
+      upWaiting: "Odotetaan yhteyttä", upFailed: "Lähetys epäonnistui.", tooBig: "Liian suuri.",
+      badType: "Tämän tyyppistä tiedostoa ei voi lähettää.", refused: "Tiedosto hylättiin.",
+      badImage: "Kuvaa ei voi käyttää.", tooMany: "Liian monta tiedostoa yhdessä viestissä.",
     },
   };
 
@@ -201,6 +209,30 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   display: flex; align-items: center; justify-content: center; background: var(--pc-accent);
   color: var(--pc-on-accent); }
 .pc-send svg { width: 18px; height: 18px; }
+.pc-clip { flex: none; width: 38px; height: 38px; padding: 0; border: 0; border-radius: 10px; display: flex;
+  align-items: center; justify-content: center; background: transparent; color: var(--pc-muted); }
+.pc-clip svg { width: 20px; height: 20px; }
+.pc-tray { display: flex; flex-wrap: wrap; gap: 6px; padding: 0 12px; }
+.pc-tray:not(:empty) { padding: 8px 12px 0; }
+.pc-chip { display: flex; align-items: center; gap: 6px; max-width: 100%; padding: 3px 4px 3px 8px; font-size: 12px;
+  border: 1px solid var(--pc-border); border-radius: 8px; background: #fff; color: var(--pc-text); }
+.pc-chip span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.pc-chip progress { width: 50px; }
+.pc-chip button { padding: 0 6px; border: 0; border-radius: 6px; background: var(--pc-bubble); font-size: 12px; }
+.pc-chip.pc-bad { border-color: #fecdca; color: #912018; }
+.pc-files { display: flex; flex-direction: column; align-items: inherit; gap: 4px; margin-top: 4px; }
+.pc-thumb { padding: 0; border: 1px solid var(--pc-border); border-radius: 10px; overflow: hidden; background: #fff; }
+.pc-thumb img { display: block; max-width: 200px; max-height: 160px; }
+.pc-file { padding: 6px 10px; border-radius: 10px; background: var(--pc-bubble); color: var(--pc-text); }
+.pc-file a { color: var(--pc-accent); font-weight: 600; overflow-wrap: anywhere; }
+.pc-file small { display: block; color: var(--pc-muted); }
+.pc-viewer { position: absolute; inset: 0; z-index: 2; display: flex; flex-direction: column; gap: 8px;
+  padding: 12px; background: rgba(16, 24, 40, .92); color: #fff; }
+.pc-viewer img { flex: 1; min-height: 0; object-fit: contain; }
+.pc-viewer div { display: flex; justify-content: space-between; gap: 8px; }
+.pc-viewer a { color: #fff; }
+.pc-viewer button { padding: 4px 12px; border: 1px solid #fff; border-radius: 8px; background: transparent; color: #fff; }
+.pc-drop .pc-log { outline: 3px dashed var(--pc-accent); outline-offset: -6px; }
 @media (max-width: 480px) {
   .pc-panel, .pc-left .pc-panel { inset: 0; width: auto; height: auto; max-width: none;
     max-height: none; border-radius: 0; }
@@ -214,6 +246,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   const ICON_CLOSE = '<svg class="pc-icon-close" viewBox="0 0 24 24" aria-hidden="true">' +
     '<path d="M6 6l12 12M18 6L6 18"/></svg>';
   const ICON_MIN = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 9l6 6 6-6"/></svg>';
+  const ICON_CLIP = '<svg viewBox="0 0 24 24" aria-hidden="true">' +
+    '<path d="M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7"/></svg>';
   const ICON_SEND = '<svg viewBox="0 0 24 24" aria-hidden="true">' +
     '<path d="M4 12l16-8-6 16-2.5-6.5z"/></svg>';
   // Every refusal of the customer's token has a code starting "token_" (docs/protocol.md).
@@ -249,7 +283,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
   <p class="pc-notice" hidden></p>
   <div class="pc-typing" aria-hidden="true"></div>
   <div class="pc-status" role="status"></div>
-  <form class="pc-compose"><textarea class="pc-input" rows="1" maxlength="${MAX_BODY}"
+  <div class="pc-tray"></div>
+  <form class="pc-compose"><button class="pc-clip" type="button" data-t-label="attach">${ICON_CLIP}</button><input
+    class="pc-pick" type="file" multiple hidden><textarea class="pc-input" rows="1" maxlength="${MAX_BODY}"
     data-t-label="message" data-t-ph="placeholder"></textarea><button
     class="pc-send" type="submit" data-t-label="send">${ICON_SEND}</button></form>
 </div>
@@ -496,13 +532,17 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       $(".pc-compose").addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
 
       // Waiting out the backoff after the network is back would leave queued sends sitting there.
-      window.addEventListener("online", () => { if (!this.ready && !this.stopped) this.retry(); });
+      // A token request made while offline may hang until its timeout: back online, ask afresh.
+      window.addEventListener("online", () => {
+        if (!this.ready && !this.stopped) { this.tokenPromise = null; this.retry(); }
+      });
       window.addEventListener("offline", () => { if (this.ws) this.lost(); });
       document.addEventListener("visibilitychange", () => this.markRead());
       // An open socket keeps the host page out of the back/forward cache; let go while hidden.
       window.addEventListener("pagehide", (e) => { if (e.persisted) this.disconnect(); });
       window.addEventListener("pageshow", (e) => { if (e.persisted && !this.stopped) this.connect(); });
 
+      this.mountFiles($);
       this.applyStrings();
       document.body.appendChild(host);
       this.connect();
@@ -751,6 +791,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         sender.textContent = msg.sender === "customer" ? this.t.you : msg.sender_name || this.t.agent;
       }
       linkify(node.querySelector(".pc-body"), msg.body);
+      this.showFiles(node, msg);
       const time = node.querySelector(".pc-time");
       time.textContent = this.formatTime(msg.created_at);
       time.setAttribute("datetime", msg.created_at || "");
@@ -1317,6 +1358,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.backlogging = !!frame.more;
       if (frame.more) return;
       this.ready = true;
+      this.uploadAll(this.tray, true);
+      for (const entry of this.outbox.values()) this.uploadAll(entry.files || [], true);
       for (const rec of this.conversations.values()) if (contiguous(rec) < maxSeq(rec)) this.fillGap(rec);
       this.render({ bottom: !!frame.reset });
       this.showPending();
@@ -1385,6 +1428,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
           conversation_id: frame.conversation_id, seq: frame.seq, sender: "customer",
           sender_name: null, body: entry.body, client_id: entry.client_id,
           created_at: entry.created_at, provisional: true,
+          attachments: (entry.files || []).map((f) => f.stored),
         };
         rec.messages.set(frame.seq, msg);
         this.nodes.set(key, entry.node);
@@ -1419,7 +1463,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       entry.node.classList.remove("pc-pending");
       entry.node.classList.add("pc-failed");
       const reason = frame.code === "message_too_long" ? this.t.tooLong
-        : frame.code === "empty_message" ? this.t.empty : this.t.notSent;
+        : frame.code === "empty_message" ? this.t.empty
+          : frame.code === "too_many_attachments" ? this.t.tooMany : this.t.notSent;
       entry.node.appendChild(el("div", "pc-note", reason));
       this.render();
     }
@@ -1452,15 +1497,20 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         (isTokenError(code) ? t.errRefused : t.errGeneric);
     }
 
+    // A message with files goes once every file is uploaded; until then the uploads run (or wait).
     transmit(entry) {
-      if (this.ready) this.send({ type: "send", client_id: entry.client_id, body: entry.body });
+      if (!this.ready || !this.uploadAll(entry.files || [])) return;
+      const frame = { type: "send", client_id: entry.client_id, body: entry.body };
+      if (entry.files && entry.files.length) frame.attachments = entry.files.map((f) => f.stored.id);
+      this.send(frame);
     }
 
     submit() {
       const body = this.input.value.trim();
-      if (!body) return;
+      const files = this.takeTray();
+      if (!body && !files.length) return;
       const entry = {
-        client_id: newClientId(), body, created_at: new Date().toISOString(),
+        client_id: newClientId(), body, created_at: new Date().toISOString(), files,
         node: this.messageNode("customer"), state: el("div", "pc-state"),
       };
       const retry = el("button", "pc-retry");
@@ -1470,6 +1520,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       entry.node.classList.add("pc-pending");
       entry.node.setAttribute("data-client-id", entry.client_id);
       this.fillMessage(entry.node, { sender: "customer", body, created_at: entry.created_at });
+      this.showChips(entry);
       entry.node.appendChild(entry.state);
       this.outbox.set(entry.client_id, entry);
       this.showPending();
@@ -1481,6 +1532,209 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.transmit(entry);
     }
   }
+
+  // ---- attachments ---------------------------------------------------------------------------
+  // Files chosen (paperclip, drop, paste) wait in the tray above the input and upload at once when
+  // connected; Send takes them into the outbox entry with the text, which goes out (once, by its
+  // client id) when every upload is done. Offline they wait like text does.
+
+  const UPLOAD_ERRORS = { attachment_too_large: "tooBig", attachment_type_not_allowed: "badType",
+    attachment_rejected: "refused", attachment_image_too_large: "badImage", attachment_corrupt: "badImage" };
+  const sizeText = (n) => n < 1024 ? n + " B" : n < 1048576 ? Math.round(n / 1024) + " KB"
+    : (n / 1048576).toFixed(1) + " MB";
+
+  Object.assign(Widget.prototype, {
+    mountFiles($) {
+      this.tray = [];
+      this.trayBox = $(".pc-tray");
+      const pick = $(".pc-pick");
+      $(".pc-clip").addEventListener("click", () => pick.click());
+      pick.addEventListener("change", () => { this.addFiles(pick.files); pick.value = ""; });
+      this.input.addEventListener("paste", (e) => {
+        const files = e.clipboardData && e.clipboardData.files;
+        if (files && files.length) { e.preventDefault(); this.addFiles(files); }
+      });
+      const over = (on) => (e) => {
+        if (!e.dataTransfer || Array.from(e.dataTransfer.types || []).indexOf("Files") < 0) return;
+        e.preventDefault();
+        this.panel.classList.toggle("pc-drop", on);
+        if (e.type === "drop") this.addFiles(e.dataTransfer.files);
+      };
+      this.panel.addEventListener("dragover", over(true));
+      this.panel.addEventListener("dragleave", over(false));
+      this.panel.addEventListener("drop", over(false));
+    },
+
+    addFiles(list) {
+      for (const file of Array.from(list || [])) {
+        const item = { file, chip: el("div", "pc-chip") };
+        this.tray.push(item);
+        this.trayBox.appendChild(item.chip);
+        this.chip(item, () => {
+          this.tray.splice(this.tray.indexOf(item), 1);
+          item.chip.remove();
+        });
+      }
+      this.uploadAll(this.tray);
+    },
+
+    // Files refused for good (too big, wrong type) stay in the tray, saying why.
+    takeTray() {
+      const files = this.tray.filter((f) => !f.error || f.retryable);
+      for (const f of files) f.chip.remove();
+      this.tray = this.tray.filter((f) => files.indexOf(f) < 0);
+      return files;
+    },
+
+    // The pending message shows its files' chips until the server's copy replaces them.
+    showChips(entry) {
+      if (!entry.files.length) return;
+      const box = el("div", "pc-files");
+      for (const item of entry.files) {
+        box.appendChild(item.chip);
+        this.chip(item, () => {
+          entry.files.splice(entry.files.indexOf(item), 1);
+          item.chip.remove();
+          if (!entry.files.length && !entry.body) { this.forgetLocal(entry); entry.node.remove(); }
+          else this.transmit(entry);
+        });
+      }
+      entry.node.insertBefore(box, entry.node.querySelector(".pc-time"));
+    },
+
+    // Name, then progress or what went wrong (with a retry when trying again can help), then ✕:
+    // until the message is sent, any file can be taken out.
+    chip(item, remove) {
+      item.remove = remove;
+      const c = item.chip;
+      c.textContent = "";
+      c.classList.toggle("pc-bad", !!item.error);
+      c.append(el("span", null, item.file.name || "file"));
+      if (item.error) c.append(el("span", null, item.error));
+      else if (!item.stored) {
+        const bar = el("progress");
+        bar.max = 1;
+        if (item.xhr) bar.value = item.progress || 0;
+        else bar.title = this.t.upWaiting;
+        bar.setAttribute("aria-label", item.xhr ? this.t.sending : this.t.upWaiting);
+        c.append(bar);
+      }
+      if (item.error && item.retryable) {
+        const again = el("button", null, this.t.tryAgain);
+        again.type = "button";
+        again.addEventListener("click", () => { item.error = null; this.upload(item); });
+        c.append(again);
+      }
+      const x = el("button", null, "✕");
+      x.type = "button";
+      x.setAttribute("aria-label", this.t.remove.replace("{name}", item.file.name || "file"));
+      x.addEventListener("click", () => { if (item.xhr) item.xhr.abort(); item.cancelled = true; item.remove(); });
+      c.append(x);
+    },
+
+    // True when every file is stored; starts the uploads that are not running yet.
+    // `again`: after a reconnect, uploads that failed on the network are tried once more.
+    uploadAll(files, again) {
+      let done = true;
+      for (const item of files) {
+        if (!item.stored) done = false;
+        if (again && item.retryable) item.error = null;
+        if (!item.stored && !item.xhr && !item.error && this.ready) this.upload(item);
+      }
+      return done;
+    },
+
+    async upload(item, retried) {
+      const t = this.t;
+      item.xhr = new XMLHttpRequest();
+      const xhr = item.xhr;
+      this.chip(item, item.remove);
+      let token;
+      try { token = await this.getToken(!!retried); } catch (e) { token = null; }
+      if (item.cancelled || xhr !== item.xhr) return;
+      xhr.open("POST", this.origin + "/api/widget/workstreams/" + encodeURIComponent(this.id) +
+        "/attachments?name=" + encodeURIComponent(item.file.name || "file"));
+      xhr.setRequestHeader("Authorization", "Bearer " + token);
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.upload.onprogress = (e) => {
+        item.progress = e.lengthComputable ? e.loaded / e.total : 0;
+        const bar = item.chip.querySelector("progress");
+        if (bar) bar.value = item.progress;
+      };
+      const finish = (error, retryable) => {
+        item.xhr = null;
+        item.error = error;
+        item.retryable = retryable;
+        this.chip(item, item.remove);
+        for (const entry of this.outbox.values()) if ((entry.files || []).indexOf(item) >= 0) this.transmit(entry);
+      };
+      xhr.onerror = () => finish(t.upFailed, true);
+      xhr.onload = () => {
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { /* not our JSON */ }
+        if (xhr.status === 201 && body && body.attachment) { item.stored = body.attachment; finish(null); return; }
+        const code = (body && body.error && body.error.code) || "";
+        if (isTokenError(code) && !retried) { this.upload(item, true); return; }
+        const key = UPLOAD_ERRORS[code];
+        finish(key ? t[key] : t.upFailed, !key);
+      };
+      xhr.send(item.file);
+    },
+
+    showFiles(node, msg) {
+      let box = node.querySelector(".pc-files");
+      node.querySelector(".pc-body").hidden = !msg.body;
+      if (!msg.attachments) return;
+      if (box) box.remove();
+      if (!msg.attachments.length) return;
+      box = el("div", "pc-files");
+      for (const a of msg.attachments) {
+        const url = this.origin + a.url;
+        if (a.thumbnail_url) {
+          const thumb = el("button", "pc-thumb");
+          thumb.type = "button";
+          const img = el("img");
+          img.src = this.origin + a.thumbnail_url;
+          img.alt = a.name;
+          thumb.appendChild(img);
+          thumb.addEventListener("click", () => this.view(a, url, thumb));
+          box.appendChild(thumb);
+        } else {
+          const file = el("div", "pc-file");
+          const link = el("a", null, a.name);
+          link.href = url;
+          link.download = a.name;
+          link.setAttribute("aria-label", this.t.download.replace("{name}", a.name));
+          file.append(link, el("small", null, sizeText(a.size) + " · " + a.content_type));
+          box.appendChild(file);
+        }
+      }
+      node.insertBefore(box, node.querySelector(".pc-time"));
+    },
+
+    // Full size inside the panel: no new window, and Escape or Close goes back to the thumbnail.
+    view(a, url, from) {
+      const box = el("div", "pc-viewer");
+      box.setAttribute("role", "dialog");
+      box.setAttribute("aria-label", a.name);
+      const img = el("img");
+      img.src = url;
+      img.alt = a.name;
+      const bar = el("div");
+      const link = el("a", null, this.t.download.replace("{name}", a.name));
+      link.href = url;
+      link.download = a.name;
+      const shut = el("button", null, this.t.closeImage);
+      shut.type = "button";
+      const close = () => { box.remove(); from.focus(); };
+      shut.addEventListener("click", close);
+      box.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); } });
+      bar.append(link, shut);
+      box.append(img, bar);
+      this.panel.appendChild(box);
+      shut.focus();
+    },
+  });
 
   // ---- bootstrapping -------------------------------------------------------------------------
 

@@ -113,7 +113,7 @@ def conversation(conversation_id: int):
     return jsonify(
         {
             "conversation": payloads.summary(found),
-            "messages": [payloads.message(m) for m in page],
+            "messages": payloads.messages(page),
             "complete": not page or page[0].seq == 1,
             "history": [payloads.summary(c) for c in history],
         }
@@ -131,7 +131,7 @@ def messages(conversation_id: int):
 def reply(conversation_id: int):
     data = json_body()
     message, created = conversations.post_agent_message(
-        current_user, conversation_id, data.get("client_id"), data.get("body")
+        current_user, conversation_id, data.get("client_id"), data.get("body"), data.get("attachments")
     )
     return jsonify({"message": payloads.message(message)}), 201 if created else 200
 

@@ -113,7 +113,13 @@ def send_message(workstream_id: str):
     data = json_body()
     customer = _customer()
     message, created = conversations.post_customer_message(
-        g.workstream.id, customer.id, data.get("client_id"), data.get("body"), g.identity.context, data.get("locale")
+        g.workstream.id,
+        customer.id,
+        data.get("client_id"),
+        data.get("body"),
+        g.identity.context,
+        data.get("locale"),
+        data.get("attachments"),
     )
     return jsonify({"message": payloads.message(message)}), 201 if created else 200
 

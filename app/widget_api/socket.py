@@ -80,10 +80,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     }
     backlog = realtime.backlog_frames(
         reset,
-        [
-            (payloads.widget_conversation(c), [payloads.message(m) for m in page], complete)
-            for c, page, complete in entries
-        ],
+        [(payloads.widget_conversation(c), payloads.messages(page), complete) for c, page, complete in entries],
     )
     kept = {
         "identity": identity,
@@ -139,6 +136,7 @@ def widget_socket(ws) -> None:
                 frame.get("body"),
                 session["identity"].context,
                 session["locale"],
+                frame.get("attachments"),
             )
             ack = {
                 "type": "ack",
