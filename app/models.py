@@ -256,3 +256,49 @@ class OutboxEmail(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     sent_at: Mapped[datetime | None]
+
+
+class Webhook(db.Model):
+    """A URL of the site's that hears of a workstream's events (webhooks.py), signed with its secret."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workstream_id: Mapped[str] = mapped_column(ForeignKey("workstream.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Space-separated event types (webhooks.EVENTS).
+    events: Mapped[str] = mapped_column(Text)
+    # HMAC-SHA256 key: kept as is, since the server must sign with it.
+    secret: Mapped[str] = mapped_column(String(100))
+    # Switched off by an admin, or by the receiver answering 410 Gone.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    def wants(self, event: str) -> bool:
+        return event in self.events.split()
+
+
+class OutboxWebhook(db.Model):
+    """One event for one webhook, written in the transaction of the change and delivered by the
+    scheduler (outbox.py), in order per webhook and conversation."""
+
+    __table_args__ = (
+        Index("ix_outbox_webhook_due", "status", "next_attempt_at"),
+        Index("ix_outbox_webhook_order", "webhook_id", "conversation_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook.id"))
+    # The event's id, in the body: a repeat (a redelivery, or a crash after the receiver answered) has the same.
+    event_id: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    # The JSON body, exactly as sent and signed.
+    payload: Mapped[str] = mapped_column(Text)
+    # pending until sent or given up (failed)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=clock.now)
+    response_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    sent_at: Mapped[datetime | None]

@@ -1,6 +1,7 @@
-"""The email outbox: rows written in the transaction that decides to send, delivered by the one
-scheduler of the deployment (timers.py), retried with backoff while the SMTP server answers 4xx or
-cannot be reached, given up on a 5xx or after MAX_ATTEMPTS.
+"""The outbox: side effects (emails here, webhooks in webhooks.py) written in the transaction that
+decides them, delivered by the one scheduler of the deployment (timers.py) with the same attempt
+counting and backoff. Emails are retried while the SMTP server answers 4xx or cannot be reached, given
+up on a 5xx or after MAX_ATTEMPTS.
 
 Never sent twice: an attempt is counted, and the next one scheduled, in a commit *before* the message
 goes to the SMTP server. The one case that repeats is a crash (or a lost database) between the server
@@ -17,7 +18,7 @@ from sqlalchemy import delete, select
 
 from . import clock, lifecycle, mail
 from .extensions import db
-from .models import Conversation, OutboxEmail
+from .models import Conversation, OutboxEmail, OutboxWebhook
 
 log = logging.getLogger(__name__)
 # Seconds before the next attempt, by attempts made so far; the last one is given up after.
@@ -43,6 +44,14 @@ def add(kind: str, recipient: str, content: dict, conversation_id: int | None = 
     )
     db.session.add(row)
     return row
+
+
+def claim(row: OutboxEmail | OutboxWebhook, now: datetime) -> None:
+    """Count the attempt and schedule the next one, committed before the side effect: a crash while
+    sending repeats it at most once, and a row can never be retried in a tight loop."""
+    row.attempts += 1
+    row.next_attempt_at = now + timedelta(seconds=BACKOFF_SECONDS[min(row.attempts, MAX_ATTEMPTS - 1) - 1])
+    db.session.commit()
 
 
 def _message(row: OutboxEmail) -> EmailMessage:
@@ -86,9 +95,7 @@ def deliver(now: datetime) -> int:
         row = db.session.get(OutboxEmail, row_id)
         if row is None or row.status != "pending":
             continue
-        row.attempts += 1
-        row.next_attempt_at = now + timedelta(seconds=BACKOFF_SECONDS[min(row.attempts, MAX_ATTEMPTS - 1) - 1])
-        db.session.commit()
+        claim(row, now)
         try:
             if not mail.configured():
                 raise mail.MailError("SMTP_URL is not set.", permanent=True)
@@ -122,6 +129,16 @@ def prune(now: datetime) -> int:
     done = db.session.execute(
         delete(OutboxEmail).where(
             OutboxEmail.status != "pending", OutboxEmail.created_at < now - timedelta(days=KEEP_DAYS)
+        )
+    ).rowcount
+    db.session.commit()
+    return done
+
+
+def prune_webhooks(now: datetime) -> int:
+    done = db.session.execute(
+        delete(OutboxWebhook).where(
+            OutboxWebhook.status != "pending", OutboxWebhook.created_at < now - timedelta(days=KEEP_DAYS)
         )
     ).rowcount
     db.session.commit()

@@ -1,5 +1,6 @@
 """What time triggers: unanswered offers, agents whose consoles went away, customers stranded with an
-offline agent, auto-close, routing when operating hours begin, and emails (unread replies, the outbox).
+offline agent, auto-close, routing when operating hours begin, emails (unread replies, the outbox)
+and webhooks.
 
 `tick()` runs every few seconds in one process of the deployment at a time (a file lock on SQLite, a
 PostgreSQL advisory lock on PostgreSQL); tests call it directly with the clock moved.
@@ -18,7 +19,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import clock, conversations, lifecycle, notifications, routing
+from . import clock, conversations, lifecycle, notifications, routing, webhooks
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -153,6 +154,7 @@ def tick(now: datetime | None = None) -> dict[str, int]:
         "closed": auto_close(now),
         "assigned": routing.dispatch(now),
         "emailed": notifications.tick(now),
+        "webhooks_delivered": webhooks.tick(now),
     }
 
 
