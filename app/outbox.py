@@ -46,12 +46,15 @@ def add(kind: str, recipient: str, content: dict, conversation_id: int | None = 
     return row
 
 
-def claim(row: OutboxEmail | OutboxWebhook, now: datetime) -> None:
+def claim(row: OutboxEmail | OutboxWebhook, now: datetime) -> int:
     """Count the attempt and schedule the next one, committed before the side effect: a crash while
-    sending repeats it at most once, and a row can never be retried in a tight loop."""
+    sending repeats it at most once, and a row can never be retried in a tight loop. Returns the
+    attempts made, read before the commit (reading the row after it would open a transaction)."""
     row.attempts += 1
-    row.next_attempt_at = now + timedelta(seconds=BACKOFF_SECONDS[min(row.attempts, MAX_ATTEMPTS - 1) - 1])
+    attempts = row.attempts
+    row.next_attempt_at = now + timedelta(seconds=BACKOFF_SECONDS[min(attempts, MAX_ATTEMPTS - 1) - 1])
     db.session.commit()
+    return attempts
 
 
 def _message(row: OutboxEmail) -> EmailMessage:
@@ -90,39 +93,48 @@ def deliver(now: datetime) -> int:
         .limit(BATCH)
     ).all()
     db.session.commit()
-    sent = 0
-    for row_id in due:
-        row = db.session.get(OutboxEmail, row_id)
-        if row is None or row.status != "pending":
-            continue
-        claim(row, now)
-        try:
-            if not mail.configured():
-                raise mail.MailError("SMTP_URL is not set.", permanent=True)
-            try:
-                mail.send(_message(row))
-            except mail.MailError:
-                raise
-            except Exception as error:
-                # Whatever else went wrong is this row's problem: the other rows and timers go on.
-                log.exception("sending email %s failed", row.id)
-                raise mail.MailError(f"Sending failed: {error}", permanent=False) from error
-        except mail.MailError as error:
-            given_up = error.permanent or row.attempts >= MAX_ATTEMPTS
-            log.warning("email %s to %s: %s%s", row.id, row.recipient, error.reason, "" if given_up else ", retrying")
-            row.last_error = error.reason
-            if given_up:
-                row.status = "failed"
-            _conversation_delivery(row, "failed" if given_up else "retrying", error.reason, now)
-            db.session.commit()
-            continue
-        row.status = "sent"
-        row.sent_at = now
-        row.last_error = None
-        _conversation_delivery(row, "sent", None, now)
+    return sum(_attempt(row_id, now) for row_id in due)
+
+
+def _send(message: EmailMessage) -> None:
+    if not mail.configured():
+        raise mail.MailError("SMTP_URL is not set.", permanent=True)
+    try:
+        mail.send(message)
+    except mail.MailError:
+        raise
+    except Exception as error:
+        # Whatever else went wrong is this email's problem: the other emails and the timers go on.
+        log.exception("sending an email failed")
+        raise mail.MailError(f"Sending failed: {error}", permanent=False) from error
+
+
+def _attempt(row_id: int, now: datetime) -> bool:
+    """One attempt at one email; True when it was sent."""
+    row = db.session.get(OutboxEmail, row_id)
+    if row is None or row.status != "pending":
         db.session.commit()
-        sent += 1
-    return sent
+        return False
+    message = _message(row)
+    attempts = claim(row, now)
+    # No transaction is open while the SMTP server is talked to: on SQLite it would hold the write lock.
+    try:
+        _send(message)
+    except mail.MailError as error:
+        given_up = error.permanent or attempts >= MAX_ATTEMPTS
+        log.warning("email %s to %s: %s%s", row_id, message["To"], error.reason, "" if given_up else ", retrying")
+        row.last_error = error.reason
+        if given_up:
+            row.status = "failed"
+        _conversation_delivery(row, "failed" if given_up else "retrying", error.reason, now)
+        db.session.commit()
+        return False
+    row.status = "sent"
+    row.sent_at = now
+    row.last_error = None
+    _conversation_delivery(row, "sent", None, now)
+    db.session.commit()
+    return True
 
 
 def prune(now: datetime) -> int:

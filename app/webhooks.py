@@ -273,20 +273,19 @@ class _Refused(Exception):
         self.code = code
 
 
-def _post(webhook: Webhook, row: OutboxWebhook, now: datetime) -> int:
-    body = row.payload.encode()
+def _post(url: str, secret: str, event: str, event_id: str, delivery_id: int, body: bytes, now: datetime) -> int:
     timestamp = int(now.replace(tzinfo=UTC).timestamp())
     request = urllib.request.Request(
-        webhook.url,
+        url,
         data=body,
         method="POST",
         headers={
             "Content-Type": "application/json",
             "User-Agent": "PersistentChat-Webhook/1",
-            SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
-            "Chat-Event": row.event,
-            "Chat-Event-Id": row.event_id,
-            "Chat-Delivery": str(row.id),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            "Chat-Event": event,
+            "Chat-Event-Id": event_id,
+            "Chat-Delivery": str(delivery_id),
         },
     )
     timeout = current_app.config.get("WEBHOOK_TIMEOUT_SECONDS", 10)
@@ -331,44 +330,49 @@ def deliver(now: datetime) -> int:
         .limit(BATCH)
     ).all()
     db.session.commit()
-    delivered = 0
     held: set[int] = set()
-    for row_id in due:
-        row = db.session.get(OutboxWebhook, row_id)
-        if row is None or row.status != "pending" or row.webhook_id in held:
-            continue
-        webhook = db.session.get(Webhook, row.webhook_id)
-        if not webhook.active:
-            continue
-        outbox.claim(row, now)
-        try:
-            row.response_code = _post(webhook, row, now)
-        except _Refused as refused:
-            held.add(webhook.id)
-            row.response_code = refused.code
-            row.last_error = refused.reason[:500]
-            if refused.code == 410:
-                row.status = "failed"
-                webhook.active = False
-                webhook.disabled_reason = "The receiver answered 410 Gone."
-            elif row.attempts >= outbox.MAX_ATTEMPTS:
-                row.status = "failed"
-            log.warning("webhook %s delivery %s: %s", webhook.id, row.id, refused.reason)
-            db.session.commit()
-            continue
-        except Exception:
-            # Whatever else went wrong is this delivery's problem: the other webhooks and timers go on.
-            log.exception("webhook %s delivery %s failed", webhook.id, row.id)
-            held.add(webhook.id)
-            row.last_error = "Sending failed (see the server's log)."
-            db.session.commit()
-            continue
-        row.status = "sent"
-        row.sent_at = now
-        row.last_error = None
+    return sum(_attempt(row_id, now, held) for row_id in due)
+
+
+def _attempt(row_id: int, now: datetime, held: set[int]) -> bool:
+    """One attempt at one delivery; True when the receiver took it. A failure adds its webhook to `held`."""
+    row = db.session.get(OutboxWebhook, row_id)
+    webhook = db.session.get(Webhook, row.webhook_id) if row is not None else None
+    if row is None or row.status != "pending" or not webhook.active or webhook.id in held:
         db.session.commit()
-        delivered += 1
-    return delivered
+        return False
+    webhook_id = webhook.id
+    request = (webhook.url, webhook.secret, row.event, row.event_id, row.id, row.payload.encode())
+    attempts = outbox.claim(row, now)
+    # No transaction is open while the receiver is waited for: on SQLite it would hold the write lock.
+    try:
+        code = _post(*request, now)
+    except _Refused as refused:
+        held.add(webhook_id)
+        log.warning("webhook %s delivery %s: %s", webhook_id, row_id, refused.reason)
+        row.response_code = refused.code
+        row.last_error = refused.reason[:500]
+        if refused.code == 410:
+            row.status = "failed"
+            webhook.active = False
+            webhook.disabled_reason = "The receiver answered 410 Gone."
+        elif attempts >= outbox.MAX_ATTEMPTS:
+            row.status = "failed"
+        db.session.commit()
+        return False
+    except Exception:
+        # Whatever else went wrong is this delivery's problem: the other webhooks and timers go on.
+        log.exception("webhook %s delivery %s failed", webhook_id, row_id)
+        held.add(webhook_id)
+        row.last_error = "Sending failed (see the server's log)."
+        db.session.commit()
+        return False
+    row.status = "sent"
+    row.sent_at = now
+    row.response_code = code
+    row.last_error = None
+    db.session.commit()
+    return True
 
 
 def tick(now: datetime) -> int:

@@ -72,6 +72,10 @@ class SmtpServer:
         self.answer: str | None = None
         self.refused = 0
         self.logins: list[str] = []
+        # Set: the server waits in DATA until `release` is set, as a slow server does.
+        self.stall = threading.Event()
+        self.stalling = threading.Event()
+        self.release = threading.Event()
         self._changed = threading.Condition()
         if tls is None:
             self.url = f"smtp://127.0.0.1:{self.port}"
@@ -104,6 +108,9 @@ class SmtpServer:
         return AuthResult(success=ok)
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.stall.is_set():
+            self.stalling.set()
+            self.release.wait(30)
         with self._changed:
             if self.answer:
                 self.refused += 1

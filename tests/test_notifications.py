@@ -3,6 +3,7 @@
 
 import re
 import secrets
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -478,3 +479,28 @@ def test_sent_and_given_up_emails_are_deleted_after_30_days_and_pending_ones_kep
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 2
     tick(time_, days=2)
     assert db.session.scalars(select(OutboxEmail.recipient)).all() == ["later@example.com"]
+
+
+def test_no_database_transaction_waits_on_a_slow_smtp_server(setup, world, smtp, time_, app):
+    """On SQLite an open transaction holds the write lock: every writer of the process would wait."""
+    workstream, ada = setup
+    conversation = conversation_with_reply(workstream, ada, customer(world), "Slowly delivered")
+    smtp.stall.set()
+    time_.advance(minutes=10)
+    db.session.commit()  # this test's own session lets go of SQLite's write lock too
+
+    def scheduler() -> None:
+        with app.app_context():
+            timers.tick(clock.now())
+
+    thread = threading.Thread(target=scheduler)
+    thread.start()
+    try:
+        assert smtp.stalling.wait(10), "the email never reached the SMTP server"
+        started = time.monotonic()
+        conversations.post_agent_message(ada, conversation.id, "a-meanwhile", "Written while the email is sent")
+        assert time.monotonic() - started < 2
+    finally:
+        smtp.release.set()
+        thread.join(30)
+    smtp.wait_for(1)
