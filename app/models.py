@@ -84,6 +84,8 @@ class Workstream(db.Model):
     # The site's page that embeds the widget: the email's link back goes there.
     notify_return_url: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
+    # Closed conversations older than this many days are deleted by the scheduler (privacy.py); NULL keeps them.
+    retention_days: Mapped[int | None]
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -302,3 +304,17 @@ class OutboxWebhook(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     sent_at: Mapped[datetime | None]
+
+
+class AuditEntry(db.Model):
+    """That something was done to people's data, and by whom; never what it was (privacy.py)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # customer_erased, customer_exported
+    action: Mapped[str] = mapped_column(String(32))
+    # admin (an agent's session), cli (someone with shell access to the server)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    # No foreign key: the record outlives the admin's account.
+    actor_id: Mapped[int | None]
+    actor_name: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -21,6 +21,8 @@ from .extensions import db
 
 # A writer waits this long for more before it ends: a busy socket keeps one writer, an idle one has none.
 WRITER_LINGER_SECONDS = 2.0
+# Events after which the server closes the socket (code, reason): the customer's data has been erased.
+CLOSING_FRAMES = {'{"type":"erased"}': (1008, "erased")}
 
 
 class Connection:
@@ -81,6 +83,8 @@ class Connection:
                             return
                     continue
                 self.send(frame)
+                if frame in CLOSING_FRAMES:
+                    self.ws.close(*CLOSING_FRAMES[frame])
         except Exception as error:
             # Whatever ended this writer, the next delivery must be able to start another.
             with self._writing:

@@ -1,4 +1,4 @@
-"""webhooks and their outbox
+"""webhooks and their outbox, the audit of erasures and exports, retention per workstream
 
 Revision ID: c3d9e1f0a2b7
 Revises: b8d2f0c4e6a1
@@ -17,6 +17,18 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('workstream', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('retention_days', sa.Integer(), nullable=True))
+    op.create_table(
+        'audit_entry',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('action', sa.String(length=32), nullable=False),
+        sa.Column('actor_kind', sa.String(length=16), nullable=False),
+        sa.Column('actor_id', sa.Integer(), nullable=True),
+        sa.Column('actor_name', sa.String(length=120), nullable=True),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entry')),
+    )
     op.create_table(
         'webhook',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -64,3 +76,6 @@ def downgrade():
     op.drop_table('outbox_webhook')
     op.drop_index(op.f('ix_webhook_workstream_id'), table_name='webhook')
     op.drop_table('webhook')
+    op.drop_table('audit_entry')
+    with op.batch_alter_table('workstream', schema=None) as batch_op:
+        batch_op.drop_column('retention_days')
