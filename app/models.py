@@ -152,6 +152,8 @@ class Conversation(db.Model):
     __table_args__ = (
         Index("ix_conversation_customer_workstream", "customer_id", "workstream_id", "id"),
         Index("ix_conversation_status_agent", "status", "agent_id"),
+        # Retention finds a workstream's long-closed conversations (privacy.py).
+        Index("ix_conversation_retention", "workstream_id", "status", "ended_at"),
         # At most one current conversation per customer and workstream, even with two devices racing.
         Index(
             "uq_conversation_current",

@@ -35,6 +35,9 @@ from .models import (
 
 # Conversations deleted per transaction by retention: no lock is held for long.
 RETENTION_BATCH = 100
+# Retention is about days: the scheduler looks this often, not at every tick.
+RETENTION_EVERY = timedelta(minutes=5)
+_next_retention: datetime | None = None
 ERASED_EVENT = {"type": "erased"}
 
 
@@ -245,3 +248,11 @@ def apply_retention(now: datetime) -> int:
             deleted += len(ids)
     db.session.commit()
     return deleted
+
+
+def retention_tick(now: datetime) -> int:
+    global _next_retention
+    if _next_retention is not None and now < _next_retention:
+        return 0
+    _next_retention = now + RETENTION_EVERY
+    return apply_retention(now)

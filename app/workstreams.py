@@ -34,8 +34,10 @@ INTEGER_FIELDS = {
     "auto_close_waiting_seconds": (60, 365 * DAY),
     "wrap_up_seconds": (0, 30 * DAY),
     "notify_email_after_minutes": (1, 7 * 24 * 60),
+    # Closed conversations are deleted this many days after they ended (privacy.py); null keeps them.
+    "retention_days": (1, 100 * 365),
 }
-NULLABLE = {"fallback_offline_minutes", "notify_email_after_minutes"}
+NULLABLE = {"fallback_offline_minutes", "notify_email_after_minutes", "retention_days"}
 FIELDS = {
     "name",
     "mode",

@@ -19,6 +19,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('workstream', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retention_days', sa.Integer(), nullable=True))
+    op.create_index('ix_conversation_retention', 'conversation', ['workstream_id', 'status', 'ended_at'], unique=False)
     op.create_table(
         'audit_entry',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -77,5 +78,6 @@ def downgrade():
     op.drop_index(op.f('ix_webhook_workstream_id'), table_name='webhook')
     op.drop_table('webhook')
     op.drop_table('audit_entry')
+    op.drop_index('ix_conversation_retention', table_name='conversation')
     with op.batch_alter_table('workstream', schema=None) as batch_op:
         batch_op.drop_column('retention_days')
