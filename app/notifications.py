@@ -78,9 +78,12 @@ def opted_out(customer_id: int, workstream_id: str) -> bool:
 def view(conversation: Conversation) -> dict:
     """The console's "Emailed 14:02" and "email notifications off"."""
     workstream = conversation.workstream
-    if opted_out(conversation.customer_id, workstream.id):
+    # Without SMTP_URL nothing is ever sent: no need to look up an unsubscribe on every summary.
+    if not mail.configured():
+        state = "none"
+    elif opted_out(conversation.customer_id, workstream.id):
         state = "off"
-    elif conversation.customer.email and workstream.notify_email_after_minutes and mail.configured():
+    elif conversation.customer.email and workstream.notify_email_after_minutes:
         state = "on"
     else:
         state = "none"
@@ -98,8 +101,10 @@ def view(conversation: Conversation) -> dict:
 def reply_posted(conversation: Conversation) -> None:
     """An agent replied (in that transaction): the email falls due after the delay, or a full delay
     after the last email, unless one is already due (it will carry this reply too)."""
+    if not mail.configured() or conversation.notify_due_at is not None:
+        return
     minutes = conversation.workstream.notify_email_after_minutes
-    if not minutes or conversation.notify_due_at is not None or not mail.configured():
+    if not minutes:
         return
     due = clock.now() + timedelta(minutes=minutes)
     if conversation.emailed_at is not None:

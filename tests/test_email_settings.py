@@ -4,8 +4,9 @@ widget's half of an email's link back."""
 import pytest
 from sqlalchemy import func, select
 
-from app import signed_links
+from app import customer_auth, signed_links
 from app.agents import add_agent
+from app.demo import demo_workstream, ensure
 from app.extensions import db
 from app.models import Conversation, Customer, Workstream
 from tests.support import HOST_ORIGIN
@@ -130,3 +131,16 @@ def test_create_workstream_sets_the_email_settings_and_needs_smtp_url_to_turn_th
         assert "Mail" not in found
         assert (found["Quiet"].notify_email_after_minutes, found["Quiet"].notify_return_url) == (None, "https://s.fi/a")
         assert found["Loud"].notify_email_after_minutes == 3
+
+
+def test_the_demo_site_remembers_its_signed_in_customer_for_the_link_back(app, client):
+    with app.app_context():
+        ensure("http://127.0.0.1:5000", lambda _line: None)
+        workstream = demo_workstream()
+        assert workstream.notify_return_url == "http://127.0.0.1:5000/demo/"
+        assert workstream.notify_email_after_minutes == 1
+    assert b'data-customer="bob"' in client.get("/demo/?customer=bob").data
+    assert b'data-customer="bob"' in client.get("/demo/").data
+    with app.app_context():
+        token = client.get("/demo/token?customer=bob").json["token"]
+        assert customer_auth.verify(demo_workstream(), token).email == "bob@example.com"

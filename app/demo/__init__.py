@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, make_response, render_template, request
 from sqlalchemy import select
 
 from ..agents import add_agent
@@ -28,6 +28,7 @@ CUSTOMERS = {
     "carol": ("Carol Castro", {"plan": "Gold", "open_orders": 5, "newsletter": True}),
 }
 KEY_ID = "demo-1"
+DEMO_COOKIE = "demo_customer"
 TOKEN_SECONDS = 3600
 
 
@@ -84,11 +85,14 @@ def page():
     workstream = demo_workstream()
     if workstream is None:
         abort(404, "There is no demo data: run `persistent-chat demo`.")
-    who = request.args.get("customer", "alice")
+    # Remembered like a real site's sign-in, so an email's link back (to /demo/) finds the same customer.
+    who = request.args.get("customer") or request.cookies.get(DEMO_COOKIE) or "alice"
     if who not in CUSTOMERS:
         who = "alice"
     names = {sub: name for sub, (name, _context) in CUSTOMERS.items()}
-    return render_template("demo.html", workstream=workstream, customers=names, who=who)
+    response = make_response(render_template("demo.html", workstream=workstream, customers=names, who=who))
+    response.set_cookie(DEMO_COOKIE, who, httponly=True, samesite="Lax")
+    return response
 
 
 @bp.get("/token")
