@@ -7,7 +7,7 @@ from sqlalchemy import select
 from . import notifications, read_state
 from .clock import iso
 from .extensions import db
-from .models import Agent, Conversation, Message
+from .models import Agent, Conversation, Message, Workstream
 
 
 def message(m: Message) -> dict:
@@ -19,6 +19,16 @@ def message(m: Message) -> dict:
         "body": m.body,
         "client_id": m.client_id,
         "created_at": iso(m.created_at),
+    }
+
+
+def widget_workstream(w: Workstream) -> dict:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "mode": w.mode,
+        "customer_can_end": w.mode == "live",
+        "hide_when_closed": w.hide_when_closed,
     }
 
 
