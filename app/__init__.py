@@ -48,13 +48,14 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # per connection; hiding the offer keeps idle sockets cheap.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
-    from . import admin, cli, console, demo, email_links, widget_api
+    from . import admin, cli, console, demo, email_links, server_api, widget_api
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(demo.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(email_links.bp)
+    app.register_blueprint(server_api.bp)
     cli.register(app)
     return app
 

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy import select
 
-from . import auth_settings, cli_privacy, cli_webhooks, workstreams
+from . import auth_settings, cli_api_keys, cli_privacy, cli_webhooks, workstreams
 from .agents import add_agent
 from .errors import ChatError
 from .extensions import db
@@ -43,6 +43,7 @@ def _setting(setting_id: int) -> AuthSetting:
 
 
 def register(app: Flask) -> None:
+    cli_api_keys.register(app)
     cli_privacy.register(app)
     cli_webhooks.register(app)
 

@@ -320,3 +320,22 @@ class AuditEntry(db.Model):
     actor_id: Mapped[int | None]
     actor_name: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ApiKey(db.Model):
+    """A key the site's backend calls the server API with (api_keys.py): only its hash is stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # The key's public part, shown in lists and used to find it; the rest is secret.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    # SHA-256 of the whole key: a key is 256 random bits, so a slow hash would protect nothing more.
+    key_hash: Mapped[str] = mapped_column(String(64))
+    # Space-separated workstream ids the key may read and write.
+    workstream_ids: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def allows(self, workstream_id: str) -> bool:
+        return self.revoked_at is None and workstream_id in self.workstream_ids.split()

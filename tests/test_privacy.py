@@ -30,6 +30,7 @@ TABLES = {
                    "notify_return_url auth_setting_id retention_days allowed_origins created_at"),
     "webhook": ("none", "id workstream_id url events secret active disabled_reason created_at"),
     "audit_entry": ("none", "id action actor_kind actor_id actor_name created_at"),
+    "api_key": ("none", "id name prefix key_hash workstream_ids created_at last_used_at revoked_at"),
     "customer": ("customer", "id auth_setting_id sub display_name email created_at"),
     "email_opt_out": ("customer", "customer_id workstream_id created_at"),
     "conversation": ("conversation", "id workstream_id customer_id agent_id status last_seq created_at updated_at "

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import api, privacy_api, webhooks_api  # noqa: E402,F401
+from . import api, api_keys_api, privacy_api, webhooks_api  # noqa: E402,F401

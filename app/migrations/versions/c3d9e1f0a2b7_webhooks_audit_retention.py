@@ -1,4 +1,4 @@
-"""webhooks and their outbox, the audit of erasures and exports, retention per workstream
+"""webhooks and their outbox, the audit of erasures and exports, retention per workstream, API keys
 
 Revision ID: c3d9e1f0a2b7
 Revises: b8d2f0c4e6a1
@@ -17,6 +17,19 @@ depends_on = None
 
 
 def upgrade():
+    op.create_table(
+        'api_key',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=120), nullable=False),
+        sa.Column('prefix', sa.String(length=16), nullable=False),
+        sa.Column('key_hash', sa.String(length=64), nullable=False),
+        sa.Column('workstream_ids', sa.Text(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('last_used_at', sa.DateTime(), nullable=True),
+        sa.Column('revoked_at', sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_api_key')),
+        sa.UniqueConstraint('prefix', name=op.f('uq_api_key_prefix')),
+    )
     with op.batch_alter_table('workstream', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retention_days', sa.Integer(), nullable=True))
     op.create_index('ix_conversation_retention', 'conversation', ['workstream_id', 'status', 'ended_at'], unique=False)
@@ -81,3 +94,4 @@ def downgrade():
     op.drop_index('ix_conversation_retention', table_name='conversation')
     with op.batch_alter_table('workstream', schema=None) as batch_op:
         batch_op.drop_column('retention_days')
+    op.drop_table('api_key')
