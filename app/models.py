@@ -314,7 +314,7 @@ class AuditEntry(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # customer_erased, customer_exported
     action: Mapped[str] = mapped_column(String(32))
-    # admin (an agent's session), cli (someone with shell access to the server)
+    # admin (an agent's session), cli (someone with shell access to the server), api (an API key)
     actor_kind: Mapped[str] = mapped_column(String(16))
     # No foreign key: the record outlives the admin's account.
     actor_id: Mapped[int | None]

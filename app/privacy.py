@@ -108,13 +108,14 @@ def describe(customer: Customer) -> dict:
     }
 
 
-def _audit(action: str, actor: Agent | None) -> None:
+def _audit(action: str, actor: Agent | None, actor_name: str | None = None) -> None:
+    """`actor` is the admin; None is the CLI, or the API key `actor_name` names."""
     db.session.add(
         AuditEntry(
             action=action,
-            actor_kind="admin" if actor else "cli",
+            actor_kind="admin" if actor else ("api" if actor_name else "cli"),
             actor_id=actor.id if actor else None,
-            actor_name=actor.name if actor else None,
+            actor_name=actor.name if actor else actor_name,
             created_at=clock.now(),
         )
     )
@@ -191,7 +192,7 @@ def export(customer: Customer, actor: Agent | None) -> bytes:
 # Erasure --------------------------------------------------------------------------------------------
 
 
-def erase(customer: Customer, actor: Agent | None) -> dict:
+def erase(customer: Customer, actor: Agent | None, actor_name: str | None = None) -> dict:
     """Delete the customer and everything of theirs in one transaction, record that an erasure happened
     and by whom (not whose), and close their open widgets. Returns what was deleted, by kind."""
     customer_id = customer.id
@@ -208,7 +209,7 @@ def erase(customer: Customer, actor: Agent | None) -> dict:
     delete_conversations(ids)
     for deleter in CUSTOMER_DELETERS:
         deleter([customer_id])
-    _audit("customer_erased", actor)
+    _audit("customer_erased", actor, actor_name)
     # Published after commit: every process closes that customer's sockets, on every workstream.
     channels = [events.customer_channel(customer_id, w) for w in db.session.scalars(select(Workstream.id))]
     events.emit(db.session, channels, ERASED_EVENT)

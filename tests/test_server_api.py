@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app import api_keys, conversations, customer_auth, routing, workstreams
 from app.agents import add_agent
 from app.extensions import db
-from app.models import Agent, ApiKey
+from app.models import Agent, ApiKey, AuditEntry, Customer
 
 
 @pytest.fixture
@@ -166,3 +166,24 @@ def test_cli_creates_lists_and_revokes(app, client, world):
     key_id = listed.split("\t")[0]
     assert runner.invoke(args=["revoke-api-key", key_id]).exit_code == 0
     assert client.get(path, headers=bearer(key)).status_code == 401
+
+
+def test_the_site_erases_its_deleted_user_with_its_key(app, client, world, setup):
+    headers = bearer(setup["key"])
+    # Alice also wrote in a workstream this key cannot see: the site's key may not erase that.
+    refused = client.post("/api/server/customers/erase", headers=headers, json={"sub": "alice"})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "out_of_scope"
+    with app.app_context():
+        assert db.session.scalar(select(Customer).where(Customer.sub == "alice")) is not None
+        bob = conversations.customer_for(customer_auth.Identity(world.auth_setting_id, "bob", "Bob"))
+        conversations.post_customer_message(world.workstream_id, bob.id, "b1", "Delete my account")
+    erased = client.post("/api/server/customers/erase", headers=headers, json={"sub": "bob"})
+    assert erased.status_code == 200
+    assert erased.json["erased"]["customers"] == 1 and erased.json["erased"]["conversations"] == 1
+    with app.app_context():
+        assert db.session.scalar(select(Customer).where(Customer.sub == "bob")) is None
+        [audit] = db.session.scalars(select(AuditEntry)).all()
+        assert (audit.action, audit.actor_kind, audit.actor_name) == ("customer_erased", "api", "API key Shop backend")
+    nobody = client.post("/api/server/customers/erase", headers=headers, json={"sub": "bob"})
+    assert nobody.json["erased"]["customers"] == 0
+    assert client.post("/api/server/customers/erase", headers=headers, json={"sub": ""}).status_code == 400

@@ -1,14 +1,14 @@
 """The API for the site's backend (`/api/server/…`, an API key as bearer token): list and read
-conversations, post agents' messages, through the same lifecycle functions as the console."""
+conversations, post agents' messages, erase a customer, through the same lifecycle functions as the console."""
 
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import select
 
-from .. import api_keys, conversations, payloads
+from .. import api_keys, conversations, payloads, privacy
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError, not_found
 from ..extensions import csrf, db
-from ..models import STATUSES, Agent, Conversation
+from ..models import STATUSES, Agent, Conversation, Customer, Workstream
 
 bp = Blueprint("server_api", __name__, url_prefix="/api/server")
 # A bearer key, never a cookie: there is nothing to forge.
@@ -69,3 +69,32 @@ def post_message(conversation_id: int):
         raise ChatError(400, "invalid_request", "agent_id must be an agent's id.")
     message, created = conversations.post_agent_message(agent, conversation.id, data.get("client_id"), data.get("body"))
     return jsonify({"message": payloads.message(message)}), 201 if created else 200
+
+
+@bp.post("/customers/erase")
+def erase_customer():
+    """The site's user deleted their account: `{"sub"}` erases the customer of that sub under the
+    authentication settings of the key's workstreams. A customer with conversations in workstreams
+    outside the key's is refused (409): an admin erases them."""
+    sub = json_body().get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise ChatError(400, "invalid_request", "sub must be the customer's sub claim.")
+    scope = g.api_key.workstream_ids.split()
+    settings = set(db.session.scalars(select(Workstream.auth_setting_id).where(Workstream.id.in_(scope))))
+    theirs = select(Customer).where(Customer.sub == sub, Customer.auth_setting_id.in_(settings))
+    found = list(db.session.scalars(theirs))
+    for customer in found:
+        outside = db.session.scalar(
+            select(Conversation.id)
+            .where(Conversation.customer_id == customer.id, Conversation.workstream_id.not_in(scope))
+            .limit(1)
+        )
+        if outside is not None:
+            raise ChatError(409, "out_of_scope", "This customer also has conversations this key cannot see.")
+    erased = {"customers": 0, "conversations": 0, "messages": 0}
+    for customer in found:
+        counts = privacy.erase(customer, None, actor_name=f"API key {g.api_key.name}")
+        erased["customers"] += 1
+        erased["conversations"] += counts["conversations"]
+        erased["messages"] += counts["messages"]
+    return jsonify({"erased": erased})
