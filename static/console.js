@@ -598,7 +598,16 @@
       me = { ...agent, presence: me.presence, presence_changed_at: me.presence_changed_at };
     }
     if (capacityFrames === framesBefore.capacity) renderCapacity(data.capacity);
+    showEmailMe(agent);
+  }
+
+  // Shown once, from the first answer: a later one, asked before a change, must not undo it.
+  let emailMeShown = false;
+  function showEmailMe(agent) {
+    if (emailMeShown) return;
+    emailMeShown = true;
     ui.emailMe.checked = agent.notify_email !== false;
+    ui.emailMe.disabled = false;
   }
 
   // The agent's own setting: an email when a customer returns or work is assigned while no console is open.
