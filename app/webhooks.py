@@ -365,6 +365,8 @@ def _attempt(row_id: int, now: datetime, held: set[int]) -> bool:
         log.exception("webhook %s delivery %s failed", webhook_id, row_id)
         held.add(webhook_id)
         row.last_error = "Sending failed (see the server's log)."
+        if attempts >= outbox.MAX_ATTEMPTS:
+            row.status = "failed"
         db.session.commit()
         return False
     row.status = "sent"

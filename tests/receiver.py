@@ -14,7 +14,8 @@ class Received:
 
 
 class Receiver:
-    """`answers[path]` is a status code to answer, or "slow" to hold the request past any timeout."""
+    """`answers[path]` is a status code to answer, "slow" to hold the request past any timeout, or
+    "garbage" to answer something that is not HTTP."""
 
     def __init__(self):
         self.received: list[Received] = []
@@ -27,6 +28,10 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.received.append(Received(self.path, dict(self.headers), body))
                 answer = receiver.answers.get(self.path, 200)
+                if answer == "garbage":
+                    self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+                    self.close_connection = True
+                    return
                 if answer == "slow":
                     receiver.released.wait(30)
                     answer = 200

@@ -194,6 +194,20 @@ def test_a_receiver_that_does_not_answer_in_time_counts_as_a_failed_attempt(app,
     assert row.next_attempt_at == time_.now + timedelta(seconds=outbox.BACKOFF_SECONDS[0])
 
 
+def test_a_receiver_answering_something_else_than_http_is_retried_then_given_up(world, receiver, time_):
+    receiver.answers["/odd"] = "garbage"
+    webhook = register(world, receiver, "/odd", ["message.created"])
+    customer_says(world, "Hello", "c1")
+    assert webhooks.deliver(clock.now()) == 0
+    [row] = deliveries(webhook)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "Sending failed (see the server's log).")
+    for wait in outbox.BACKOFF_SECONDS:
+        time_.advance(seconds=wait)
+        webhooks.deliver(clock.now())
+    [row] = deliveries(webhook)
+    assert (row.status, row.attempts) == ("failed", outbox.MAX_ATTEMPTS)
+
+
 def test_an_unreachable_receiver_is_retried(world, time_):
     webhook = webhooks.create(world.workstream_id, {"url": "http://127.0.0.1:9/hook", "events": ["message.created"]})
     customer_says(world, "Hello", "c1")
