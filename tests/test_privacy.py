@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 from sqlalchemy import String, Text, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import conversations, customer_auth, outbox, privacy, read_state, routing, webhooks
 from app.agents import add_agent
@@ -233,3 +234,14 @@ def test_cli_exports_and_erases(app, world, tmp_path):
     with app.app_context():
         assert db.session.get(Customer, alice_id) is None
         assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+
+
+def test_a_widget_that_was_not_closed_cannot_write_for_an_erased_customer(app, world, ctx):
+    alice = someone(world, "alice")
+    alice_id = alice.id
+    privacy.erase(alice, None)
+    # What a socket of theirs still holds is the old customer id: the database refuses it.
+    with pytest.raises(IntegrityError):
+        conversations.post_customer_message(world.workstream_id, alice_id, "late", "Still here?")
+    db.session.rollback()
+    assert leaks(alice_id, []) == []
