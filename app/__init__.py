@@ -61,7 +61,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # per connection; hiding the offer keeps idle sockets cheap.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
-    from . import admin, attachment_files, cli, console, demo, email_links, widget_api
+    from . import admin, attachment_files, cli, console, demo, email_links, server_api, widget_api
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
@@ -70,5 +70,6 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(email_links.bp)
     app.register_blueprint(attachment_files.bp)
+    app.register_blueprint(server_api.bp)
     cli.register(app)
     return app

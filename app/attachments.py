@@ -366,9 +366,16 @@ def _delete(found: list[Attachment]) -> int:
     return len(found)
 
 
-def delete_conversation_files(conversation_id: int) -> int:
-    """Delete a conversation's files and their rows (in the caller's transaction); returns how many."""
-    return _delete(list(db.session.scalars(select(Attachment).where(Attachment.conversation_id == conversation_id))))
+def delete_conversations_files(conversation_ids: list[int]) -> int:
+    """Delete the files of these conversations and their rows (in the caller's transaction, before the
+    messages that carry them); returns how many."""
+    found = select(Attachment).where(Attachment.conversation_id.in_(conversation_ids))
+    return _delete(list(db.session.scalars(found)))
+
+
+def delete_customers_files(customer_ids: list[int]) -> int:
+    """What these customers uploaded and never sent (their sent files go with their conversations)."""
+    return _delete(list(db.session.scalars(select(Attachment).where(Attachment.customer_id.in_(customer_ids)))))
 
 
 def delete_unsent(now: datetime, batch: int = 100) -> int:

@@ -62,6 +62,23 @@ def record(action: str, target: Target, before: dict | None = None, after: dict 
     )
 
 
+def record_anonymous(action: str, target_kind: str, actor_kind: str, actor_id: int | None, actor_label: str) -> None:
+    """Log that something was done to a kind of thing, and by whom, but not to which one (an erasure
+    must not keep what it erased)."""
+    db.session.add(
+        AuditEntry(
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            actor_label=actor_label[:254],
+            action=action,
+            target_kind=target_kind,
+            target_id="",
+            target_label="",
+            changes="{}",
+        )
+    )
+
+
 def page(before_id: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[AuditEntry], bool]:
     """Newest first; the second value says whether older entries remain."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup
 from sqlalchemy import make_url
 
-from . import agents, auth_settings, checked, passwords, sqlite, workstreams
+from . import agents, auth_settings, checked, cli_api_keys, cli_privacy, cli_webhooks, passwords, sqlite, workstreams
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, ROLES, Agent, AuthSetting
@@ -92,6 +92,9 @@ def _agent(email: str) -> Agent:
 
 def register(app: Flask) -> None:
     command = partial(app.cli.command, cls=_Command)
+    cli_api_keys.register(app)
+    cli_privacy.register(app)
+    cli_webhooks.register(app)
 
     @command("create-agent")
     @click.argument("email")

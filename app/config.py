@@ -65,6 +65,8 @@ def from_environment(instance: Path) -> dict:
             os.environ.get("PUBLIC_URL")
             or f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
         ).rstrip("/"),
+        # A webhook receiver that has not answered in this time counts as a failed attempt.
+        "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
         # Attachments: storage (see storage.py), a malware scanner, how long a file's link works.
         "ATTACHMENTS_URL": os.environ.get("ATTACHMENTS_URL") or None,

@@ -6,7 +6,7 @@ and timers.py (what time triggers); each writes through these helpers, in its ow
 
 from sqlalchemy import bindparam, insert, update
 
-from . import capacity, clock, events, notifications, payloads
+from . import capacity, clock, events, notifications, payloads, webhooks
 from .extensions import db
 from .models import Agent, Attachment, Conversation, ConversationEvent, Message
 
@@ -24,6 +24,7 @@ def record(
             created_at=clock.now(),
         )
     )
+    webhooks.status_changed(conversation, from_status, to_status, actor_kind)
 
 
 def change_status(conversation: Conversation, to_status: str, actor_kind: str, actor_id: int | None) -> None:
@@ -133,4 +134,5 @@ def append_message(
     if conversation.agent_id:
         channels.append(events.agent_channel(conversation.agent_id))
     events.emit(db.session, channels, {"type": "message", "message": payloads.message(message, list(attachments))})
+    webhooks.message_created(conversation, message)
     return message

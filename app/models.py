@@ -87,6 +87,8 @@ class Workstream(db.Model):
     # Attachment limits (attachments.py), as JSON; NULL keeps the defaults.
     attachment_limits: Mapped[str | None] = mapped_column(Text)
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
+    # Closed conversations older than this many days are deleted by the scheduler (privacy.py); NULL keeps them.
+    retention_days: Mapped[int | None]
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -161,6 +163,8 @@ class Conversation(db.Model):
     __table_args__ = (
         Index("ix_conversation_customer_workstream", "customer_id", "workstream_id", "id"),
         Index("ix_conversation_status_agent", "status", "agent_id"),
+        # Retention finds a workstream's long-closed conversations (privacy.py).
+        Index("ix_conversation_retention", "workstream_id", "status", "ended_at"),
         # At most one current conversation per customer and workstream, even with two devices racing.
         Index(
             "uq_conversation_current",
@@ -309,3 +313,68 @@ class Attachment(db.Model):
     height: Mapped[int | None]
     has_thumbnail: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Webhook(db.Model):
+    """A URL of the site's that hears of a workstream's events (webhooks.py), signed with its secret."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workstream_id: Mapped[str] = mapped_column(ForeignKey("workstream.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Space-separated event types (webhooks.EVENTS).
+    events: Mapped[str] = mapped_column(Text)
+    # HMAC-SHA256 key: kept as is, since the server must sign with it.
+    secret: Mapped[str] = mapped_column(String(100))
+    # Switched off by an admin, or by the receiver answering 410 Gone.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    def wants(self, event: str) -> bool:
+        return event in self.events.split()
+
+
+class OutboxWebhook(db.Model):
+    """One event for one webhook, written in the transaction of the change and delivered by the
+    scheduler (outbox.py), in order per webhook and conversation."""
+
+    __table_args__ = (
+        Index("ix_outbox_webhook_due", "status", "next_attempt_at"),
+        Index("ix_outbox_webhook_order", "webhook_id", "conversation_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook.id"))
+    # The event's id, in the body: a repeat (a redelivery, or a crash after the receiver answered) has the same.
+    event_id: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    # The JSON body, exactly as sent and signed.
+    payload: Mapped[str] = mapped_column(Text)
+    # pending until sent or given up (failed)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=clock.now)
+    response_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    sent_at: Mapped[datetime | None]
+
+
+class ApiKey(db.Model):
+    """A key the site's backend calls the server API with (api_keys.py): only its hash is stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # The key's public part, shown in lists and used to find it; the rest is secret.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    # SHA-256 of the whole key: a key is 256 random bits, so a slow hash would protect nothing more.
+    key_hash: Mapped[str] = mapped_column(String(64))
+    # Space-separated workstream ids the key may read and write.
+    workstream_ids: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def allows(self, workstream_id: str) -> bool:
+        return self.revoked_at is None and workstream_id in self.workstream_ids.split()

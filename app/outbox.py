@@ -1,6 +1,7 @@
-"""The email outbox: rows written in the transaction that decides to send, delivered by the one
-scheduler of the deployment (timers.py), retried with backoff while the SMTP server answers 4xx or
-cannot be reached, given up on a 5xx or after MAX_ATTEMPTS.
+"""The outbox: side effects (emails here, webhooks in webhooks.py) written in the transaction that
+decides them, delivered by the one scheduler of the deployment (timers.py) with the same attempt
+counting and backoff. Emails are retried while the SMTP server answers 4xx or cannot be reached, given
+up on a 5xx or after MAX_ATTEMPTS.
 
 Never sent twice: an attempt is counted, and the next one scheduled, in a commit *before* the message
 goes to the SMTP server. The one case that repeats is a crash (or a lost database) between the server
@@ -17,7 +18,7 @@ from sqlalchemy import delete, select
 
 from . import clock, lifecycle, mail
 from .extensions import db
-from .models import Conversation, OutboxEmail
+from .models import Conversation, OutboxEmail, OutboxWebhook
 
 log = logging.getLogger(__name__)
 # Seconds before the next attempt, by attempts made so far; the last one is given up after.
@@ -43,6 +44,17 @@ def add(kind: str, recipient: str, content: dict, conversation_id: int | None = 
     )
     db.session.add(row)
     return row
+
+
+def claim(row: OutboxEmail | OutboxWebhook, now: datetime) -> int:
+    """Count the attempt and schedule the next one, committed before the side effect: a crash while
+    sending repeats it at most once, and a row can never be retried in a tight loop. Returns the
+    attempts made, read before the commit (reading the row after it would open a transaction)."""
+    row.attempts += 1
+    attempts = row.attempts
+    row.next_attempt_at = now + timedelta(seconds=BACKOFF_SECONDS[min(attempts, MAX_ATTEMPTS - 1) - 1])
+    db.session.commit()
+    return attempts
 
 
 def _message(row: OutboxEmail) -> EmailMessage:
@@ -104,10 +116,7 @@ def _attempt(row_id: int, now: datetime) -> bool:
         db.session.commit()
         return False
     message = _message(row)
-    row.attempts += 1
-    attempts = row.attempts
-    row.next_attempt_at = now + timedelta(seconds=BACKOFF_SECONDS[min(attempts, MAX_ATTEMPTS - 1) - 1])
-    db.session.commit()
+    attempts = claim(row, now)
     # No transaction is open while the SMTP server is talked to: on SQLite it would hold the write lock.
     try:
         _send(message)
@@ -132,6 +141,16 @@ def prune(now: datetime) -> int:
     done = db.session.execute(
         delete(OutboxEmail).where(
             OutboxEmail.status != "pending", OutboxEmail.created_at < now - timedelta(days=KEEP_DAYS)
+        )
+    ).rowcount
+    db.session.commit()
+    return done
+
+
+def prune_webhooks(now: datetime) -> int:
+    done = db.session.execute(
+        delete(OutboxWebhook).where(
+            OutboxWebhook.status != "pending", OutboxWebhook.created_at < now - timedelta(days=KEEP_DAYS)
         )
     ).rowcount
     db.session.commit()

@@ -8,7 +8,7 @@ from . import attachments as attachment_files
 from . import notifications, read_state
 from .clock import iso
 from .extensions import db
-from .models import Agent, Attachment, Conversation, Message
+from .models import Agent, Attachment, Conversation, Message, Workstream
 
 
 def message(m: Message, attachments: list[Attachment] | None = None) -> dict:
@@ -30,6 +30,16 @@ def message(m: Message, attachments: list[Attachment] | None = None) -> dict:
 def messages(page: list[Message]) -> list[dict]:
     found = attachment_files.of_messages(page)
     return [message(m, found.get(m.id, [])) for m in page]
+
+
+def widget_workstream(w: Workstream) -> dict:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "mode": w.mode,
+        "customer_can_end": w.mode == "live",
+        "hide_when_closed": w.hide_when_closed,
+    }
 
 
 def widget_conversation(c: Conversation) -> dict:

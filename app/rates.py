@@ -77,8 +77,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def end_transaction(response):
         # Registered after Flask-Limiter's own, so it runs before it: the sign-in's failure count is
-        # taken there, and the request's transaction must be over by then.
-        db.session.remove()
+        # taken there, and the request's transaction must be over by then. The route has committed what
+        # it keeps; a rollback ends the transaction and gives the connection back, like the teardown.
+        db.session.rollback()
         return response
 
     @app.errorhandler(RateLimited)

@@ -70,6 +70,10 @@ class Close(Exception):
         self.frame = frame
 
 
+# Events after which the server closes the socket (code, reason): the customer's data has been erased.
+CLOSING_FRAMES = {'{"type":"erased"}': (1008, "erased")}
+
+
 class Connection:
     def __init__(self, ws):
         self.ws = ws
@@ -149,6 +153,9 @@ class Connection:
                 self.send(frame)
                 if frame == events.RESYNC:
                     self.close_socket(CLOSE_RESYNC, "resync")
+                    return
+                if frame in CLOSING_FRAMES:
+                    self.close_socket(*CLOSING_FRAMES[frame])
                     return
         except Exception as error:
             # Whatever ended this writer, the next delivery must be able to start another.

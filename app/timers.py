@@ -1,5 +1,6 @@
 """What time triggers: unanswered offers, agents whose consoles went away, customers stranded with an
-offline agent, auto-close, routing when operating hours begin, and emails (unread replies, the outbox).
+offline agent, auto-close, routing when operating hours begin, emails (unread replies, the outbox),
+webhooks and retention.
 
 `tick()` runs every few seconds in one process of the deployment at a time (a file lock on SQLite, a
 PostgreSQL advisory lock on PostgreSQL); tests call it directly with the clock moved.
@@ -18,7 +19,7 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import attachments, clock, conversations, lifecycle, notifications, routing, sqlite
+from . import attachments, clock, conversations, lifecycle, notifications, privacy, routing, sqlite, webhooks
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -154,6 +155,8 @@ def tick(now: datetime | None = None) -> dict[str, int]:
         "assigned": routing.dispatch(now),
         "emailed": notifications.tick(now),
         "unsent_files_deleted": attachments.delete_unsent(now),
+        "webhooks_delivered": webhooks.tick(now),
+        "retention_deleted": privacy.retention_tick(now),
     }
 
 

@@ -34,10 +34,12 @@ INTEGER_FIELDS = {
     "auto_close_waiting_seconds": (60, 365 * DAY),
     "wrap_up_seconds": (0, 30 * DAY),
     "notify_email_after_minutes": (1, 7 * 24 * 60),
+    # Closed conversations are deleted this many days after they ended (privacy.py); null keeps them.
+    "retention_days": (1, 100 * 365),
 }
 # Past a month, "always" says the same; the limit keeps ended_at + this many seconds a valid date.
 MAX_WRAP_UP_CAPACITY_SECONDS = 30 * DAY
-NULLABLE = {"fallback_offline_minutes", "notify_email_after_minutes"}
+NULLABLE = {"fallback_offline_minutes", "notify_email_after_minutes", "retention_days"}
 FIELDS = {
     "name",
     "mode",

@@ -190,7 +190,7 @@ def test_deleting_a_conversations_files(app, client, world, backend):
     conversation_id = send(client, world, "c1", ids).json["message"]["conversation_id"]
     assert len(stored_objects(app)) == 4
     with app.app_context():
-        assert attachments.delete_conversation_files(conversation_id) == 2
+        assert attachments.delete_conversations_files([conversation_id]) == 2
         db.session.commit()
         assert db.session.get(Conversation, conversation_id) is not None
     assert stored_objects(app) == [] and stored_count(app) == 0

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Conversation, Message
+from app.models import Conversation, Customer, Message
 from tests.support import HOST_ORIGIN
 
 
@@ -166,3 +166,23 @@ def test_widget_script_is_served_to_any_origin(client):
     response = client.get("/widget.js")
     assert response.status_code == 200 and response.mimetype == "text/javascript"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_preview_needs_no_token_stores_nothing_and_checks_the_origin(client, world, app):
+    path = f"/api/widget/workstreams/{world.workstream_id}/preview"
+    response = client.get(path + "?locale=fi", headers={"Origin": HOST_ORIGIN})
+    assert response.status_code == 200
+    assert response.json["workstream"] == {
+        "id": world.workstream_id,
+        "name": "Support",
+        "mode": "persistent",
+        "customer_can_end": False,
+        "hide_when_closed": False,
+    }
+    assert response.json["hours"]["open"] is True
+    assert client.get(path, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.get("/api/widget/workstreams/nope/preview", headers={"Origin": HOST_ORIGIN}).status_code == 404
+    bad = client.get(path + "?locale=fi;DROP", headers={"Origin": HOST_ORIGIN})
+    assert bad.status_code == 400 and bad.json["error"]["code"] == "invalid_request"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Customer)) == 0

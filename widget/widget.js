@@ -534,18 +534,21 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       // Waiting out the backoff after the network is back would leave queued sends sitting there.
       // A token request made while offline may hang until its timeout: back online, ask afresh.
       window.addEventListener("online", () => {
-        if (!this.ready && !this.stopped) { this.tokenPromise = null; this.retry(); }
+        if (!this.ready && !this.stopped && !this.deferred) { this.tokenPromise = null; this.retry(); }
       });
       window.addEventListener("offline", () => { if (this.ws) this.lost(); });
       document.addEventListener("visibilitychange", () => this.markRead());
       // An open socket keeps the host page out of the back/forward cache; let go while hidden.
       window.addEventListener("pagehide", (e) => { if (e.persisted) this.disconnect(); });
-      window.addEventListener("pageshow", (e) => { if (e.persisted && !this.stopped) this.connect(); });
+      window.addEventListener("pageshow", (e) => { if (e.persisted && !this.stopped && !this.deferred) this.connect(); });
 
       this.mountFiles($);
       this.applyStrings();
       document.body.appendChild(host);
-      this.connect();
+      // An anonymous visitor's token, storage entry and customer row come with their first open of the
+      // chat, not with a page view: the launcher needs none of them.
+      if (this.authPath || sessionStore.get(this.visitorKey())) this.connect();
+      else this.preview();
       this.emit("ready");
       if (this.startOpen) this.open();
     }
@@ -675,6 +678,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     open() {
       if (!this.panel) { this.startOpen = true; return; }
       if (this.isOpen) return;
+      if (this.deferred) { this.deferred = false; this.connect(); }
       this.isOpen = true;
       this.root.classList.add("pc-open");
       this.panel.hidden = false;
@@ -1033,8 +1037,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     // A page without a token function is an anonymous visitor of a live workstream: the server issues
     // the token, kept for this browser session under a key of this workstream's own, so a reload
     // continues the same chat. "fresh" does not replace it: only a refusal does.
+    visitorKey() { return "persistent-chat:" + this.id + ":visitor"; }
+
     visitorToken() {
-      const key = "persistent-chat:" + this.id + ":visitor";
+      const key = this.visitorKey();
       if (this.visitorRefused) { sessionStore.remove(key); this.visitorRefused = false; }
       const stored = sessionStore.get(key);
       if (stored) return Promise.resolve(stored);
@@ -1049,6 +1055,25 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         sessionStore.set(key, body.token);
         return body.token;
       });
+    }
+
+    // Before the first open: the workstream and its hours (a live chat outside hours may hide its
+    // launcher), asked without a token, so nothing is stored about the visitor.
+    async preview() {
+      this.deferred = true;
+      const locale = this.wireLocale();
+      const url = this.origin + "/api/widget/workstreams/" + encodeURIComponent(this.id) + "/preview" +
+        (locale ? "?locale=" + encodeURIComponent(locale) : "");
+      try {
+        const res = await fetch(url, { credentials: "omit", cache: "no-store" });
+        const data = res.ok ? await res.json() : null;
+        if (!data || !this.deferred) return;
+        this.workstream = data.workstream || {};
+        this.showHours(data.hours);
+        this.updateHeader();
+      } catch (e) {
+        // The first open connects and learns all of it from the welcome.
+      }
     }
 
     // A request dropped by retry() may still answer later; it must not clear its successor.

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import agent_pages, api, auth_pages, pages, workstream_pages  # noqa: E402,F401
+from . import agent_pages, api, api_keys_api, auth_pages, pages, privacy_api, webhooks_api, workstream_pages  # noqa: E402,F401

@@ -68,13 +68,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     welcome = {
         "type": "welcome",
         "customer": {"id": customer.id, "sub": customer.sub},
-        "workstream": {
-            "id": workstream.id,
-            "name": workstream.name,
-            "mode": workstream.mode,
-            "customer_can_end": workstream.mode == "live",
-            "hide_when_closed": workstream.hide_when_closed,
-        },
+        "workstream": payloads.widget_workstream(workstream),
         "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
         "appearance": appearance_for_widget(workstream),
     }
