@@ -54,6 +54,9 @@ class HostSite:
         self.origin = f"http://127.0.0.1:{self.port}"
         self.pages: dict[str, str] = {}
         self.tokens_issued = 0
+        # Set to 503 to take the site's token backend down (its pages stay up); asks meanwhile are counted.
+        self.token_status = 200
+        self.tokens_refused = 0
         self.context: dict[str, dict] = {}  # sub -> lwicontexts the site passes
         # How the site embeds the chat; tests change these before loading a page.
         self.head = ""  # extra markup in <head>: the command-queue stub, hostile styles
@@ -66,7 +69,11 @@ class HostSite:
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(url.query))
-                if url.path == "/token":
+                status = 200
+                if url.path == "/token" and site.token_status != 200:
+                    site.tokens_refused += 1
+                    status, body, kind = site.token_status, b"<h1>Service Unavailable</h1>", "text/html"
+                elif url.path == "/token":
                     body, kind = site.sign(query).encode(), "text/plain"
                 elif url.path in site.pages:
                     body, kind = site.pages[url.path].encode(), "text/html"
@@ -75,7 +82,7 @@ class HostSite:
                         query.get("customer", "alice"), query.get("style", "callback"), query.get("lang", "en")
                     )
                     body, kind = page.encode(), "text/html"
-                self.send_response(200)
+                self.send_response(status)
                 if kind == "text/html":
                     for name, value in site.headers.items():
                         self.send_header(name, value)
@@ -107,7 +114,16 @@ class HostSite:
     TOKEN_FUNCTIONS = {
         "callback": "window.getChatToken = function (callback) { fetchToken().then(callback); };",
         "promise": "window.getChatToken = function () { return fetchToken(); };",
-        "silent": "window.getChatToken = function () {};",
+        "silent": "window.tokenAsks = 0; window.getChatToken = function () { window.tokenAsks += 1; };",
+        # Throws, then rejects, then never answers, then works: each is retried without a click.
+        "flaky": """window.tokenAsks = 0;
+  window.getChatToken = function (callback) {
+    window.tokenAsks += 1;
+    if (window.tokenAsks === 1) throw new Error("the site's script broke");
+    if (window.tokenAsks === 2) return Promise.reject(new Error("the site's backend said no"));
+    if (window.tokenAsks === 3) return;
+    fetchToken().then(callback);
+  };""",
     }
     # Inline scripts carry this nonce, so a test's Content-Security-Policy can allow them without
     # 'unsafe-inline'.

@@ -1,6 +1,5 @@
 """Issue 3 in Chromium: signed customer tokens from the host page, refreshed, refused, and one identity."""
 
-import re
 import time
 
 from playwright.sync_api import expect
@@ -50,11 +49,13 @@ def test_a_token_signed_with_the_wrong_key_shows_the_error_state(customer):
     expect(alert.get_by_role("button", name="Try again")).to_be_visible()
 
 
-def test_a_token_function_that_never_answers_gives_up_after_10_seconds(customer):
+def test_a_token_function_that_never_answers_is_reported_after_10_seconds_and_asked_again(customer):
     started = time.monotonic()
     alice = customer("alice", style="silent")
     alert = alice.page.get_by_role("alert")
-    expect(alert).to_be_visible(timeout=13000)
+    expect(alert).to_contain_text("Signing in to the chat took too long.", timeout=13000)
     assert time.monotonic() - started > 9
     expect(alert.get_by_role("button", name="Try again")).to_be_visible()
-    expect(alice.page.locator(".pc-status")).not_to_have_text(re.compile("Connecting"))
+    expect(alice.page.locator(".pc-status")).to_have_text("Reconnecting…")
+    # Not a dead end: the widget asks the page again by itself, with backoff.
+    alice.page.wait_for_function("window.tokenAsks >= 2", timeout=5000)

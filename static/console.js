@@ -12,6 +12,7 @@
   const BACKOFF_MAX_MS = 30000;
   const PAGE = 100; // the protocol's largest page, so gap filling needs few round trips
   const PREVIEW_CHARS = 140;
+  const GAP_WAIT_MS = 1000;
   const BEEP_MS = 200;
   const PRESENCE_LABELS = {
     available: 'Available',
@@ -260,6 +261,13 @@
     recent: { ids: [], ul: $('list-recent'), empty: $('empty-recent'), newestFirst: true },
   };
   const snapshotReplays = new Set(); // frames seen while a list snapshot is in flight
+  // Per conversation assigned to me (mine, waiting: their messages come live), the highest seq up to
+  // which the console has seen every message. A message above it (a live event the server missed) or a
+  // summary with a higher last_seq makes it fetch the ones in between, so previews, unread marks and the
+  // title count miss nothing. Queue and recent items get no message frames: their summaries, sent on
+  // every change and refetched on every reconnect, carry their previews.
+  const seen = new Map();
+  const catchingUp = new Set();
   let current = null; // the open conversation: {id, summary, transcript, loading, pending, filling}
   let openToken = 0;
   let listsLoaded = false;
@@ -323,6 +331,40 @@
     for (const id of [...items.keys()]) if (!listed.has(id)) items.delete(id);
     for (const id of [...unread]) if (!listed.has(id)) unread.delete(id);
     for (const id of [...badges.keys()]) if (!listed.has(id)) badges.delete(id);
+    for (const id of [...seen.keys()]) if (!listed.has(id)) seen.delete(id);
+  }
+
+  // A conversation first listed is taken as it is (its summary carries the news); one already listed
+  // whose last_seq went past what was seen has missed messages.
+  function track(s, wait) {
+    const kind = classify(s);
+    if (!summaries.has(s.id) || (kind !== 'mine' && kind !== 'waiting')) {
+      seen.delete(s.id);
+      return;
+    }
+    if (!seen.has(s.id)) seen.set(s.id, s.last_seq || 0);
+    else if ((s.last_seq || 0) > seen.get(s.id)) setTimeout(() => catchUp(s.id), wait || 0);
+  }
+
+  async function catchUp(id) {
+    if (catchingUp.has(id)) return;
+    catchingUp.add(id);
+    try {
+      for (;;) {
+        const after = seen.get(id);
+        const s = summaries.get(id);
+        if (after === undefined || !s || (s.last_seq || 0) <= after) break;
+        const data = await api('GET', `/conversations/${id}/messages?after=${after}&limit=${PAGE}`);
+        const messages = data.messages || [];
+        for (const m of messages) onMessage(m);
+        if (!messages.length) break;
+      }
+    } catch (err) {
+      // The next message or reconnect tries again.
+      console.warn('Could not fetch missing messages', err);
+    } finally {
+      catchingUp.delete(id);
+    }
   }
 
   // Conversations that notified the agent go to the top of their list, the latest first.
@@ -381,6 +423,7 @@
       renderHeader();
     }
     renderLists();
+    for (const s of summaries.values()) track(s);
   }
 
   // ---------------------------------------------------------------- lists
@@ -1258,9 +1301,10 @@
     });
   }
 
+  // Jitter spreads the consoles of a whole team reconnecting after a restart or a resync.
   function scheduleReconnect() {
     clearTimeout(reconnectTimer);
-    reconnectTimer = setTimeout(connect, backoff);
+    reconnectTimer = setTimeout(connect, backoff / 2 + Math.random() * (backoff / 2));
     backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
   }
 
@@ -1282,12 +1326,16 @@
       resync();
     }
     else if (frame.type === 'error') console.warn('Console websocket error:', frame.code, frame.message);
+    // The server may have missed live events and closes the socket; the reconnect refetches the lists.
+    else if (frame.type === 'resync' && socket) socket.close();
   }
 
   function onConversation(s) {
     for (const replay of snapshotReplays) replay.push(s);
     // Assignments and returning customers are announced by their own notify frame (onNotify).
     upsertSummary(s);
+    // The message frame that raised last_seq is usually right behind this one.
+    track(s, GAP_WAIT_MS);
     if (current && current.id === s.id) {
       current.summary = s;
       current.transcript.summary = s;
@@ -1300,6 +1348,21 @@
   function onMessage(m) {
     const id = m.conversation_id;
     const s = summaries.get(id);
+    const before = seen.get(id);
+    if (before !== undefined && m.seq !== before + 1) {
+      // The open transcript keeps its own order and fills its own gaps.
+      if (current && current.id === id) {
+        if (current.loading) current.pending.push(m);
+        else appendMessages([m]);
+      }
+      if (m.seq > before + 1) {
+        if (s) s.last_seq = Math.max(s.last_seq || 0, m.seq);
+        catchUp(id); // counts this one too, after the ones missed
+      }
+      // Otherwise already counted: a live frame repeating a caught-up one, or the echo of a send.
+      return;
+    }
+    if (before !== undefined) seen.set(id, m.seq);
     // Previews show what people wrote: automated messages ("Ada joined the chat.") are not news.
     if (s && m.sender !== 'system' && (!s.last_message || s.last_message.seq < m.seq)) {
       s.last_message = m;

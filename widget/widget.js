@@ -74,6 +74,11 @@
   // No frame at all for this long means the socket is dead even if the browser has not noticed.
   const SILENCE_LIMIT = 2 * PING_EVERY + 10000;
   const BACKOFF_MIN = 500;
+  // The first minute or so of failures retries at most every 8 s, so a short outage (of the chat
+  // server, the network or the site's token backend) heals within seconds of ending; a long one
+  // backs off to 30 s.
+  const BACKOFF_SOON = 8000;
+  const SOON_ATTEMPTS = 10;
   const BACKOFF_MAX = 30000;
   // A connection must survive this long before the backoff starts again from the bottom, so a
   // server that accepts and then drops every socket is not hammered twice a second.
@@ -211,6 +216,12 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     '<path d="M4 12l16-8-6 16-2.5-6.5z"/></svg>';
   // Every refusal of the customer's token has a code starting "token_" (docs/protocol.md).
   const isTokenError = (code) => typeof code === "string" && code.indexOf("token_") === 0;
+  // Refusals another try cannot fix: the page, the workstream or the site's keys must change first.
+  // Everything else (timeouts, network, server_error, rate limits, an expired token) is retried.
+  const isFinal = (code) => ["forbidden_origin", "unknown_workstream", "not_live"].indexOf(code) >= 0 ||
+    (isTokenError(code) && code !== "token_expired" && code !== "token_not_yet_valid");
+  // What a JWT looks like: a token function that passed on its backend's error page has no token.
+  const JWT = /^[\w-]+\.[\w-]+\.[\w-]*$/;
   // Text goes in by key (data-t: text, data-t-label: aria-label, data-t-ph: placeholder), so
   // setLocale can relabel the live DOM without rebuilding it.
   const SKELETON = `
@@ -267,10 +278,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (!error && typeof token === "string" && token) resolve(token);
-        else reject(error || new ChatError("token_failed", t.errToken));
+        if (!error && typeof token === "string" && JWT.test(token)) resolve(token);
+        else reject(error || new ChatError("host_no_token", t.errToken));
       };
-      const timer = setTimeout(() => finish(null, new ChatError("token_timeout", t.errTimeout)),
+      const timer = setTimeout(() => finish(null, new ChatError("host_timeout", t.errTimeout)),
         TOKEN_TIMEOUT);
       try {
         const result = found.fn.call(found.parent, (token) => finish(token));
@@ -332,10 +343,18 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     return node;
   }
 
-  // Acked sends whose message frame has not arrived yet are provisional and do not count.
-  function maxConfirmedSeq(rec) {
+  // The highest seq up to which every message is held, counting from the oldest one held (older pages
+  // come in on demand; that is not a gap). Acked sends whose message frame has not arrived yet are
+  // provisional and do not count: a lower seq from someone else may still be on its way.
+  function contiguous(rec) {
+    let seq = minSeq(rec) - 1;
+    for (let msg; (msg = rec.messages.get(seq + 1)) && !msg.provisional;) seq += 1;
+    return Math.max(seq, 0);
+  }
+
+  function maxSeq(rec) {
     let max = 0;
-    for (const [seq, msg] of rec.messages) if (seq > max && !msg.provisional) max = seq;
+    for (const seq of rec.messages.keys()) if (seq > max) max = seq;
     return max;
   }
 
@@ -887,15 +906,34 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.epoch += 1;
     }
 
-    // The newest message the server has confirmed to us. Acked-but-unseen sends do not count:
-    // a lower seq from someone else may still be on its way.
+    // Where the hello resumes: the newest conversation's contiguous end, so a message missed live is
+    // in the backlog.
     cursor() {
       const convs = this.sortedConversations().reverse();
       for (const rec of convs) {
-        const seq = maxConfirmedSeq(rec);
+        const seq = contiguous(rec);
         if (seq) return { conversation_id: rec.conv.id, after: seq };
       }
       return { conversation_id: null, after: 0 };
+    }
+
+    // A held message above a hole (a live event this server missed): fetch what lies between.
+    async fillGap(rec) {
+      if (rec.filling || !this.ready) return;
+      rec.filling = true;
+      try {
+        for (let after; (after = contiguous(rec)) < maxSeq(rec);) {
+          const data = await this.api("/conversations/" + rec.conv.id + "/messages?after=" + after + "&limit=100");
+          if (this.conversations.get(rec.conv.id) !== rec) return;
+          const messages = data.messages || [];
+          for (const msg of messages) this.onMessage(msg);
+          if (!messages.length) return;
+        }
+      } catch (e) {
+        // The next message or reconnect tries again.
+      } finally {
+        rec.filling = false;
+      }
     }
 
     // ---- token and HTTP ----------------------------------------------------------------------
@@ -921,13 +959,15 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       });
     }
 
+    // A request dropped by retry() may still answer later; it must not clear its successor.
     getToken(fresh) {
       if (!fresh && this.token) return Promise.resolve(this.token);
       if (!this.tokenPromise) {
         const source = this.authPath ? requestToken(this.authPath, this.t) : this.visitorToken();
-        this.tokenPromise = source.then(
-          (token) => { this.tokenPromise = null; this.token = token; return token; },
-          (error) => { this.tokenPromise = null; this.token = null; throw error; });
+        const request = source.then(
+          (token) => { if (this.tokenPromise === request) this.tokenPromise = null; this.token = token; return token; },
+          (error) => { if (this.tokenPromise === request) this.tokenPromise = null; throw error; });
+        this.tokenPromise = request;
       }
       return this.tokenPromise;
     }
@@ -945,6 +985,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       try { code = (await res.json()).error.code || code; } catch (e) { /* not our JSON */ }
       if (!retried && isTokenError(code)) {
         this.visitorRefused = !this.authPath;
+        this.token = null;
         return this.api(path, true);
       }
       throw new ChatError(code);
@@ -1017,17 +1058,27 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 
     // ---- websocket ---------------------------------------------------------------------------
 
+    // A token held from an earlier hello is used again: a reconnect then needs nothing from the page,
+    // whose backend may be down too. Only a refusal (or an expiry) asks the page for a new one.
     async connect() {
       clearTimeout(this.retryTimer);
       this.dropSocket();
       const gen = ++this.gen;
       this.stopped = false;
+      this.backlogging = false;
       this.setStatus(this.everWelcomed || this.attempt ? this.t.reconnecting : this.t.connecting);
       let token;
       try {
-        token = await this.getToken(true);
+        token = await this.getToken(false);
       } catch (error) {
-        if (gen === this.gen) this.fail(error.message);
+        if (gen !== this.gen) return;
+        if (isFinal(error.code)) {
+          this.fail(error.code === "not_live" ? error.message : this.errorText(error.code));
+          return;
+        }
+        // Only our own errors carry text for people; a failed fetch of a visitor token does not.
+        this.lost(error instanceof ChatError ? error.message : undefined);
+        if (!(error instanceof ChatError) && !this.everWelcomed) this.checkEmbedding();
         return;
       }
       if (gen !== this.gen) return;
@@ -1037,18 +1088,40 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       try {
         ws = new WebSocket(url);
       } catch (e) {
-        this.scheduleReconnect();
+        this.lost();
         return;
       }
       this.ws = ws;
       this.welcomed = false;
       this.ready = false;
+      let opened = false;
       ws.onopen = () => {
+        opened = true;
         this.lastFrameAt = Date.now();
         ws.send(JSON.stringify(Object.assign({ type: "hello", token, locale: this.wireLocale() }, this.cursor())));
       };
       ws.onmessage = (event) => { if (this.ws === ws) this.onFrame(event.data); };
-      ws.onclose = () => { if (this.ws === ws) this.lost(); };
+      ws.onclose = () => {
+        if (this.ws !== ws) return;
+        this.lost();
+        if (!opened && !this.everWelcomed) this.checkEmbedding();
+      };
+    }
+
+    // A refused handshake looks like a network error to the page; the server says over CORS-open
+    // HTTP whether this origin may embed the chat at all.
+    async checkEmbedding() {
+      let res;
+      try {
+        res = await fetch(this.origin + "/api/widget/embedding?workstream=" + encodeURIComponent(this.id),
+          { credentials: "omit", cache: "no-store" });
+      } catch (e) {
+        return; // unreachable: the backoff goes on
+      }
+      const body = await res.json().catch(() => null);
+      if (this.everWelcomed || this.stopped) return;
+      if (res.status === 404) this.fail(this.t.errWorkstream);
+      else if (body && body.allowed === false) this.fail(this.t.errOrigin);
     }
 
     dropSocket() {
@@ -1065,23 +1138,29 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.dropSocket();
     }
 
-    lost() {
+    // Every failure that is not final ends here: the widget keeps trying with backoff, and sends wait.
+    lost(text, atLeast) {
+      if (this.stopped) return;
       if (this.welcomedAt && Date.now() - this.welcomedAt > STABLE_AFTER) this.attempt = 0;
       this.welcomedAt = 0;
       this.dropSocket();
       this.showPending();
       this.setStatus(this.t.reconnecting);
-      this.scheduleReconnect();
-      // Keeps retrying behind the message; a welcome hides it.
-      if (!this.everWelcomed && this.attempt >= UNREACHABLE_AFTER) this.showError(this.t.errUnreachable);
+      this.scheduleReconnect(atLeast);
+      // Until the first welcome the customer is told what went wrong (after a few tries if it is only
+      // the network); the widget keeps retrying behind the message, and a welcome hides it.
+      if (!this.everWelcomed && (text || this.attempt >= UNREACHABLE_AFTER)) {
+        this.showError(text || this.t.errUnreachable);
+      }
     }
 
-    scheduleReconnect() {
+    scheduleReconnect(atLeast) {
       clearTimeout(this.retryTimer);
-      const base = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt);
+      const cap = this.attempt < SOON_ATTEMPTS ? BACKOFF_SOON : BACKOFF_MAX;
+      const base = Math.min(cap, BACKOFF_MIN * 2 ** this.attempt);
       this.attempt = Math.min(this.attempt + 1, 16);
       // Jitter spreads a crowd of widgets reconnecting after a server restart.
-      const delay = base / 2 + Math.random() * (base / 2);
+      const delay = Math.max(atLeast || 0, base / 2 + Math.random() * (base / 2));
       this.retryTimer = setTimeout(() => this.connect(), delay);
     }
 
@@ -1093,11 +1172,14 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.showError(text);
     }
 
+    // "Try again", the browser coming back online: now, with a new token request (a pending one may be
+    // a fetch the page started offline that will never call back).
     retry() {
       this.errorBox.hidden = true;
       this.root.classList.remove("pc-stopped");
       this.helloRetried = false;
       this.attempt = 0;
+      this.tokenPromise = null;
       this.connect();
     }
 
@@ -1125,12 +1207,16 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         case "conversation": return this.onConversation(frame.conversation);
         case "ack": return this.onAck(frame);
         case "error": return this.onError(frame);
+        // This server may have missed live events: reconnect, saying hello from the contiguous cursor.
+        case "resync": return this.lost();
         default: return; // pong and anything newer than this widget
       }
     }
 
     onMessage(msg) {
       if (!msg || !this.addMessage(msg, true)) return;
+      const rec = this.conversations.get(msg.conversation_id);
+      if (contiguous(rec) < maxSeq(rec)) this.fillGap(rec);
       this.render();
       this.markRead();
       if (msg.sender === "customer") return;
@@ -1153,16 +1239,24 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.pingTimer = setInterval(() => this.ping(), PING_EVERY);
     }
 
+    // A big backlog comes in parts (more: true on all but the last): the first part decides reset, a
+    // conversation may continue into the next part, and sends wait until the last has arrived.
     onBacklog(frame) {
-      if (frame.reset) this.clear();
+      const first = !this.backlogging;
+      if (first && frame.reset) this.clear();
       // Nothing held after a reset means the customer had no conversation: none can be older.
-      if (frame.reset && !(frame.conversations || []).length) this.older = { before: Infinity, conv: null };
+      if (first && frame.reset && !frame.more && !(frame.conversations || []).length) {
+        this.older = { before: Infinity, conv: null };
+      }
       for (const entry of frame.conversations || []) {
         if (!entry || !entry.conversation) continue;
         this.upsertConversation(entry.conversation, entry.complete);
         for (const msg of entry.messages || []) this.addMessage(msg, !frame.reset);
       }
+      this.backlogging = !!frame.more;
+      if (frame.more) return;
       this.ready = true;
+      for (const rec of this.conversations.values()) if (contiguous(rec) < maxSeq(rec)) this.fillGap(rec);
       this.render({ bottom: !!frame.reset });
       this.showPending();
       this.markRead();
@@ -1203,13 +1297,22 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     }
 
     onError(frame) {
-      if (!this.welcomed) { this.onHelloError(frame.code); return; }
+      if (!this.welcomed) { this.onHelloError(frame); return; }
       if (!frame.client_id) return;
       const entry = this.outbox.get(frame.client_id);
       if (!entry) return;
+      if (frame.code === "rate_limited") {
+        // Nothing was stored: the same send goes again once the server allows it.
+        setTimeout(() => { if (this.outbox.has(entry.client_id)) this.transmit(entry); },
+          1000 * (Number(frame.retry_after) || 1));
+        return;
+      }
+      // The server closes the socket after a server_error; the reconnect resends.
+      if (frame.code === "server_error") return;
       if (frame.code === "token_expired") {
         // The sign-in this socket started with ran out: reconnect with a fresh token; the outbox,
         // this message included, is resent with the same client ids, so nothing is lost or doubled.
+        this.token = null;
         this.connect();
         return;
       }
@@ -1224,21 +1327,31 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.render();
     }
 
-    onHelloError(code) {
-      if (isTokenError(code)) this.visitorRefused = !this.authPath;
+    // A refused token is tried once more with a fresh one at once; a refusal that is final stops the
+    // widget with its own message; anything else (server_error, too_many_connections, rate_limited,
+    // an expired token again) reconnects with backoff, honouring retry_after.
+    onHelloError(frame) {
+      const code = frame.code;
+      if (isTokenError(code)) {
+        this.visitorRefused = !this.authPath;
+        this.token = null;
+      }
       // The server closes the socket after a bad hello.
       this.dropSocket();
       if (isTokenError(code) && !this.helloRetried) {
         this.helloRetried = true;
-        this.token = null;
         this.connect();
-        return;
+      } else if (isFinal(code)) {
+        this.fail(this.errorText(code));
+      } else {
+        this.lost(this.t.errGeneric, 1000 * (Number(frame.retry_after) || 0));
       }
+    }
+
+    errorText(code) {
       const t = this.t;
-      const text = {
-        forbidden_origin: t.errOrigin, unknown_workstream: t.errWorkstream,
-      }[code] || (isTokenError(code) ? t.errRefused : t.errGeneric);
-      this.fail(text);
+      return { forbidden_origin: t.errOrigin, unknown_workstream: t.errWorkstream }[code] ||
+        (isTokenError(code) ? t.errRefused : t.errGeneric);
     }
 
     transmit(entry) {

@@ -35,6 +35,24 @@ def widget_script() -> Response:
     return response
 
 
+@bp.get("/api/widget/embedding")
+def embedding() -> Response:
+    """Whether the asking page's origin may embed a workstream. Open to every origin: a browser hides
+    why a websocket handshake was refused, so a widget whose socket fails asks here and can say "not
+    enabled for this website" instead of retrying for ever. It tells nothing a non-browser client could
+    not learn by trying the handshake with any Origin header."""
+    workstream_id = request.args.get("workstream")
+    workstream = db.session.get(Workstream, workstream_id) if workstream_id else None
+    if workstream is None:
+        response = jsonify(ChatError(404, "unknown_workstream", "No such workstream.").body())
+        response.status_code = 404
+    else:
+        response = jsonify({"allowed": workstream.allows_origin(request.headers.get("Origin"))})
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.before_request
 def guard_api() -> None:
     if request.view_args and "workstream_id" in request.view_args and request.path.startswith("/api/"):
