@@ -208,3 +208,18 @@ class ConversationEvent(db.Model):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Note(db.Model):
+    """An agent's internal note on a conversation. Not a Message: it takes no seq and is never on a
+    customer's channel, so no route that serves customers can reach one."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id"))
+    # The name as it was when written, like Message.sender_name.
+    author_name: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    # Where it sits in the thread: after the message with this seq.
+    after_seq: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -59,6 +59,10 @@
     reply: $('reply'),
     send: $('compose').querySelector('button[type="submit"]'),
     composeError: $('compose-error'),
+    noteForm: $('note-form'),
+    noteBody: $('note-body'),
+    noteSend: $('note-form').querySelector('button[type="submit"]'),
+    noteError: $('note-error'),
     typing: $('typing'),
     endDialog: $('end-dialog'),
     endConfirm: $('end-confirm'),
@@ -747,6 +751,16 @@
       body);
   }
 
+  // Internal notes look different from messages and say so in words, not only in colour.
+  function renderNote(n) {
+    const body = el('p', { className: 'msg-body' });
+    linkify(body, n.body);
+    return el('div', { className: 'note', dataset: { seq: n.after_seq + 0.5, note: n.id } },
+      el('div', { className: 'msg-meta' }, el('span', { className: 'msg-sender' }, n.author_name),
+        el('span', { className: 'note-label' }, 'Internal note'), timeElement(n.created_at)),
+      body);
+  }
+
   // The messages of one conversation in one container, kept in seq order without duplicates.
   class Transcript {
     constructor(id, container, moreButton, summary) {
@@ -755,6 +769,7 @@
       this.moreButton = moreButton;
       this.summary = summary;
       this.seqs = new Set();
+      this.noteIds = new Set();
       this.first = Infinity;
       this.last = 0;
       this.complete = true;
@@ -764,6 +779,7 @@
     reset(messages, complete) {
       this.container.replaceChildren();
       this.seqs.clear();
+      this.noteIds.clear();
       this.first = Infinity;
       this.last = 0;
       for (const m of messages) this.insert(m);
@@ -774,14 +790,25 @@
     insert(m) {
       if (this.seqs.has(m.seq)) return false;
       this.seqs.add(m.seq);
-      const node = renderMessage(m, this.summary);
-      // New messages nearly always go last, so search from the end.
-      let before = this.container.lastElementChild;
-      while (before && Number(before.dataset.seq) > m.seq) before = before.previousElementSibling;
-      if (before) before.after(node);
-      else this.container.prepend(node);
+      this.place(renderMessage(m, this.summary), m.seq);
       this.first = Math.min(this.first, m.seq);
       this.last = Math.max(this.last, m.seq);
+      return true;
+    }
+
+    // Nodes are ordered by data-seq; a note's is half a step after the message it follows.
+    place(node, position) {
+      // New messages nearly always go last, so search from the end.
+      let before = this.container.lastElementChild;
+      while (before && Number(before.dataset.seq) > position) before = before.previousElementSibling;
+      if (before) before.after(node);
+      else this.container.prepend(node);
+    }
+
+    insertNote(n) {
+      if (this.noteIds.has(n.id)) return false;
+      this.noteIds.add(n.id);
+      this.place(renderNote(n), n.after_seq + 0.5);
       return true;
     }
 
@@ -904,6 +931,7 @@
       ui.offer.hidden = true;
       ui.compose.hidden = true;
       ui.composeNote.hidden = true;
+      ui.noteForm.hidden = true;
       return;
     }
     const mine = isMine(s);
@@ -927,10 +955,13 @@
     ui.transfer.hidden = !(mine && isActive);
     ui.closeWrapUp.hidden = !(mine && s.status === 'wrap_up');
     ui.end.hidden = !(mine && (isActive || s.status === 'waiting'));
-    const canReply = mine && isActive;
+    // A reply typed before the conversation has loaded would have nowhere to go.
+    const canReply = mine && isActive && !current.loading;
+    ui.noteForm.hidden = current.loading;
     ui.compose.hidden = !canReply;
     ui.composeNote.hidden = canReply;
-    if (ended) ui.composeNote.textContent = 'This conversation has ended.';
+    if (current.loading) ui.composeNote.textContent = '';
+    else if (ended) ui.composeNote.textContent = 'This conversation has ended.';
     else if (!s.agent) ui.composeNote.textContent = 'Take this conversation to reply.';
     else if (!mine) ui.composeNote.textContent = `${s.agent.name} is handling this conversation.`;
     else if (s.status === 'waiting') {
@@ -1029,6 +1060,8 @@
     history.replaceState(null, '', `#conversation-${id}`);
 
     ui.reply.value = drafts.get(id) || '';
+    ui.noteBody.value = '';
+    showError(ui.noteError, null);
     showError(ui.actionError, null);
     showError(ui.composeError, null);
     ui.history.replaceChildren();
@@ -1060,6 +1093,8 @@
     upsertSummary(c.summary);
     renderHistory(data.history || []);
     c.transcript.reset(data.messages || [], data.complete);
+    for (const n of (data.notes || []).concat(c.pendingNotes || [])) c.transcript.insertNote(n);
+    c.pendingNotes = [];
     c.loading = false;
     renderHeader();
     renderLists();
@@ -1258,7 +1293,10 @@
     }
     if (fillGapAt && (force || pongsSeen >= fillGapAt)) {
       fillGapAt = 0;
-      if (current && !current.loading) fillGap();
+      if (current && !current.loading) {
+        fillGap();
+        loadNotes(current);
+      }
     }
   }
 
@@ -1317,6 +1355,7 @@
     }
     if (frame.type === 'conversation' && frame.conversation) onConversation(frame.conversation);
     else if (frame.type === 'message' && frame.message) onMessage(frame.message);
+    else if (frame.type === 'note' && frame.note) onNote(frame.note);
     else if (frame.type === 'notify' && frame.conversation) onNotify(frame.kind, frame.conversation);
     else if (frame.type === 'agent' && frame.agent) onAgent(frame.agent);
     else if (frame.type === 'capacity' && frame.capacity) onCapacity(frame.capacity);
@@ -1380,6 +1419,56 @@
     else if (m.sender === 'customer' && lists.mine.ids.includes(id)) notifyIfHidden();
     renderLists();
   }
+
+  // ---------------------------------------------------------------- internal notes
+
+  function onNote(n) {
+    const c = current;
+    if (!c || c.id !== n.conversation_id) return;
+    if (c.loading) {
+      (c.pendingNotes ||= []).push(n);
+      return;
+    }
+    const stick = nearBottom();
+    if (c.transcript.insertNote(n) && stick) scrollToBottom();
+  }
+
+  // Notes written while the socket was away were never sent to us.
+  async function loadNotes(c) {
+    try {
+      const data = await api('GET', `/conversations/${c.id}/notes`);
+      if (c === current) for (const n of data.notes || []) onNote(n);
+    } catch (err) {
+      console.warn('Could not reload the notes', err);
+    }
+  }
+
+  let noteSending = false;
+  ui.noteForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const c = current;
+    if (!c || c.loading || noteSending) return;
+    const body = ui.noteBody.value;
+    if (!body.trim()) {
+      ui.noteError.textContent = 'Write a note first.';
+      return;
+    }
+    noteSending = true;
+    setBusy(ui.noteSend, true);
+    showError(ui.noteError, null);
+    try {
+      const data = await api('POST', `/conversations/${c.id}/notes`, { body });
+      if (c === current) {
+        if (ui.noteBody.value === body) ui.noteBody.value = '';
+        if (c.transcript.insertNote(data.note)) scrollToBottom();
+      }
+    } catch (err) {
+      if (c === current) showError(ui.noteError, err);
+    } finally {
+      noteSending = false;
+      setBusy(ui.noteSend, false);
+    }
+  });
 
   // ---------------------------------------------------------------- start
 

@@ -4,7 +4,7 @@ from flask import jsonify
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import capacity, clock, conversations, payloads, routing
+from .. import capacity, clock, conversations, notes, payloads, routing
 from ..api import history_page, json_body
 from ..errors import ChatError
 from ..extensions import db
@@ -97,8 +97,23 @@ def conversation(conversation_id: int):
             "messages": [payloads.message(m) for m in page],
             "complete": not page or page[0].seq == 1,
             "history": [payloads.summary(c) for c in history],
+            "notes": [notes.payload(n) for n in notes.of(found.id)],
         }
     )
+
+
+@bp.get("/api/conversations/<int:conversation_id>/notes")
+@login_required
+def conversation_notes(conversation_id: int):
+    found = conversations.agent_conversation(conversation_id)
+    return jsonify({"notes": [notes.payload(n) for n in notes.of(found.id)]})
+
+
+@bp.post("/api/conversations/<int:conversation_id>/notes")
+@login_required
+def add_note(conversation_id: int):
+    note = notes.add(current_user, conversation_id, json_body().get("body"))
+    return jsonify({"note": notes.payload(note)}), 201
 
 
 @bp.get("/api/conversations/<int:conversation_id>/messages")
