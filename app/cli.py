@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup
 from sqlalchemy import make_url, select
 
-from . import auth_settings, sqlite, workstreams
+from . import auth_settings, canned, sqlite, workstreams
 from .agents import add_agent
 from .errors import ChatError
 from .extensions import db
@@ -44,6 +44,8 @@ def _setting(setting_id: int) -> AuthSetting:
 
 
 def register(app: Flask) -> None:
+    canned.register_cli(app)
+
     @app.cli.command("create-agent")
     @click.argument("email")
     @click.option("--name", required=True, help="Name shown to customers.")

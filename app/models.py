@@ -223,3 +223,18 @@ class Note(db.Model):
     # Where it sits in the thread: after the message with this seq.
     after_seq: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CannedResponse(db.Model):
+    """A prepared answer the agent inserts by its shortcut: shared (agent_id NULL, kept by admins) or an
+    agent's own; `locale` NULL is for any language."""
+
+    __table_args__ = (Index("ix_canned_response_agent_shortcut", "agent_id", "shortcut"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    shortcut: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)

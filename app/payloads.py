@@ -52,6 +52,7 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
             "authenticated": c.customer.auth_setting_id is not None,
         },
         "context": json.loads(c.context) if c.context else {},
+        "locale": c.locale,
         "offer_expires_at": iso(c.offer_expires_at),
         "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
         "last_message": message(last) if last else None,

@@ -4,7 +4,7 @@ from flask import jsonify
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import capacity, clock, conversations, notes, payloads, routing
+from .. import canned, capacity, clock, conversations, notes, payloads, routing
 from ..api import history_page, json_body
 from ..errors import ChatError
 from ..extensions import db
@@ -179,3 +179,28 @@ def end(conversation_id: int):
 @login_required
 def close_wrap_up(conversation_id: int):
     return _step(conversations.close_wrap_up, conversation_id)
+
+
+@bp.get("/api/canned")
+@login_required
+def canned_list():
+    return jsonify({"canned": [canned.payload(c) for c in canned.visible_to(current_user)]})
+
+
+@bp.post("/api/canned")
+@login_required
+def canned_create():
+    return jsonify({"canned": canned.payload(canned.create(current_user, json_body()))}), 201
+
+
+@bp.patch("/api/canned/<int:item_id>")
+@login_required
+def canned_update(item_id: int):
+    return jsonify({"canned": canned.payload(canned.update(current_user, item_id, json_body()))})
+
+
+@bp.delete("/api/canned/<int:item_id>")
+@login_required
+def canned_delete(item_id: int):
+    canned.delete(current_user, item_id)
+    return "", 204

@@ -1,4 +1,4 @@
-"""internal notes: agents' notes on a conversation, never shown to the customer
+"""the agent's workspace: internal notes (never shown to the customer) and canned responses
 
 Revision ID: b3d9f1a2c4e6
 Revises: a7c1e2d3f4b5
@@ -32,9 +32,26 @@ def upgrade():
     )
     with op.batch_alter_table('note', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_note_conversation_id'), ['conversation_id'], unique=False)
+    op.create_table(
+        'canned_response',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('agent_id', sa.Integer(), nullable=True),
+        sa.Column('shortcut', sa.String(length=32), nullable=False),
+        sa.Column('locale', sa.String(length=16), nullable=True),
+        sa.Column('body', sa.Text(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('updated_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['agent_id'], ['agent.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('canned_response', schema=None) as batch_op:
+        batch_op.create_index('ix_canned_response_agent_shortcut', ['agent_id', 'shortcut'], unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('canned_response', schema=None) as batch_op:
+        batch_op.drop_index('ix_canned_response_agent_shortcut')
+    op.drop_table('canned_response')
     with op.batch_alter_table('note', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_note_conversation_id'))
     op.drop_table('note')
