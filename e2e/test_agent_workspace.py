@@ -1,4 +1,5 @@
-"""The agent's workspace in Chromium: internal notes, and the reply box that waits for the conversation.
+"""The agent's workspace in Chromium: internal notes, canned responses, and the reply box that waits for
+the conversation.
 
 One server for the module; each test uses its own customers so that they do not see each other's work.
 """
@@ -9,7 +10,11 @@ import urllib.request
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select, update
 
+from app import canned, routing
+from app.extensions import db
+from app.models import Agent
 from e2e.conftest import Console, HostSite, Widget
 from tests.support import ChatServer, free_port, migrated_app, seed
 from tests.test_sockets import Peer
@@ -19,7 +24,12 @@ from tests.test_sockets import Peer
 def chat(tmp_path_factory):
     instance = tmp_path_factory.mktemp("workspace")
     host_port = free_port()
-    world = seed(migrated_app(instance), [f"http://127.0.0.1:{host_port}"], {"ada": "Ada", "bo": "Bo"})
+    app = migrated_app(instance)
+    world = seed(app, [f"http://127.0.0.1:{host_port}"], {"ada": "Ada", "bo": "Bo"})
+    with app.app_context():
+        # The tests leave their conversations open; every next one must still fit.
+        db.session.execute(update(Agent).values(capacity=10_000))
+        db.session.commit()
     server = ChatServer(instance, env={"PRESENCE_GRACE_SECONDS": str(6 * 3600)}).start()
     site = HostSite(server.url, world, host_port)
     yield server, site, world
@@ -34,6 +44,13 @@ def widget_get(server, site, world, path: str, sub: str) -> bytes:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.read()
+
+
+def only_ada_available(server, world) -> None:
+    """Bo, signed in by an earlier test, goes offline so that the next conversation is pushed to Ada."""
+    with migrated_app(server.instance).app_context():
+        bo = db.session.scalar(select(Agent).where(Agent.email == world.agents["bo"][0]))
+        routing.set_presence(bo, "offline")
 
 
 def test_an_internal_note_is_seen_by_agents_and_by_no_route_a_customer_has(contexts, chat):
@@ -96,9 +113,7 @@ def test_an_internal_note_is_seen_by_agents_and_by_no_route_a_customer_has(conte
 
 def test_the_reply_box_appears_only_once_the_conversation_has_loaded(contexts, chat):
     server, site, world = chat
-    bo = Console(contexts().new_page(), server).sign_in(*world.agents["bo"])
-    bo.page.get_by_label("Presence").select_option("offline")  # so that Ada gets the next conversation
-    expect(bo.page.locator("#presence-dot")).to_have_attribute("data-presence", "offline")
+    only_ada_available(server, world)
     ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
     page = contexts().new_page()
     page.goto(site.url("omar"))
@@ -119,3 +134,63 @@ def test_the_reply_box_appears_only_once_the_conversation_has_loaded(contexts, c
     held[0].continue_()
     expect(ada.page.get_by_label("Reply")).to_be_visible()
     ada.reply("Yes, 10 to 16.")
+
+
+def test_canned_responses_are_picked_with_slash_and_filled_for_the_customer(contexts, chat):
+    server, site, world = chat
+    with migrated_app(server.instance).app_context():
+        ada_row = db.session.scalar(select(Agent).where(Agent.email == world.agents["ada"][0]))
+        canned.create(None, {"shortcut": "greet", "body": "Hello {CustomerName}, {AgentName} here."})
+        canned.create(None, {"shortcut": "greet", "locale": "fi", "body": "Hei {CustomerName}, täällä {AgentName}."})
+        canned.create(None, {"shortcut": "order", "body": "Your order {order} is on its way."})
+        canned.create(ada_row, {"shortcut": "thanks", "body": "Thanks for waiting, {CustomerName}!"})
+    only_ada_available(server, world)
+    site.context["pia"] = {"order": "A-123"}
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    page = contexts().new_page()
+    page.goto(site.url("pia"))
+    customer = Widget(page).open()
+    customer.write("Where is my parcel?")
+    ada.open("Where is my parcel?")
+
+    reply = ada.page.get_by_label("Reply")
+    menu = ada.page.get_by_role("listbox", name="Canned responses")
+    reply.press_sequentially("/")
+    expect(menu.get_by_role("option")).to_have_text(
+        ["/greet Hello pia, Ada here.", "/order Your order A-123 is on its way.", "/thanks Thanks for waiting, pia!"]
+    )
+    reply.press_sequentially("gr")
+    expect(menu.get_by_role("option")).to_have_text(["/greet Hello pia, Ada here."])
+    expect(menu.get_by_role("option").first).to_have_attribute("aria-selected", "true")
+    reply.press("Enter")  # picks; it does not send
+    expect(menu).to_be_hidden()
+    expect(reply).to_have_value("Hello pia, Ada here.")
+    reply.press("Enter")
+    expect(customer.messages(sender="agent")).to_contain_text("Hello pia, Ada here.")
+
+    reply.press_sequentially("/")
+    reply.press("ArrowDown")
+    expect(menu.get_by_role("option").nth(1)).to_have_attribute("aria-selected", "true")
+    reply.press("Tab")
+    expect(reply).to_have_value("Your order A-123 is on its way.")
+    reply.fill("")
+    reply.press_sequentially("/nothing")
+    expect(menu).to_contain_text("No canned response starts with that.")
+    reply.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(reply).to_have_value("/nothing")
+    reply.fill("")
+    reply.press_sequentially("/th")
+    menu.get_by_role("option").first.click()
+    expect(reply).to_have_value("Thanks for waiting, pia!")
+    expect(reply).to_be_focused()
+
+    # A Finnish-speaking customer gets the Finnish version of the same shortcut.
+    finnish = contexts().new_page()
+    finnish.goto(site.url("pekka", lang="fi"))
+    Widget(finnish, lang="fi").open().write("Missä pakettini on?")
+    ada.open("Missä pakettini on?")
+    reply.press_sequentially("/greet")
+    expect(menu.get_by_role("option")).to_have_text(["/greet Hei pekka, täällä Ada."])
+    reply.press("Enter")
+    expect(reply).to_have_value("Hei pekka, täällä Ada.")

@@ -59,6 +59,9 @@
     reply: $('reply'),
     send: $('compose').querySelector('button[type="submit"]'),
     composeError: $('compose-error'),
+    cannedMenu: $('canned-menu'),
+    cannedOptions: $('canned-options'),
+    cannedStatus: $('canned-status'),
     noteForm: $('note-form'),
     noteBody: $('note-body'),
     noteSend: $('note-form').querySelector('button[type="submit"]'),
@@ -1062,6 +1065,7 @@
     ui.reply.value = drafts.get(id) || '';
     ui.noteBody.value = '';
     showError(ui.noteError, null);
+    closeCanned();
     showError(ui.actionError, null);
     showError(ui.composeError, null);
     ui.history.replaceChildren();
@@ -1469,6 +1473,138 @@
       setBusy(ui.noteSend, false);
     }
   });
+
+  // ---------------------------------------------------------------- canned responses
+
+  // `/` at the start of the reply box lists them, filtered by what follows; arrows pick, Enter or Tab
+  // inserts, Escape closes. Loaded once per page and again each time the menu opens after a change.
+  let canned = [];
+  let cannedLoaded = null;
+  let cannedShown = [];
+  let cannedActive = 0;
+
+  function loadCanned() {
+    cannedLoaded ||= api('GET', '/canned')
+      .then((data) => {
+        canned = data.canned || [];
+      })
+      .catch((err) => {
+        cannedLoaded = null;
+        console.warn('Could not load canned responses', err);
+      });
+    return cannedLoaded;
+  }
+
+  // One per shortcut: the agent's own before a shared one, the conversation's language before "any".
+  function cannedFor(summary, typed) {
+    const lang = ((summary && summary.locale) || '').split('-')[0].toLowerCase();
+    const best = new Map();
+    const rank = (c) => (c.locale && c.locale === lang ? 0 : 2) + (c.shared ? 1 : 0);
+    for (const c of canned) {
+      if (c.locale && lang && c.locale !== lang) continue;
+      if (!c.shortcut.startsWith(typed)) continue;
+      const held = best.get(c.shortcut);
+      if (!held || rank(c) < rank(held)) best.set(c.shortcut, c);
+    }
+    return [...best.values()].sort((a, b) => a.shortcut.localeCompare(b.shortcut));
+  }
+
+  function fillPlaceholders(body, summary) {
+    const context = (summary && summary.context) || {};
+    const values = {
+      CustomerName: summary ? customerName(summary) : '',
+      AgentName: (me && me.name) || '',
+    };
+    return body.replace(/\{([A-Za-z0-9_.-]+)\}/g, (whole, key) => {
+      if (Object.hasOwn(values, key)) return values[key];
+      if (Object.hasOwn(context, key) && context[key] != null) return String(context[key]);
+      return whole;
+    });
+  }
+
+  // What follows a `/` that starts the box, or null when the menu has nothing to do.
+  function cannedQuery() {
+    const match = /^\/([a-z0-9_-]*)$/i.exec(ui.reply.value.slice(0, ui.reply.selectionEnd));
+    return match ? match[1].toLowerCase() : null;
+  }
+
+  function closeCanned() {
+    ui.cannedMenu.hidden = true;
+    ui.reply.removeAttribute('aria-activedescendant');
+    cannedShown = [];
+  }
+
+  function renderCanned() {
+    const typed = cannedQuery();
+    if (typed === null || !current) {
+      closeCanned();
+      return;
+    }
+    cannedShown = cannedFor(current.summary, typed);
+    cannedActive = Math.min(cannedActive, Math.max(cannedShown.length - 1, 0));
+    ui.cannedOptions.replaceChildren(...cannedShown.map((c, i) => el('li', {
+      id: `canned-${c.id}`,
+      role: 'option',
+      className: 'canned-option',
+      'aria-selected': i === cannedActive ? 'true' : 'false',
+      dataset: { index: i },
+    }, el('span', { className: 'canned-shortcut' }, `/${c.shortcut}`), ' ',
+    el('span', { className: 'canned-body' }, fillPlaceholders(c.body, current.summary)))));
+    if (!cannedShown.length) {
+      ui.cannedOptions.append(el('li', { className: 'canned-empty', role: 'option', 'aria-disabled': 'true' },
+        canned.length ? 'No canned response starts with that.' : 'No canned responses yet.'));
+    }
+    ui.cannedMenu.hidden = false;
+    if (cannedShown.length) ui.reply.setAttribute('aria-activedescendant', `canned-${cannedShown[cannedActive].id}`);
+    else ui.reply.removeAttribute('aria-activedescendant');
+    ui.cannedStatus.textContent = `${cannedShown.length} canned ${cannedShown.length === 1 ? 'response' : 'responses'}`;
+  }
+
+  function insertCanned(index) {
+    const c = cannedShown[index];
+    if (!c || !current) return;
+    ui.reply.value = fillPlaceholders(c.body, current.summary) + ui.reply.value.slice(ui.reply.selectionEnd);
+    closeCanned();
+    ui.reply.focus();
+    ui.reply.setSelectionRange(ui.reply.value.length, ui.reply.value.length);
+    ui.cannedStatus.textContent = `Inserted /${c.shortcut}`;
+  }
+
+  ui.reply.addEventListener('input', () => {
+    if (cannedQuery() === null) {
+      closeCanned();
+      return;
+    }
+    if (ui.cannedMenu.hidden) cannedActive = 0;
+    loadCanned().then(renderCanned);
+  });
+
+  // Capturing, so that Enter picks from an open menu instead of sending.
+  ui.reply.addEventListener('keydown', (event) => {
+    if (ui.cannedMenu.hidden) return;
+    const moves = { ArrowDown: 1, ArrowUp: -1 };
+    if (event.key in moves && cannedShown.length) {
+      cannedActive = (cannedActive + moves[event.key] + cannedShown.length) % cannedShown.length;
+      renderCanned();
+    } else if ((event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey && cannedShown.length) {
+      insertCanned(cannedActive);
+    } else if (event.key === 'Escape') {
+      closeCanned();
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }, true);
+
+  ui.cannedOptions.addEventListener('mousedown', (event) => {
+    const option = event.target.closest('[data-index]');
+    if (!option) return;
+    event.preventDefault(); // keeps the focus, and the caret, in the reply box
+    insertCanned(Number(option.dataset.index));
+  });
+
+  ui.reply.addEventListener('blur', closeCanned);
 
   // ---------------------------------------------------------------- start
 
