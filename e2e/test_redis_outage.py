@@ -139,17 +139,19 @@ def test_a_message_after_the_outage_makes_both_sides_fetch_what_they_missed(outa
 
 @pytest.mark.xfail(
     strict=True,
-    reason="needs the server side of Redis outages: resync (and close 1012) when the connection is back, "
-    "and typing or hello during the outage not ending the socket; remove this marker once it lands",
+    reason="needs the server to send resync (and close 1012) when its Redis connection is back; "
+    "remove this marker once the server side lands",
 )
-def test_redis_down_10_s_while_both_type_everything_shows_without_a_later_message(outage):
+def test_redis_down_10_s_while_the_agent_writes_everything_shows_without_a_later_message(outage):
+    """The agent types in the console; the customer writes from another device, so the widget's own
+    socket stays as it was: only the server's resync can tell it what it missed."""
     o = outage
     written = ["Hello before the outage"]
     o.redis.stop()
     down = time.monotonic()
     for i in range(1, 4):
         o.agent.reply(f"Agent, during the outage {i}")
-        o.alice.write(f"Customer, during the outage {i}")
+        post_as_customer(o.site, o.world, "alice", f"Customer, during the outage {i}")
         written += [f"Agent, during the outage {i}", f"Customer, during the outage {i}"]
     time.sleep(max(0.0, down + 10 - time.monotonic()))
     o.redis.start()

@@ -134,3 +134,17 @@ def test_a_refused_sign_in_is_final_and_not_retried(customer, chat):
     asked = site.tokens_issued
     alice.page.wait_for_timeout(3000)
     assert site.tokens_issued == asked == 2
+
+
+def test_a_tag_naming_no_workstream_the_server_knows_says_the_chat_is_not_available(chat, contexts):
+    _server, site, _world = chat
+    site.pages["/unknown"] = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head><body>'
+        f'<script src="{site.chat_url}/widget.js" data-workstream="no-such-workstream" async></script>'
+        "</body></html>"
+    )
+    page = contexts().new_page()
+    page.goto(site.origin + "/unknown")
+    alert = Widget(page).open().page.get_by_role("alert")
+    expect(alert).to_contain_text("This chat is not available.")
+    expect(page.locator(".pc-status")).to_have_text("")

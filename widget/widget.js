@@ -74,11 +74,11 @@
   // No frame at all for this long means the socket is dead even if the browser has not noticed.
   const SILENCE_LIMIT = 2 * PING_EVERY + 10000;
   const BACKOFF_MIN = 500;
-  // The first minute or so of failures retries at most every 8 s, so a short outage (of the chat
+  // The first minute or so of failures retries at most every 6 s, so a short outage (of the chat
   // server, the network or the site's token backend) heals within seconds of ending; a long one
   // backs off to 30 s.
-  const BACKOFF_SOON = 8000;
-  const SOON_ATTEMPTS = 10;
+  const BACKOFF_SOON = 6000;
+  const SOON_ATTEMPTS = 12;
   const BACKOFF_MAX = 30000;
   // A connection must survive this long before the backoff starts again from the bottom, so a
   // server that accepts and then drops every socket is not hammered twice a second.
