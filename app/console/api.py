@@ -1,11 +1,11 @@
 """The console's JSON API (docs/protocol.md). Routes stay thin: the lifecycle lives in conversations."""
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import canned, capacity, clock, conversations, notes, payloads, routing
-from ..api import history_page, json_body
+from .. import canned, capacity, clock, conversations, notes, payloads, routing, search
+from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
 from ..models import ENDED_STATUSES, Agent, Conversation
@@ -204,3 +204,21 @@ def canned_update(item_id: int):
 def canned_delete(item_id: int):
     canned.delete(current_user, item_id)
     return "", 204
+
+
+@bp.get("/api/search")
+@login_required
+def search_conversations():
+    hits = search.search(search.filters_from(request.args), int_arg("limit", 20, low=1, high=search.MAX_RESULTS))
+    return jsonify(
+        {
+            "results": [
+                {
+                    "conversation": payloads.summary(h.conversation),
+                    "message": payloads.message(h.message) if h.message else None,
+                    "snippet": search.segments(h.snippet) if h.snippet else None,
+                }
+                for h in hits
+            ]
+        }
+    )

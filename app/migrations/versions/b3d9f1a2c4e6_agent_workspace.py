@@ -1,4 +1,5 @@
-"""the agent's workspace: internal notes (never shown to the customer) and canned responses
+"""the agent's workspace: internal notes (never shown to the customer), canned responses, and the
+full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
 
 Revision ID: b3d9f1a2c4e6
 Revises: a7c1e2d3f4b5
@@ -7,6 +8,33 @@ Create Date: 2026-12-01 23:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
+
+# The message search index: not in the models (app/search.py reads it; tests/test_migrations.py
+# leaves these objects out of the comparison with the models).
+CREATE = {
+    'sqlite': [
+        "CREATE VIRTUAL TABLE message_fts USING fts5(body, content='message', content_rowid='id', "
+        "tokenize='unicode61 remove_diacritics 2')",
+        "CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN "
+        "INSERT INTO message_fts(rowid, body) VALUES (new.id, new.body); END",
+        "CREATE TRIGGER message_fts_delete AFTER DELETE ON message BEGIN "
+        "INSERT INTO message_fts(message_fts, rowid, body) VALUES ('delete', old.id, old.body); END",
+        "CREATE TRIGGER message_fts_update AFTER UPDATE OF body ON message BEGIN "
+        "INSERT INTO message_fts(message_fts, rowid, body) VALUES ('delete', old.id, old.body); "
+        "INSERT INTO message_fts(rowid, body) VALUES (new.id, new.body); END",
+        "INSERT INTO message_fts(message_fts) VALUES ('rebuild')",
+    ],
+    'postgresql': ["CREATE INDEX ix_message_body_fts ON message USING gin (to_tsvector('simple', body))"],
+}
+DROP = {
+    'sqlite': [
+        'DROP TRIGGER message_fts_update',
+        'DROP TRIGGER message_fts_delete',
+        'DROP TRIGGER message_fts_insert',
+        'DROP TABLE message_fts',
+    ],
+    'postgresql': ['DROP INDEX ix_message_body_fts'],
+}
 
 
 # revision identifiers, used by Alembic.
@@ -46,9 +74,13 @@ def upgrade():
     )
     with op.batch_alter_table('canned_response', schema=None) as batch_op:
         batch_op.create_index('ix_canned_response_agent_shortcut', ['agent_id', 'shortcut'], unique=False)
+    for statement in CREATE[op.get_bind().dialect.name]:
+        op.execute(statement)
 
 
 def downgrade():
+    for statement in DROP[op.get_bind().dialect.name]:
+        op.execute(statement)
     with op.batch_alter_table('canned_response', schema=None) as batch_op:
         batch_op.drop_index('ix_canned_response_agent_shortcut')
     op.drop_table('canned_response')
