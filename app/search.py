@@ -50,12 +50,18 @@ class Hit:
 
 
 def _words(raw: str) -> list[str]:
-    return re.findall(r"\w+", raw)
+    return re.findall(r"[^\W_]+", raw)
 
 
 def _fts5_query(raw: str) -> str:
     # Every word as a quoted prefix term: the user's text is never FTS5 syntax.
     return " ".join(f'"{word}"*' for word in _words(raw))
+
+
+def _tsquery(raw: str) -> str:
+    # The same meaning as the FTS5 query: every word, as a prefix. Words are letters and digits only,
+    # so nothing in them is tsquery syntax.
+    return " & ".join(f"{word}:*" for word in _words(raw))
 
 
 def _conversation_filters(query: Select, filters: Filters) -> Select:
@@ -95,7 +101,7 @@ def message_query(filters: Filters, limit: int) -> Select:
     else:
         # Written out, not bound: the expression must be the very one the index was built on.
         simple = literal_column("'simple'::regconfig")
-        tsquery = func.plainto_tsquery(simple, filters.text)
+        tsquery = func.to_tsquery(simple, _tsquery(filters.text))
         vector = func.to_tsvector(simple, Message.body)
         headline = func.ts_headline(
             simple, Message.body, tsquery, f"StartSel={START}, StopSel={STOP}, MaxWords=24, MinWords=8"

@@ -194,3 +194,46 @@ def test_canned_responses_are_picked_with_slash_and_filled_for_the_customer(cont
     expect(menu.get_by_role("option")).to_have_text(["/greet Hei pekka, täällä Ada."])
     reply.press("Enter")
     expect(reply).to_have_value("Hei pekka, täällä Ada.")
+
+
+def test_an_agent_searches_every_conversation_and_opens_a_result(contexts, chat):
+    server, site, world = chat
+    only_ada_available(server, world)
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    first = contexts().new_page()
+    first.goto(site.url("quinn"))
+    Widget(first).open().write("My bicycle arrived scratched")
+    ada.open("bicycle arrived scratched")
+    ada.reply("Sorry! A new frame is on its way.")
+    ada.page.get_by_role("button", name="End conversation").click()
+    ada.page.get_by_role("dialog").get_by_role("button", name="End").click()
+    expect(ada.page.locator("#conv-status")).to_have_attribute("data-status", "wrap_up")
+    second = contexts().new_page()
+    second.goto(site.url("rosa"))
+    Widget(second).open().write("Is a bell included with the bicycle?")
+    expect(ada.mine().filter(has_text="bell included")).to_have_count(1)
+
+    search = ada.page.get_by_role("search", name="Search conversations")
+    search.get_by_label("Search").fill("bicyc")  # words are prefixes
+    search.get_by_role("button", name="Search").click()
+    results = ada.page.locator("#search-results li")
+    expect(ada.page.get_by_role("status").filter(has_text="found")).to_have_text("2 conversations found")
+    expect(results.first).to_contain_text("rosa")
+    expect(results.first.locator("mark")).to_have_text("bicycle")
+    expect(results.nth(1).locator("mark")).to_have_text("bicycle")
+    expect(results.nth(1)).to_contain_text("Wrap-up")
+
+    search.get_by_text("Filters").click()
+    search.get_by_label("Status").select_option("wrap_up")
+    search.get_by_role("button", name="Search").click()
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("quinn")
+    results.first.get_by_role("button").click()
+    expect(ada.page.get_by_role("heading", name="quinn")).to_be_visible()
+    expect(ada.log().locator(".msg").filter(has_text="A new frame is on its way")).to_be_visible()
+
+    search.get_by_label("Search").fill("unicycle")
+    search.get_by_role("button", name="Search").click()
+    expect(ada.page.get_by_role("status").filter(has_text="Nothing")).to_have_text("Nothing found.")
+    ada.page.get_by_role("button", name="Clear search").click()
+    expect(ada.page.get_by_role("heading", name="Search results")).to_be_hidden()

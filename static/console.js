@@ -1606,6 +1606,89 @@
 
   ui.reply.addEventListener('blur', closeCanned);
 
+  // ---------------------------------------------------------------- search
+
+  const searchUi = {
+    form: $('search'),
+    text: $('search-text'),
+    customer: $('search-customer'),
+    status: $('search-status'),
+    since: $('search-since'),
+    until: $('search-until'),
+    section: $('search-section'),
+    error: $('search-error'),
+    count: $('search-status-text'),
+    results: $('search-results'),
+    clear: $('search-clear'),
+  };
+  let searchToken = 0;
+
+  // The server marks matches as segments; they become <mark> elements here, text always as text.
+  function snippetNode(segments) {
+    return el('span', { className: 'item-preview search-snippet' },
+      ...segments.map((part) => (part.match ? el('mark', {}, part.text) : part.text)));
+  }
+
+  function renderResult(r) {
+    const s = r.conversation;
+    const preview = r.snippet ? snippetNode(r.snippet) : el('span', { className: 'item-preview' }, previewText(s));
+    return el('li', { dataset: { conversationId: s.id } },
+      el('button', { type: 'button', className: 'conv-item' },
+        el('span', { className: 'item-top' },
+          el('span', { className: 'item-name' }, customerName(s)),
+          timeElement((r.message && r.message.created_at) || s.updated_at)),
+        preview,
+        el('span', { className: 'item-meta' },
+          [s.workstream && s.workstream.name, statusLabel(s), s.agent && s.agent.name].filter(Boolean).join(' · '))));
+  }
+
+  searchUi.form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    const fields = { q: searchUi.text, customer: searchUi.customer, status: searchUi.status,
+      since: searchUi.since, until: searchUi.until };
+    for (const [name, input] of Object.entries(fields)) if (input.value.trim()) query.set(name, input.value.trim());
+    if (![...query.keys()].length) {
+      searchUi.text.focus();
+      return;
+    }
+    const token = ++searchToken;
+    const button = searchUi.form.querySelector('button[type="submit"]');
+    setBusy(button, true);
+    showError(searchUi.error, null);
+    searchUi.section.hidden = false;
+    try {
+      const data = await api('GET', `/search?${query}`);
+      if (token !== searchToken) return;
+      const results = data.results || [];
+      searchUi.results.replaceChildren(...results.map(renderResult));
+      searchUi.count.textContent = results.length
+        ? `${results.length} ${results.length === 1 ? 'conversation' : 'conversations'} found`
+        : 'Nothing found.';
+    } catch (err) {
+      if (token === searchToken) {
+        searchUi.results.replaceChildren();
+        searchUi.count.textContent = '';
+        showError(searchUi.error, err);
+      }
+    } finally {
+      setBusy(button, false);
+    }
+  });
+
+  searchUi.results.addEventListener('click', (event) => {
+    const li = event.target.closest('li[data-conversation-id]');
+    if (li && event.target.closest('button')) openConversation(Number(li.dataset.conversationId));
+  });
+
+  searchUi.clear.addEventListener('click', () => {
+    searchToken += 1;
+    searchUi.form.reset();
+    searchUi.results.replaceChildren();
+    searchUi.section.hidden = true;
+    searchUi.text.focus();
+  });
+
   // ---------------------------------------------------------------- start
 
   async function start() {

@@ -32,6 +32,7 @@ def test_messages_are_found_by_their_words_with_the_match_highlighted(client, wo
     assert [r["conversation"]["id"] for r in finnish] == [invoice["conversation_id"]]
     assert {"text": "lasku", "match": True} in finnish[0]["snippet"]
     assert hits(client, q="OULU parcel")[0]["message"]["seq"] == 1  # every word, any case
+    assert [r["message"]["seq"] for r in hits(client, q="arriv parc")] == [1]  # words are prefixes
     assert hits(client, q="nothing-like-this") == []
     # Words only: the engines' own syntax in a query is just text.
     assert [r["conversation"]["id"] for r in hits(client, q='parcel"*(')] == [parcel["conversation_id"]]
