@@ -3,67 +3,32 @@ sharing PostgreSQL): every message written meanwhile appears on the other side, 
 10 s of Redis returning, without a reload. Redis is the test's own, on a free port."""
 
 import secrets
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 
 import pytest
-import redis
 from playwright.sync_api import expect
 
 from e2e.conftest import Console, HostSite, Widget
 from e2e.test_gaps import post_as_customer
-from tests.support import TEST_DATABASE_URL, ChatServer, database_url, free_port, migrated_app, seed, use_database
+from tests.support import (
+    TEST_DATABASE_URL,
+    ChatServer,
+    RedisServer,
+    database_url,
+    free_port,
+    migrated_app,
+    seed,
+    use_database,
+)
 from tests.test_scaleout import AgentSession
 
-pytestmark = pytest.mark.skipif(
-    not TEST_DATABASE_URL or not shutil.which("redis-server"),
-    reason="two processes need PostgreSQL (set TEST_DATABASE_URL) and a redis-server binary",
-)
+pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL, reason="two processes need PostgreSQL: set TEST_DATABASE_URL")
 
 
-class RedisServer:
-    """A private redis-server, stopped and started again on the same port as an outage would."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tmp_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "RedisServer":
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def subscribed(self, fragment: str) -> bool:
-        """Whether some server process listens to a channel whose name contains `fragment`."""
-        client = redis.Redis.from_url(self.url)
-        try:
-            return any(fragment in channel.decode() for channel in client.pubsub_channels())
-        finally:
-            client.close()
+def listening(store: RedisServer, fragment: str) -> bool:
+    """Whether some server process listens to a channel whose name contains `fragment`."""
+    return any(fragment in channel for channel in store.channels(""))
 
 
 @dataclass
@@ -130,21 +95,16 @@ def test_a_message_after_the_outage_makes_both_sides_fetch_what_they_missed(outa
     o.redis.start()
     back = time.monotonic()
     # Both processes subscribe again on their own; what was published meanwhile is gone from live delivery.
-    while not (o.redis.subscribed(":customer:") and o.redis.subscribed(":agent:")) and time.monotonic() < back + 5:
+    while not (listening(o.redis, ":customer:") and listening(o.redis, ":agent:")) and time.monotonic() < back + 5:
         time.sleep(0.05)
     session.post(o.b, f"/conversations/{conversation_id}/messages", {"client_id": "a-after", "body": "Agent, after"})
     post_as_customer(o.site, o.world, "alice", "Customer, after")
     both_sides_show(o, [*written, "Agent, after", "Customer, after"], back)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the server to send resync (and close 1012) when its Redis connection is back; "
-    "remove this marker once the server side lands",
-)
 def test_redis_down_10_s_while_the_agent_writes_everything_shows_without_a_later_message(outage):
     """The agent types in the console; the customer writes from another device, so the widget's own
-    socket stays as it was: only the server's resync can tell it what it missed."""
+    socket stays as it was: only the server's resync tells it what it missed."""
     o = outage
     written = ["Hello before the outage"]
     o.redis.stop()
@@ -152,6 +112,20 @@ def test_redis_down_10_s_while_the_agent_writes_everything_shows_without_a_later
     for i in range(1, 4):
         o.agent.reply(f"Agent, during the outage {i}")
         post_as_customer(o.site, o.world, "alice", f"Customer, during the outage {i}")
+        written += [f"Agent, during the outage {i}", f"Customer, during the outage {i}"]
+    time.sleep(max(0.0, down + 10 - time.monotonic()))
+    o.redis.start()
+    both_sides_show(o, written, time.monotonic())
+
+
+def test_redis_down_10_s_while_both_type_in_their_windows(outage):
+    o = outage
+    written = ["Hello before the outage"]
+    o.redis.stop()
+    down = time.monotonic()
+    for i in range(1, 4):
+        o.agent.reply(f"Agent, during the outage {i}")
+        o.alice.write(f"Customer, during the outage {i}")
         written += [f"Agent, during the outage {i}", f"Customer, during the outage {i}"]
     time.sleep(max(0.0, down + 10 - time.monotonic()))
     o.redis.start()
