@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup
 from sqlalchemy import make_url, select
 
-from . import auth_settings, canned, sqlite, workstreams
+from . import auth_settings, canned, labels, sqlite, workstreams
 from .agents import add_agent
 from .errors import ChatError
 from .extensions import db
@@ -45,6 +45,7 @@ def _setting(setting_id: int) -> AuthSetting:
 
 def register(app: Flask) -> None:
     canned.register_cli(app)
+    labels.register_cli(app)
 
     @app.cli.command("create-agent")
     @click.argument("email")

@@ -238,3 +238,20 @@ class CannedResponse(db.Model):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Label(db.Model):
+    """A label admins define for agents to put on conversations."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    # "#rrggbb"
+    colour: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ConversationLabel(db.Model):
+    __table_args__ = (Index("ix_conversation_label_label", "label_id", "conversation_id"),)
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id"), primary_key=True)

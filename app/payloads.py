@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from .clock import iso
 from .extensions import db
-from .models import Agent, Conversation, Message
+from .models import Agent, Conversation, ConversationLabel, Label, Message
 
 
 def message(m: Message) -> dict:
@@ -33,6 +33,17 @@ def widget_conversation(c: Conversation) -> dict:
     }
 
 
+def labels_of(conversation_id: int) -> list[Label]:
+    return list(
+        db.session.scalars(
+            select(Label)
+            .join(ConversationLabel, ConversationLabel.label_id == Label.id)
+            .where(ConversationLabel.conversation_id == conversation_id)
+            .order_by(Label.name)
+        )
+    )
+
+
 def summary(c: Conversation, last: Message | None = None) -> dict:
     if last is None and c.last_seq:
         # The preview shows what a person wrote, not the automated messages after it.
@@ -56,6 +67,7 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
         "offer_expires_at": iso(c.offer_expires_at),
         "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
         "last_message": message(last) if last else None,
+        "labels": [{"id": label.id, "name": label.name, "colour": label.colour} for label in labels_of(c.id)],
         "updated_at": iso(c.updated_at),
     }
 

@@ -13,7 +13,7 @@ from sqlalchemy import Select, column, func, literal_column, or_, select, table
 
 from .errors import ChatError
 from .extensions import db
-from .models import STATUSES, Conversation, Customer, Message
+from .models import STATUSES, Conversation, ConversationLabel, Customer, Message
 
 # The highlight markers the engines put around a match; the API turns them into segments, so that a
 # client never parses markup out of a customer's text.
@@ -38,6 +38,7 @@ class Filters:
     customer: str = ""
     status: str | None = None
     workstream_id: str | None = None
+    label_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -69,6 +70,11 @@ def _conversation_filters(query: Select, filters: Filters) -> Select:
         query = query.where(Conversation.status == filters.status)
     if filters.workstream_id:
         query = query.where(Conversation.workstream_id == filters.workstream_id)
+    if filters.label_id is not None:
+        query = query.join(
+            ConversationLabel,
+            (ConversationLabel.conversation_id == Conversation.id) & (ConversationLabel.label_id == filters.label_id),
+        )
     if filters.since:
         query = query.where(Conversation.created_at >= filters.since)
     if filters.until:
@@ -175,13 +181,18 @@ def _date(raw: str | None, name: str) -> date | None:
 
 
 def filters_from(args) -> Filters:
-    """The search's query string (q, customer, status, workstream, since, until: dates, both included)."""
+    """The search's query string (q, customer, status, workstream, label, since, until: dates, both
+    included)."""
     since, until = _date(args.get("since"), "since"), _date(args.get("until"), "until")
+    label = args.get("label") or None
+    if label is not None and not label.isdigit():
+        raise ChatError(400, "invalid_request", "label must be a label id.")
     return Filters(
         text=args.get("q", ""),
         customer=args.get("customer", "").strip(),
         status=args.get("status") or None,
         workstream_id=args.get("workstream") or None,
+        label_id=int(label) if label is not None else None,
         since=datetime.combine(since, datetime.min.time()) if since else None,
         until=datetime.combine(until + timedelta(days=1), datetime.min.time()) if until else None,
     )

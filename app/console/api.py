@@ -4,7 +4,7 @@ from flask import jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import canned, capacity, clock, conversations, notes, payloads, routing, search
+from .. import canned, capacity, clock, conversations, labels, notes, payloads, routing, search
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
@@ -222,3 +222,29 @@ def search_conversations():
             ]
         }
     )
+
+
+@bp.get("/api/labels")
+@login_required
+def label_list():
+    return jsonify({"labels": [labels.payload(label) for label in labels.all_labels()]})
+
+
+@bp.post("/api/labels")
+@login_required
+def label_create():
+    return jsonify({"label": labels.payload(labels.create(current_user, json_body()))}), 201
+
+
+@bp.delete("/api/labels/<int:label_id>")
+@login_required
+def label_delete(label_id: int):
+    labels.remove(current_user, label_id)
+    return "", 204
+
+
+@bp.put("/api/conversations/<int:conversation_id>/labels")
+@login_required
+def conversation_labels(conversation_id: int):
+    on = labels.put_on(current_user, conversation_id, json_body().get("label_ids"))
+    return jsonify({"labels": [labels.payload(label) for label in on]})

@@ -1,5 +1,5 @@
-"""the agent's workspace: internal notes (never shown to the customer), canned responses, and the
-full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
+"""the agent's workspace: internal notes (never shown to the customer), canned responses, labels, and
+the full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
 
 Revision ID: b3d9f1a2c4e6
 Revises: a7c1e2d3f4b5
@@ -74,6 +74,25 @@ def upgrade():
     )
     with op.batch_alter_table('canned_response', schema=None) as batch_op:
         batch_op.create_index('ix_canned_response_agent_shortcut', ['agent_id', 'shortcut'], unique=False)
+    op.create_table(
+        'label',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=40), nullable=False),
+        sa.Column('colour', sa.String(length=7), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('name'),
+    )
+    op.create_table(
+        'conversation_label',
+        sa.Column('conversation_id', sa.Integer(), nullable=False),
+        sa.Column('label_id', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id']),
+        sa.ForeignKeyConstraint(['label_id'], ['label.id']),
+        sa.PrimaryKeyConstraint('conversation_id', 'label_id'),
+    )
+    with op.batch_alter_table('conversation_label', schema=None) as batch_op:
+        batch_op.create_index('ix_conversation_label_label', ['label_id', 'conversation_id'], unique=False)
     for statement in CREATE[op.get_bind().dialect.name]:
         op.execute(statement)
 
@@ -81,6 +100,10 @@ def upgrade():
 def downgrade():
     for statement in DROP[op.get_bind().dialect.name]:
         op.execute(statement)
+    with op.batch_alter_table('conversation_label', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversation_label_label')
+    op.drop_table('conversation_label')
+    op.drop_table('label')
     with op.batch_alter_table('canned_response', schema=None) as batch_op:
         batch_op.drop_index('ix_canned_response_agent_shortcut')
     op.drop_table('canned_response')
