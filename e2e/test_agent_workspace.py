@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from app import canned, routing
+from app import canned, labels, routing
 from app.extensions import db
 from app.models import Agent
 from e2e.conftest import Console, HostSite, Widget
@@ -237,3 +237,43 @@ def test_an_agent_searches_every_conversation_and_opens_a_result(contexts, chat)
     expect(ada.page.get_by_role("status").filter(has_text="Nothing")).to_have_text("Nothing found.")
     ada.page.get_by_role("button", name="Clear search").click()
     expect(ada.page.get_by_role("heading", name="Search results")).to_be_hidden()
+
+
+def test_an_agent_labels_a_conversation_and_finds_it_by_its_label(contexts, chat):
+    server, site, world = chat
+    only_ada_available(server, world)
+    with migrated_app(server.instance).app_context():
+        labels.create(None, {"name": "Damaged", "colour": "#b00020"})
+        labels.create(None, {"name": "Returns", "colour": "#ffd54f"})
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    page = contexts().new_page()
+    page.goto(site.url("sami"))
+    Widget(page).open().write("The lamp came in pieces")
+    ada.open("lamp came in pieces")
+
+    ada.page.locator("#label-picker summary").click()
+    ada.page.get_by_role("group", name="Labels on this conversation").get_by_label("Damaged").check()
+    chips = ada.page.get_by_role("list", name="Labels")
+    expect(chips.get_by_role("listitem")).to_have_text(["Damaged"])
+    item = ada.mine().filter(has_text="lamp came in pieces")
+    expect(item.locator(".label-chip")).to_have_text(["Damaged"])
+    ada.page.get_by_label("Returns").check()
+    expect(chips.get_by_role("listitem")).to_have_text(["Damaged", "Returns"])
+    # Each label keeps its colour and readable text on it.
+    assert "label-on-dark" in chips.get_by_text("Damaged").get_attribute("class")
+    assert "label-on-light" in chips.get_by_text("Returns").get_attribute("class")
+
+    ada.page.reload()
+    expect(ada.page.get_by_role("list", name="Labels").get_by_role("listitem")).to_have_text(["Damaged", "Returns"])
+    ada.page.locator("#label-picker summary").click()
+    ada.page.get_by_label("Returns").uncheck()
+    expect(ada.page.get_by_role("list", name="Labels").get_by_role("listitem")).to_have_text(["Damaged"])
+
+    search = ada.page.get_by_role("search", name="Search conversations")
+    search.get_by_text("Filters").click()
+    search.get_by_label("Label").select_option(label="Damaged")
+    search.get_by_role("button", name="Search").click()
+    results = ada.page.locator("#search-results li")
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("sami")
+    expect(results.first.locator(".label-chip")).to_have_text(["Damaged"])

@@ -462,6 +462,7 @@
       el('span', { className: 'item-meta' },
         [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · '),
         offered ? el('span', { className: 'item-offer' }, ` · Offered, ${countdown(s)} left`) : null),
+      labelChips(s.labels),
     );
     if (isUnread) button.append(el('span', { className: 'visually-hidden' }, ', unread'));
   }
@@ -947,6 +948,7 @@
     if (!s.agent) ui.agent.textContent = 'Unassigned';
     else ui.agent.textContent = mine ? 'Assigned to you' : `Assigned to ${s.agent.name}`;
     renderDetails(s);
+    renderConversationLabels(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
     const offered = isOffered(s);
@@ -1606,6 +1608,79 @@
 
   ui.reply.addEventListener('blur', closeCanned);
 
+  // ---------------------------------------------------------------- labels
+
+  let allLabels = [];
+  const labelUi = {
+    chips: $('conv-labels'),
+    picker: $('label-picker'),
+    options: $('label-options'),
+    error: $('label-error'),
+  };
+
+  // The colour is set through the CSSOM (the CSP allows no style attributes); the text is dark or light
+  // by the colour's luminance, so every label stays readable.
+  function labelChip(label, tag) {
+    const hex = /^#[0-9a-f]{6}$/i.test(label.colour) ? label.colour : '#5b6770';
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+      .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    const light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.18;
+    const node = el(tag, { className: `label-chip ${light ? 'label-on-light' : 'label-on-dark'}` }, label.name);
+    node.style.setProperty('--label-colour', hex);
+    return node;
+  }
+
+  function labelChips(labels) {
+    if (!labels || !labels.length) return null;
+    return el('span', { className: 'label-chips' }, ...labels.map((label) => labelChip(label, 'span')));
+  }
+
+  function renderConversationLabels(s) {
+    const on = new Set((s.labels || []).map((label) => label.id));
+    labelUi.chips.replaceChildren(...(s.labels || []).map((label) => labelChip(label, 'li')));
+    labelUi.picker.hidden = !allLabels.length;
+    const boxes = allLabels.map((label) => {
+      const id = `label-option-${label.id}`;
+      return el('div', { className: 'label-option' },
+        el('input', { type: 'checkbox', id, value: label.id, checked: on.has(label.id) }),
+        el('label', { for: id }, labelChip(label, 'span')));
+    });
+    const active = document.activeElement;
+    const focusedId = active && active.closest && active.closest('#label-options') ? active.id : null;
+    labelUi.options.replaceChildren(labelUi.options.querySelector('legend'), ...boxes);
+    if (focusedId) $(focusedId).focus();
+  }
+
+  async function loadLabels() {
+    try {
+      allLabels = (await api('GET', '/labels')).labels || [];
+    } catch (err) {
+      console.warn('Could not load the labels', err);
+      return;
+    }
+    searchUi.label.replaceChildren(searchUi.label.firstElementChild,
+      ...allLabels.map((label) => el('option', { value: label.id }, label.name)));
+    if (current && current.summary) renderConversationLabels(current.summary);
+  }
+
+  labelUi.options.addEventListener('change', async () => {
+    const c = current;
+    if (!c) return;
+    const ids = [...labelUi.options.querySelectorAll('input:checked')].map((box) => Number(box.value));
+    showError(labelUi.error, null);
+    try {
+      const data = await api('PUT', `/conversations/${c.id}/labels`, { label_ids: ids });
+      if (c === current) {
+        c.summary = { ...c.summary, labels: data.labels };
+        upsertSummary(c.summary);
+        renderConversationLabels(c.summary);
+        renderLists();
+      }
+    } catch (err) {
+      if (c === current) showError(labelUi.error, err);
+    }
+  });
+
   // ---------------------------------------------------------------- search
 
   const searchUi = {
@@ -1613,6 +1688,7 @@
     text: $('search-text'),
     customer: $('search-customer'),
     status: $('search-status'),
+    label: $('search-label'),
     since: $('search-since'),
     until: $('search-until'),
     section: $('search-section'),
@@ -1639,14 +1715,15 @@
           timeElement((r.message && r.message.created_at) || s.updated_at)),
         preview,
         el('span', { className: 'item-meta' },
-          [s.workstream && s.workstream.name, statusLabel(s), s.agent && s.agent.name].filter(Boolean).join(' · '))));
+          [s.workstream && s.workstream.name, statusLabel(s), s.agent && s.agent.name].filter(Boolean).join(' · ')),
+        labelChips(s.labels)));
   }
 
   searchUi.form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const query = new URLSearchParams();
     const fields = { q: searchUi.text, customer: searchUi.customer, status: searchUi.status,
-      since: searchUi.since, until: searchUi.until };
+      label: searchUi.label, since: searchUi.since, until: searchUi.until };
     for (const [name, input] of Object.entries(fields)) if (input.value.trim()) query.set(name, input.value.trim());
     if (![...query.keys()].length) {
       searchUi.text.focus();
@@ -1706,6 +1783,7 @@
       showError(ui.appError, err);
     }
     connect();
+    loadLabels();
     openFromHash();
   }
 
