@@ -277,3 +277,25 @@ def test_an_agent_labels_a_conversation_and_finds_it_by_its_label(contexts, chat
     expect(results).to_have_count(1)
     expect(results.first).to_contain_text("sami")
     expect(results.first.locator(".label-chip")).to_have_text(["Damaged"])
+
+
+def test_messages_from_one_sender_within_minutes_are_grouped_in_the_console(contexts, chat):
+    server, site, world = chat
+    only_ada_available(server, world)
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    page = contexts().new_page()
+    page.goto(site.url("tove"))
+    customer = Widget(page).open()
+    for text in ("Hello there", "I have a question", "about my invoice"):
+        customer.write(text)
+    ada.open("about my invoice")
+    ada.reply("Sure, ask away.")
+    ada.reply("I am here.")
+    messages = ada.log().locator(".msg")
+    expect(messages).to_have_count(5)
+    continued = [("msg-continued" in (c or "")) for c in messages.evaluate_all("ns => ns.map(n => n.className)")]
+    assert continued == [False, True, True, False, True]
+    # One visible name and time per group; the rest are there for screen readers only.
+    visible_meta = ada.log().locator(".msg:not(.msg-continued) .msg-meta")
+    expect(visible_meta).to_have_count(2)
+    expect(visible_meta.first.locator("time")).to_have_text(re.compile(r"^[1-9]\d?[:.]\d\d"))

@@ -114,7 +114,9 @@
     node.append(text.slice(last));
   }
 
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  // Hours without a leading zero ("9:05"); Finnish writes times as "klo 9.05".
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+  const clockWord = timeFormat.resolvedOptions().locale.split('-')[0] === 'fi' ? 'klo ' : '';
   const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
@@ -129,7 +131,8 @@
     const now = new Date();
     const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth()
       && d.getDate() === now.getDate();
-    return today ? timeFormat.format(d) : `${dateFormat.format(d)}, ${timeFormat.format(d)}`;
+    const time = clockWord + timeFormat.format(d);
+    return today ? time : `${dateFormat.format(d)}, ${time}`;
   }
 
   function timeElement(iso) {
@@ -749,10 +752,22 @@
     else if (sender === 'agent') name = m.sender_name || 'Agent';
     const body = el('p', { className: 'msg-body' });
     linkify(body, m.body);
-    return el('div', { className: 'msg', dataset: { seq: m.seq, sender } },
+    return el('div', { className: 'msg', dataset: { seq: m.seq, sender, name: name || '', time: m.created_at || '' } },
       el('div', { className: 'msg-meta' }, name ? el('span', { className: 'msg-sender' }, name) : null,
         timeElement(m.created_at)),
       body);
+  }
+
+  // Messages from one sender within a few minutes form a group: one name and time, shown on its first.
+  // The others keep theirs for screen readers (.msg-continued hides them visually only).
+  const GROUP_MS = 5 * 60 * 1000;
+  function groupWithPrevious(node) {
+    const prev = node.previousElementSibling;
+    const continued = Boolean(prev) && node.classList.contains('msg') && prev.classList.contains('msg')
+      && node.dataset.sender !== 'system' && prev.dataset.sender === node.dataset.sender
+      && prev.dataset.name === node.dataset.name
+      && Math.abs(parseTime(node.dataset.time) - parseTime(prev.dataset.time)) < GROUP_MS;
+    node.classList.toggle('msg-continued', continued);
   }
 
   // Internal notes look different from messages and say so in words, not only in colour.
@@ -807,6 +822,8 @@
       while (before && Number(before.dataset.seq) > position) before = before.previousElementSibling;
       if (before) before.after(node);
       else this.container.prepend(node);
+      groupWithPrevious(node);
+      if (node.nextElementSibling) groupWithPrevious(node.nextElementSibling);
     }
 
     insertNote(n) {
