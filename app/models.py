@@ -17,7 +17,7 @@ STATUSES = CURRENT_STATUSES + ENDED_STATUSES
 MODES = ("persistent", "live")
 SENDER_KINDS = ("customer", "agent", "system")
 PRESENCES = ("available", "busy", "busy_dnd", "away", "offline", "inactive")
-ROLES = ("agent", "admin")
+ROLES = ("agent", "supervisor", "admin")
 DAY = 24 * 3600
 
 

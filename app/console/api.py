@@ -4,7 +4,7 @@ from flask import jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import canned, capacity, clock, conversations, labels, notes, payloads, routing, search
+from .. import canned, capacity, clock, conversations, labels, notes, payloads, routing, search, supervision
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
@@ -248,3 +248,19 @@ def label_delete(label_id: int):
 def conversation_labels(conversation_id: int):
     on = labels.put_on(current_user, conversation_id, json_body().get("label_ids"))
     return jsonify({"labels": [labels.payload(label) for label in on]})
+
+
+@bp.get("/api/team/conversations")
+@login_required
+def team_conversations():
+    found = supervision.team_conversations(current_user)
+    return jsonify({"conversations": [payloads.summary(c) for c in found]})
+
+
+@bp.post("/api/conversations/<int:conversation_id>/reassign")
+@login_required
+def reassign(conversation_id: int):
+    data = json_body()
+    if "agent_id" not in data:
+        raise ChatError(400, "invalid_request", "agent_id is required (null sends it back to the queue).")
+    return _step(supervision.reassign, conversation_id, data["agent_id"])
