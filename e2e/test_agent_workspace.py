@@ -299,3 +299,40 @@ def test_messages_from_one_sender_within_minutes_are_grouped_in_the_console(cont
     visible_meta = ada.log().locator(".msg:not(.msg-continued) .msg-meta")
     expect(visible_meta).to_have_count(2)
     expect(visible_meta.first.locator("time")).to_have_text(re.compile(r"^[1-9]\d?[:.]\d\d"))
+
+
+def test_a_supervisor_watches_the_whole_team_live_and_sends_a_conversation_back_to_the_queue(contexts, chat):
+    server, site, world = chat
+    only_ada_available(server, world)
+    with migrated_app(server.instance).app_context():
+        db.session.execute(update(Agent).where(Agent.email == world.agents["bo"][0]).values(role="supervisor"))
+        db.session.commit()
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    expect(ada.page.get_by_role("heading", name="All conversations")).to_be_hidden()
+    bo = Console(contexts().new_page(), server).sign_in(*world.agents["bo"])
+    with migrated_app(server.instance).app_context():
+        # In, but not taking new work: what goes back to the queue stays there.
+        routing.set_presence(db.session.scalar(select(Agent).where(Agent.role == "supervisor")), "busy")
+    everyone = bo.page.locator("#team-section")
+    expect(everyone.get_by_role("heading", name="All conversations")).to_be_visible()
+
+    page = contexts().new_page()
+    page.goto(site.url("ulla"))
+    customer = Widget(page).open()
+    customer.write("Can I change my delivery address?")
+    ada_group = everyone.get_by_role("list", name=re.compile(r"^Ada \(\d+\)$"))
+    item = ada_group.get_by_role("listitem").filter(has_text="ulla")
+    expect(item).to_contain_text("Support")  # arrives live, under the agent it was given to
+
+    item.get_by_role("button").click()
+    expect(bo.page.get_by_role("heading", name="ulla")).to_be_visible()
+    expect(bo.log().locator(".msg").filter(has_text="delivery address")).to_be_visible()
+    customer.write("It is for order 42")
+    expect(bo.log().locator(".msg").filter(has_text="order 42")).to_be_visible()  # watched live
+
+    bo.page.get_by_label("Reassign to").select_option(label="Queue")
+    bo.page.get_by_role("button", name="Reassign").click()
+    queue_group = everyone.get_by_role("list", name=re.compile(r"^Queue \(\d+\)$"))
+    expect(queue_group.get_by_role("listitem").filter(has_text="ulla")).to_contain_text("waiting 0 min")
+    expect(ada_group.get_by_role("listitem").filter(has_text="ulla")).to_have_count(0)
+    expect(ada.mine().filter(has_text="order 42")).to_have_count(0)

@@ -966,6 +966,7 @@
     else ui.agent.textContent = mine ? 'Assigned to you' : `Assigned to ${s.agent.name}`;
     renderDetails(s);
     renderConversationLabels(s);
+    renderReassign(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
     const offered = isOffered(s);
@@ -1311,6 +1312,7 @@
     if (resyncListsAt && (force || pongsSeen >= resyncListsAt)) {
       resyncListsAt = 0;
       loadLists().catch((err) => showError(ui.appError, err));
+      loadTeam();
       loadAgents().catch((err) => console.warn('Could not reload the team', err));
       refreshMe();
     }
@@ -1376,7 +1378,10 @@
     } catch {
       return;
     }
-    if (frame.type === 'conversation' && frame.conversation) onConversation(frame.conversation);
+    if (frame.type === 'conversation' && frame.conversation) {
+      onConversation(frame.conversation);
+      onTeamConversation(frame.conversation);
+    }
     else if (frame.type === 'message' && frame.message) onMessage(frame.message);
     else if (frame.type === 'note' && frame.note) onNote(frame.note);
     else if (frame.type === 'notify' && frame.conversation) onNotify(frame.kind, frame.conversation);
@@ -1625,6 +1630,101 @@
 
   ui.reply.addEventListener('blur', closeCanned);
 
+  // ---------------------------------------------------------------- all conversations (supervisors)
+
+  const SUPERVISING = ['supervisor', 'admin'];
+  const TEAM_STATUSES = ['open', 'active', 'waiting', 'wrap_up'];
+  const team = new Map();
+  const teamUi = {
+    section: $('team-section'),
+    groups: $('team-groups'),
+    empty: $('empty-all'),
+    reassignBox: $('reassign-box'),
+    reassignTo: $('reassign-to'),
+    reassign: $('reassign'),
+  };
+
+  function supervising() {
+    return Boolean(me && SUPERVISING.includes(me.role));
+  }
+
+  async function loadTeam() {
+    if (!supervising()) return;
+    try {
+      const data = await api('GET', '/team/conversations');
+      team.clear();
+      for (const s of data.conversations || []) team.set(s.id, s);
+      renderTeam();
+    } catch (err) {
+      console.warn('Could not load all conversations', err);
+    }
+  }
+
+  // Every console gets every conversation's changes, so the view stays live without polling.
+  function onTeamConversation(s) {
+    if (!supervising()) return;
+    const held = team.get(s.id);
+    if (held && !newer(s, held)) return;
+    if (TEAM_STATUSES.includes(s.status)) team.set(s.id, s);
+    else team.delete(s.id);
+    renderTeam();
+  }
+
+  function waitText(s) {
+    const since = parseTime(s.status === 'open' ? s.updated_at : s.started_at);
+    if (!since) return '';
+    const minutes = Math.max(0, Math.floor((Date.now() - since.getTime()) / 60000));
+    const span = minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+    return s.status === 'open' ? `waiting ${span}` : `for ${span}`;
+  }
+
+  function renderTeam() {
+    teamUi.section.hidden = !supervising();
+    const groups = new Map();
+    for (const s of team.values()) {
+      const key = s.agent ? s.agent.name : '';
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(s);
+    }
+    const names = [...groups.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b)));
+    teamUi.groups.replaceChildren(...names.map((name, i) => {
+      const headingId = `team-group-${i}`;
+      const items = groups.get(name).sort((a, b) => a.id - b.id).map((s) => el('li', { dataset: { conversationId: s.id } },
+        el('button', { type: 'button', className: 'conv-item' },
+          el('span', { className: 'item-top' }, el('span', { className: 'item-name' }, customerName(s))),
+          el('span', { className: 'item-meta' },
+            [s.workstream && s.workstream.name, statusLabel(s), waitText(s)].filter(Boolean).join(' · ')))));
+      return el('div', { className: 'team-group' },
+        el('h3', { id: headingId }, `${name || 'Queue'} (${items.length})`),
+        el('ul', { className: 'conv-list', 'aria-labelledby': headingId }, ...items));
+    }));
+    teamUi.empty.hidden = team.size > 0;
+  }
+
+  teamUi.groups.addEventListener('click', (event) => {
+    const li = event.target.closest('li[data-conversation-id]');
+    if (li && event.target.closest('button')) openConversation(Number(li.dataset.conversationId));
+  });
+
+  function renderReassign(s) {
+    const show = supervising() && ['open', 'active'].includes(s.status);
+    teamUi.reassignBox.hidden = !show;
+    if (!show) return;
+    const chosen = teamUi.reassignTo.value;
+    const options = [el('option', { value: '' }, 'Queue')];
+    for (const a of sortedAgents()) {
+      if (s.agent && a.id === s.agent.id) continue;
+      options.push(el('option', { value: a.id }, `${a.name} (${presenceLabel(a.presence)})`));
+    }
+    teamUi.reassignTo.replaceChildren(...options);
+    if ([...teamUi.reassignTo.options].some((o) => o.value === chosen)) teamUi.reassignTo.value = chosen;
+  }
+
+  teamUi.reassign.addEventListener('click', () => {
+    const value = teamUi.reassignTo.value;
+    act('reassign', teamUi.reassign, { agent_id: value ? Number(value) : null });
+  });
+
   // ---------------------------------------------------------------- labels
 
   let allLabels = [];
@@ -1801,6 +1901,7 @@
     }
     connect();
     loadLabels();
+    loadTeam();
     openFromHash();
   }
 
