@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -74,6 +74,8 @@ class Workstream(db.Model):
     hours: Mapped[str | None] = mapped_column(Text)
     # Live workstreams outside hours: show the widget's offline state, or no widget at all.
     hide_when_closed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Ask the customer for a rating (1–5) when an agent ends a conversation.
+    csat_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     auto_close_open_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     auto_close_waiting_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))
@@ -255,3 +257,12 @@ class ConversationLabel(db.Model):
 
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True)
     label_id: Mapped[int] = mapped_column(ForeignKey("label.id"), primary_key=True)
+
+
+class Rating(db.Model):
+    """The customer's satisfaction rating (CSAT) of a conversation an agent ended: one per conversation."""
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True)
+    score: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

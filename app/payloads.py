@@ -4,6 +4,7 @@ import json
 
 from sqlalchemy import select
 
+from . import csat
 from .clock import iso
 from .extensions import db
 from .models import Agent, Conversation, ConversationLabel, Label, Message
@@ -22,6 +23,7 @@ def message(m: Message) -> dict:
 
 
 def widget_conversation(c: Conversation) -> dict:
+    rating = csat.of(c)
     return {
         "id": c.id,
         "status": c.status,
@@ -30,6 +32,8 @@ def widget_conversation(c: Conversation) -> dict:
         "last_seq": c.last_seq,
         "started_at": iso(c.created_at),
         "ended_at": iso(c.ended_at),
+        "rating": csat.payload(rating),
+        "rating_wanted": csat.wanted(c, rating),
     }
 
 

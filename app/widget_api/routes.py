@@ -3,7 +3,7 @@ origins each workstream allows."""
 
 from flask import Response, current_app, g, jsonify, request, send_from_directory
 
-from .. import ROOT, conversations, customer_auth, payloads
+from .. import ROOT, conversations, csat, customer_auth, payloads
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
@@ -136,3 +136,11 @@ def transcript(workstream_id: str, conversation_id: int):
         mimetype="text/plain",
         headers={"Content-Disposition": f'attachment; filename="chat-{conversation.id}.txt"'},
     )
+
+
+@bp.post(f"{API}/conversations/<int:conversation_id>/rating")
+def rate_conversation(workstream_id: str, conversation_id: int):
+    customer = _customer()
+    data = json_body()
+    rating = csat.rate(customer, g.workstream, conversation_id, data.get("score"), data.get("comment"))
+    return jsonify({"rating": csat.payload(rating)}), 201

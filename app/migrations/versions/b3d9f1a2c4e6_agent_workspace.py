@@ -1,5 +1,5 @@
-"""the agent's workspace: internal notes (never shown to the customer), canned responses, labels, and
-the full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
+"""the agent's workspace: internal notes (never shown to the customer), canned responses, labels,
+CSAT ratings (switched per workstream), and the full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
 
 Revision ID: b3d9f1a2c4e6
 Revises: a7c1e2d3f4b5
@@ -93,6 +93,17 @@ def upgrade():
     )
     with op.batch_alter_table('conversation_label', schema=None) as batch_op:
         batch_op.create_index('ix_conversation_label_label', ['label_id', 'conversation_id'], unique=False)
+    op.create_table(
+        'rating',
+        sa.Column('conversation_id', sa.Integer(), nullable=False),
+        sa.Column('score', sa.Integer(), nullable=False),
+        sa.Column('comment', sa.Text(), nullable=True),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id']),
+        sa.PrimaryKeyConstraint('conversation_id'),
+    )
+    with op.batch_alter_table('workstream', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('csat_enabled', sa.Boolean(), server_default=sa.true(), nullable=False))
     for statement in CREATE[op.get_bind().dialect.name]:
         op.execute(statement)
 
@@ -100,6 +111,9 @@ def upgrade():
 def downgrade():
     for statement in DROP[op.get_bind().dialect.name]:
         op.execute(statement)
+    with op.batch_alter_table('workstream', schema=None) as batch_op:
+        batch_op.drop_column('csat_enabled')
+    op.drop_table('rating')
     with op.batch_alter_table('conversation_label', schema=None) as batch_op:
         batch_op.drop_index('ix_conversation_label_label')
     op.drop_table('conversation_label')
