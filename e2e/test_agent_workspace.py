@@ -336,3 +336,36 @@ def test_a_supervisor_watches_the_whole_team_live_and_sends_a_conversation_back_
     expect(queue_group.get_by_role("listitem").filter(has_text="ulla")).to_contain_text("waiting 0 min")
     expect(ada_group.get_by_role("listitem").filter(has_text="ulla")).to_have_count(0)
     expect(ada.mine().filter(has_text="order 42")).to_have_count(0)
+
+
+def test_the_customer_rates_the_conversation_the_agent_ended_and_the_agent_sees_it(contexts, chat):
+    server, site, world = chat
+    only_ada_available(server, world)
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    page = contexts().new_page()
+    page.goto(site.url("vera", lang="fi"))
+    customer = Widget(page, lang="fi").open()
+    customer.write("Tilaukseni on myöhässä")
+    ada.open("Tilaukseni on myöhässä")
+    ada.reply("Se lähti tänään.")
+    ada.page.get_by_role("button", name="End conversation").click()
+    ada.page.get_by_role("dialog").get_by_role("button", name="End").click()
+
+    expect(customer.log.locator(".pc-divider")).to_have_text("Keskustelu päättyi")
+    question = customer.scope.get_by_role("group", name="Miten onnistuimme?")
+    expect(question).to_be_visible()
+    customer.scope.get_by_role("button", name="Lähetä arvio").click()
+    expect(customer.scope.get_by_role("alert").filter(has_text="Valitse")).to_have_text("Valitse ensin arvio 1–5.")
+    question.get_by_label("4/5").check()
+    customer.scope.get_by_label("Haluatko kertoa lisää? (valinnainen)").fill("Nopea vastaus")
+    customer.scope.get_by_role("button", name="Lähetä arvio").click()
+    expect(customer.scope.get_by_role("status").filter(has_text="Kiitos")).to_have_text("Kiitos arviostasi!")
+    expect(question).to_have_count(0)
+
+    expect(ada.page.locator("#conv-rating")).to_have_text("Customer rating: 4 of 5 · “Nopea vastaus”")
+    # Asked once: after a reload there is no question, and writing again starts a new conversation.
+    page.reload()
+    customer = Widget(page, lang="fi").open()
+    expect(customer.log.locator(".pc-divider")).to_have_count(1)
+    expect(customer.scope.get_by_role("group", name="Miten onnistuimme?")).to_have_count(0)
+    customer.write("Vielä yksi kysymys")

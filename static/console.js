@@ -967,6 +967,7 @@
     renderDetails(s);
     renderConversationLabels(s);
     renderReassign(s);
+    renderRating(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
     const offered = isOffered(s);
@@ -1724,6 +1725,17 @@
     const value = teamUi.reassignTo.value;
     act('reassign', teamUi.reassign, { agent_id: value ? Number(value) : null });
   });
+
+  // ---------------------------------------------------------------- CSAT
+
+  function renderRating(s) {
+    const box = $('conv-rating');
+    const r = s.rating;
+    box.hidden = !r;
+    if (!r) return;
+    box.replaceChildren(el('span', { className: 'rating-score' }, `Customer rating: ${r.score} of 5`),
+      r.comment ? el('span', { className: 'rating-comment' }, ` · “${r.comment}”`) : null);
+  }
 
   // ---------------------------------------------------------------- labels
 
