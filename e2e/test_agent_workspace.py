@@ -15,9 +15,13 @@ from sqlalchemy import select, update
 from app import canned, labels, routing
 from app.extensions import db
 from app.models import Agent
+from e2e import test_widget_accessibility as accessibility
 from e2e.conftest import Console, HostSite, Widget
 from tests.support import ChatServer, free_port, migrated_app, seed
 from tests.test_sockets import Peer
+
+axe_script = accessibility.axe_script  # the session fixture, shared
+serious_violations = accessibility.serious_violations
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +373,40 @@ def test_the_customer_rates_the_conversation_the_agent_ended_and_the_agent_sees_
     expect(customer.log.locator(".pc-divider")).to_have_count(1)
     expect(customer.scope.get_by_role("group", name="Miten onnistuimme?")).to_have_count(0)
     customer.write("Vielä yksi kysymys")
+
+
+def test_axe_finds_nothing_serious_in_the_new_views(contexts, chat, axe_script):
+    server, site, world = chat
+    only_ada_available(server, world)
+    with migrated_app(server.instance).app_context():
+        db.session.execute(update(Agent).where(Agent.email == world.agents["ada"][0]).values(role="admin"))
+        db.session.commit()
+        labels.create(None, {"name": "Axe", "colour": "#1f5f99"})
+        canned.create(None, {"shortcut": "axe", "body": "Checked by axe, {CustomerName}."})
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    page = contexts().new_page()
+    page.goto(site.url("walt"))
+    customer = Widget(page).open()
+    customer.write("Accessibility check, please")
+    ada.open("Accessibility check")
+    expect(ada.page.get_by_role("heading", name="All conversations")).to_be_visible()
+    ada.page.get_by_label("Internal note").fill("Checked with axe")
+    ada.page.get_by_role("button", name="Add note").click()
+    expect(ada.log().locator(".note")).to_have_count(1)
+    ada.page.locator("#label-picker summary").click()
+    ada.page.get_by_label("Axe").check()
+    search = ada.page.get_by_role("search", name="Search conversations")
+    search.get_by_label("Search").fill("accessibility")
+    search.get_by_text("Filters").click()
+    search.get_by_role("button", name="Search").click()
+    expect(ada.page.locator("#search-results li")).to_have_count(1)
+    ada.page.get_by_label("Reply").press_sequentially("/ax")
+    expect(ada.page.get_by_role("listbox", name="Canned responses")).to_be_visible()
+    assert serious_violations(ada.page, axe_script) == []
+
+    ada.page.get_by_label("Reply").fill("")
+    ada.reply("Done.")
+    ada.page.get_by_role("button", name="End conversation").click()
+    ada.page.get_by_role("dialog").get_by_role("button", name="End").click()
+    expect(customer.scope.get_by_role("group", name="How did we do?")).to_be_visible()
+    assert serious_violations(page, axe_script) == []
