@@ -144,6 +144,7 @@ class Conversation(db.Model):
     __table_args__ = (
         Index("ix_conversation_customer_workstream", "customer_id", "workstream_id", "id"),
         Index("ix_conversation_status_agent", "status", "agent_id"),
+        Index("ix_conversation_created_at", "created_at"),
         # At most one current conversation per customer and workstream, even with two devices racing.
         Index(
             "uq_conversation_current",

@@ -1,10 +1,10 @@
 """The console's JSON API (docs/protocol.md). Routes stay thin: the lifecycle lives in conversations."""
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import canned, capacity, clock, conversations, labels, notes, payloads, routing, search, supervision
+from .. import canned, capacity, clock, conversations, labels, notes, payloads, reports, routing, search, supervision
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
@@ -264,3 +264,16 @@ def reassign(conversation_id: int):
     if "agent_id" not in data:
         raise ChatError(400, "invalid_request", "agent_id is required (null sends it back to the queue).")
     return _step(supervision.reassign, conversation_id, data["agent_id"])
+
+
+@bp.get("/api/reports")
+@login_required
+def report():
+    rows = reports.daily(current_user, request.args)
+    if request.args.get("format") == "csv":
+        return Response(
+            reports.as_csv(rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+        )
+    return jsonify({"rows": reports.as_dicts(rows)})

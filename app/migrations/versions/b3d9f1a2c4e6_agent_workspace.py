@@ -1,5 +1,5 @@
 """the agent's workspace: internal notes (never shown to the customer), canned responses, labels,
-CSAT ratings (switched per workstream), and the full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
+CSAT ratings (switched per workstream), an index for reports by day, and the full-text index of message bodies (SQLite FTS5 kept by triggers, or a PostgreSQL GIN index)
 
 Revision ID: b3d9f1a2c4e6
 Revises: a7c1e2d3f4b5
@@ -102,6 +102,8 @@ def upgrade():
         sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id']),
         sa.PrimaryKeyConstraint('conversation_id'),
     )
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.create_index('ix_conversation_created_at', ['created_at'], unique=False)
     with op.batch_alter_table('workstream', schema=None) as batch_op:
         batch_op.add_column(sa.Column('csat_enabled', sa.Boolean(), server_default=sa.true(), nullable=False))
     for statement in CREATE[op.get_bind().dialect.name]:
@@ -113,6 +115,8 @@ def downgrade():
         op.execute(statement)
     with op.batch_alter_table('workstream', schema=None) as batch_op:
         batch_op.drop_column('csat_enabled')
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversation_created_at')
     op.drop_table('rating')
     with op.batch_alter_table('conversation_label', schema=None) as batch_op:
         batch_op.drop_index('ix_conversation_label_label')
