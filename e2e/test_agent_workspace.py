@@ -7,6 +7,7 @@ One server for the module; each test uses its own customers so that they do not 
 import re
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -410,3 +411,26 @@ def test_axe_finds_nothing_serious_in_the_new_views(contexts, chat, axe_script):
     ada.page.get_by_role("dialog").get_by_role("button", name="End").click()
     expect(customer.scope.get_by_role("group", name="How did we do?")).to_be_visible()
     assert serious_violations(page, axe_script) == []
+
+
+def test_a_supervisor_shows_a_report_and_downloads_it_as_csv(contexts, chat):
+    server, site, world = chat
+    with migrated_app(server.instance).app_context():
+        db.session.execute(update(Agent).where(Agent.email == world.agents["bo"][0]).values(role="supervisor"))
+        db.session.commit()
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    expect(ada.page.get_by_role("heading", name="Reports")).to_be_hidden()
+    page = contexts().new_page()
+    page.goto(site.url("xena"))
+    Widget(page).open().write("Counting for the report")
+    bo = Console(contexts().new_page(), server).sign_in(*world.agents["bo"])
+    reports_section = bo.page.locator("#reports-section")
+    reports_section.get_by_role("button", name="Show report").click()
+    table = reports_section.get_by_role("table", name="Report")
+    # Today's conversations of the one workstream: a header row and one row.
+    expect(table.get_by_role("row")).to_have_count(2)
+    expect(table.get_by_role("row").nth(1)).to_contain_text("Support")
+    with bo.page.expect_download() as download:
+        reports_section.get_by_role("link", name="Download CSV").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert text.startswith("day,key,name,conversations,") and ",Support," in text

@@ -1737,6 +1737,48 @@
       r.comment ? el('span', { className: 'rating-comment' }, ` · “${r.comment}”`) : null);
   }
 
+  // ---------------------------------------------------------------- reports (supervisors)
+
+  function seconds(value) {
+    if (value == null) return '–';
+    return value < 60 ? `${Math.round(value)} s` : `${Math.round(value / 60)} min`;
+  }
+
+  // A table with a bar for the CSAT average: the bar's width is set through the CSSOM (CSP).
+  function renderReport(rows) {
+    if (!rows.length) return el('p', {}, 'No conversations in that range.');
+    const head = ['Day', 'Name', 'Conversations', 'Ended', 'First response', 'Resolution', 'CSAT'];
+    return el('table', { className: 'report' },
+      el('caption', { className: 'visually-hidden' }, 'Report'),
+      el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, ...rows.map((r) => {
+        const bar = el('span', { className: 'csat-bar' });
+        bar.style.setProperty('--csat', String((r.csat_average || 0) / 5));
+        return el('tr', {},
+          el('td', {}, r.day), el('td', {}, r.name), el('td', {}, String(r.conversations)),
+          el('td', {}, String(r.ended)), el('td', {}, seconds(r.first_response_seconds)),
+          el('td', {}, seconds(r.resolution_seconds)),
+          el('td', {}, r.csat_average == null ? '–' : `${r.csat_average} (${r.ratings})`, r.ratings ? bar : null));
+      })));
+  }
+
+  $('report-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams({ by: $('report-by').value });
+    if ($('report-since').value) query.set('since', $('report-since').value);
+    if ($('report-until').value) query.set('until', $('report-until').value);
+    showError($('report-error'), null);
+    try {
+      const data = await api('GET', `/reports?${query}`);
+      $('report-output').replaceChildren(renderReport(data.rows || []));
+      const csv = $('report-csv');
+      csv.href = `${API}/reports?${query}&format=csv`;
+      csv.hidden = false;
+    } catch (err) {
+      showError($('report-error'), err);
+    }
+  });
+
   // ---------------------------------------------------------------- labels
 
   let allLabels = [];
@@ -1914,6 +1956,7 @@
     connect();
     loadLabels();
     loadTeam();
+    $('reports-section').hidden = !supervising();
     openFromHash();
   }
 
