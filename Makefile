@@ -57,7 +57,9 @@ test: $(STAMP) chromium lint
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# One table: SQLite with one process, and PostgreSQL + Redis with two when they answer (several minutes).
+# One table: SQLite with one process, and PostgreSQL + Redis with two when they answer (several minutes);
+# then honest traffic under attack (bench/abuse.py, about five minutes).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python bench/launcher.py
+	$(BIN)/python -m bench.abuse

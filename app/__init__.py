@@ -4,8 +4,9 @@ import os
 from pathlib import Path
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, config, errors, events, sqlite
+from . import admission, clock, config, errors, events, rates, sqlite
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,13 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     if os.environ.get("PERSISTENT_CHAT_CLOCK_OFFSET_FILE"):
         clock.use_offset_file(os.environ["PERSISTENT_CHAT_CLOCK_OFFSET_FILE"])
 
+    # Before every other hook: see admission.read_body_first.
+    app.before_request(admission.read_body_first)
+    if app.config["TRUSTED_PROXIES"]:
+        # Limits key on the client's address, which only the proxies in front know.
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
     login.init_app(app)
@@ -36,6 +44,8 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     errors.register(app)
     events.configure(app)
+    rates.init_app(app)
+    admission.init_app(app)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

@@ -168,6 +168,8 @@ def register(app: Flask) -> None:
             # Its default path is per user: two servers on one machine would fight over it.
             "--no-control-socket",
         ]  # fmt: skip
+        # Sockets that have not said hello may take only part of the connections (config.py).
+        os.environ["PERSISTENT_CHAT_WORKER_CONNECTIONS"] = str(worker_connections)
         # gevent otherwise records which greenlet spawned which: a few KiB per idle socket for no use here.
         os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "0")
         os.execv(sys.executable, args)

@@ -44,8 +44,6 @@ def from_environment(instance: Path) -> dict:
         "SCHEDULER_INTERVAL": float(os.environ.get("SCHEDULER_INTERVAL", "5")),
         # Queued live customers hear of a new position at most this often.
         "QUEUE_UPDATE_SECONDS": float(os.environ.get("QUEUE_UPDATE_SECONDS", "10")),
-        # Per client address and live workstream; see rate_limits.py.
-        "VISITOR_TOKENS_PER_10_MINUTES": int(os.environ.get("VISITOR_TOKENS_PER_10_MINUTES", "30")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
         # How long a request waits for SQLite's write lock held by another process (see sqlite.py).
         "SQLITE_LOCK_WAIT_SECONDS": float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS", "10")),
@@ -53,4 +51,39 @@ def from_environment(instance: Path) -> dict:
         "SOCKET_QUEUE_LIMIT_BYTES": int(os.environ.get("SOCKET_QUEUE_LIMIT_BYTES", str(1024 * 1024))),
         # No permessage-deflate (see realtime.py); ping every 25 s; frames capped.
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25, "max_message_size": 64 * 1024},
+        **_limits(),
+    }
+
+
+def _limits() -> dict:
+    """Admission and rate limits (README, "Limits"). Rates are written as Flask-Limiter writes them,
+    e.g. "20/minute" or "30 per 10 seconds"; several separated by ";" all apply."""
+    env = os.environ.get
+    # `persistent-chat serve` passes its --worker-connections: sockets that have not said hello may
+    # take only a tenth of them, so HTTP and signed-in sockets always find room.
+    worker_connections = int(env("PERSISTENT_CHAT_WORKER_CONNECTIONS", "10000"))
+    return {
+        # Werkzeug's ProxyFix: how many proxies in front set X-Forwarded-For/-Proto (0: none, trust no header).
+        "TRUSTED_PROXIES": int(env("TRUSTED_PROXIES", "0")),
+        "RATELIMIT_STORAGE_URI": env("REDIS_URL") or "memory://",
+        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # A frozen Redis costs one count a quarter of a second, then the process counts alone for a while
+        # (rates.py); a Redis that answers does so in well under a millisecond.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 0.25, "socket_connect_timeout": 0.25},
+        "HELLO_TIMEOUT_SECONDS": float(env("HELLO_TIMEOUT_SECONDS", "10")),
+        "SOCKETS_BEFORE_HELLO": int(env("SOCKETS_BEFORE_HELLO", str(max(1, worker_connections // 10)))),
+        "SOCKETS_BEFORE_HELLO_PER_ADDRESS": int(env("SOCKETS_BEFORE_HELLO_PER_ADDRESS", "10")),
+        "SOCKETS_PER_ADDRESS": int(env("SOCKETS_PER_ADDRESS", "50")),
+        "SOCKETS_PER_CUSTOMER": int(env("SOCKETS_PER_CUSTOMER", "10")),
+        "HANDSHAKES_PER_ADDRESS": env("HANDSHAKES_PER_ADDRESS", "120/minute"),
+        "MESSAGES_PER_CUSTOMER": env("MESSAGES_PER_CUSTOMER", "20/minute"),
+        "CONVERSATIONS_PER_CUSTOMER": env("CONVERSATIONS_PER_CUSTOMER", "10/hour"),
+        "FRAMES_PER_SOCKET": env("FRAMES_PER_SOCKET", "30 per 10 seconds"),
+        "TYPING_PER_CUSTOMER": env("TYPING_PER_CUSTOMER", "1 per 2 seconds"),
+        "REFUSALS_PER_SOCKET": env("REFUSALS_PER_SOCKET", "10/minute"),
+        "WIDGET_REQUESTS_PER_ADDRESS": env("WIDGET_REQUESTS_PER_ADDRESS", "600/minute"),
+        "VISITOR_TOKENS_PER_ADDRESS": env("VISITOR_TOKENS_PER_ADDRESS", "30 per 10 minutes"),
+        "LOGIN_FAILURES_PER_ACCOUNT": env("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes"),
+        "LOGIN_FAILURES_PER_ADDRESS": env("LOGIN_FAILURES_PER_ADDRESS", "50 per 15 minutes"),
     }

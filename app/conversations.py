@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from . import automated_messages, clock, lifecycle, routing
+from . import automated_messages, clock, lifecycle, rates, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -191,10 +191,16 @@ def post_customer_message(
     language = automated_messages.language(locale) if automated_messages.validate_locale(locale) else None
     client_id = validate_client_id(client_id)
     text = validate_body(body)
+    # The caller's reads (the token's customer) are over: counting may wait, and must not hold the
+    # write lock meanwhile (see rates.py). A refused send has stored nothing.
+    db.session.commit()
+    rates.hit("MESSAGES_PER_CUSTOMER", "messages", customer_id)
+    conversation_counted = False
 
     # attempt() answers (message, None) for a repeated client_id, else (message, whether it still
     # waits for an agent), so routing runs only when there is something to route.
     def attempt() -> tuple[Message, bool | None]:
+        nonlocal conversation_counted
         # Core, not ORM: nearly every send finds nothing here, and an ORM query costs three times as much.
         existing = (
             db.session.connection()
@@ -211,6 +217,12 @@ def post_customer_message(
             if workstream.mode == "live" and not routing.is_open(workstream, now):
                 # Live chat is real time: outside hours nobody can answer, so nothing is started.
                 raise ChatError(409, "outside_hours", "The chat is offline right now; try again during opening hours.")
+            if not conversation_counted:
+                # Counted outside the transaction (see rates.py): end it, count, and start over.
+                db.session.rollback()
+                rates.hit("CONVERSATIONS_PER_CUSTOMER", "conversations", customer_id)
+                conversation_counted = True
+                return attempt()
             conversation = Conversation(
                 workstream_id=workstream_id,
                 customer_id=customer_id,

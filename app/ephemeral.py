@@ -5,7 +5,7 @@ for tabs that are open at the time needs."""
 
 import json
 
-from . import conversations, events
+from . import conversations, events, rates
 from .errors import ChatError
 from .extensions import db
 from .models import Agent
@@ -27,11 +27,17 @@ def customer_typing(customer_id: int, workstream_id: str) -> None:
     latest = conversations.customer_conversations(customer_id, workstream_id, before=None, limit=1)
     if not latest or latest[0].ended:
         return
-    conversation = latest[0]
-    channels = [events.conversation_channel(conversation.id)]
-    if conversation.agent_id:
-        channels.append(events.agent_channel(conversation.agent_id))
-    _publish(channels, {"type": "typing", "conversation_id": conversation.id, "sender": "customer"})
+    conversation_id, agent_id = latest[0].id, latest[0].agent_id
+    # The read is over before the count, which may wait (see rates.py).
+    db.session.commit()
+    # Coalesced, over all the customer's tabs and devices: the agent's indicator stays on for seconds,
+    # so one relay per interval keeps it on.
+    if not rates.allow("TYPING_PER_CUSTOMER", "typing", customer_id):
+        return
+    channels = [events.conversation_channel(conversation_id)]
+    if agent_id:
+        channels.append(events.agent_channel(agent_id))
+    _publish(channels, {"type": "typing", "conversation_id": conversation_id, "sender": "customer"})
 
 
 def agent_typing(agent_id: int, conversation_id: object) -> None:

@@ -11,6 +11,7 @@ before it waits or sends.
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from functools import wraps
@@ -59,10 +60,23 @@ class _WholeWrites:
         return getattr(self._sock, name)
 
 
+class Close(Exception):
+    """Ends the socket with `code` (e.g. 1008) and `reason`, after `frame` when there is one to explain."""
+
+    def __init__(self, code: int, reason: str, frame: dict | None = None):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.frame = frame
+
+
 class Connection:
     def __init__(self, ws):
         self.ws = ws
         ws.sock = _WholeWrites(ws.sock)
+        # While set (a time.monotonic() instant), the peer owes a frame by then or the socket is closed.
+        self.deadline: float | None = None
+        self.deadline_reason = "timeout"
         self._lock = threading.Lock()
         self._subscription: Subscription | None = None
         self._writing = threading.Lock()
@@ -81,7 +95,10 @@ class Connection:
 
     def receive(self) -> dict:
         """The next frame as a JSON object; a malformed one raises ChatError (the socket stays usable)."""
-        raw = self.ws.receive()
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        raw = self.ws.receive(timeout=timeout)
+        if raw is None:
+            raise Close(CLOSE_POLICY, self.deadline_reason)
         if isinstance(raw, bytes):
             raise ChatError(400, "invalid_json", "Frames must be JSON text.")
         try:
@@ -199,13 +216,18 @@ def loop(conn: Connection, handle: Callable[[dict], None]) -> None:
                 handle(frame)
             except ChatError as error:
                 conn.send(error.frame(**_answering(frame)))
-            except ConnectionClosed:
+            except (ConnectionClosed, Close):
                 raise
             except Exception as error:
                 conn.fail(error, **_answering(frame))
                 return
             finally:
                 release_session()
+    except Close as close:
+        with suppress(ConnectionClosed):
+            if close.frame is not None:
+                conn.send(close.frame)
+        conn.close_socket(close.code, close.reason)
     except ConnectionClosed:
         pass
     finally:

@@ -24,10 +24,14 @@ from app.extensions import db  # noqa: E402
 from app.models import Agent, Conversation, Message, Workstream  # noqa: E402
 from tests.support import migrated_app, seed  # noqa: E402
 
+# One bench customer writes thousands of messages in as many conversations as it likes: the rate limits
+# (README, "Limits") are for people.
+UNLIMITED = {"MESSAGES_PER_CUSTOMER": "1000000/minute", "CONVERSATIONS_PER_CUSTOMER": "1000000/minute"}
+
 
 def fresh():
     instance = Path(tempfile.mkdtemp(prefix="pc-bench-"))
-    app = migrated_app(instance)
+    app = migrated_app(instance, **UNLIMITED)
     world = seed(app, ["http://bench.example"], {})
     return app, world
 

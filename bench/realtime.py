@@ -24,6 +24,17 @@ from tests.support import ChatServer, World, console_cookie, database_url, migra
 
 ORIGIN = "http://bench.example"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# One load client stands for thousands of customers on as many networks, each far busier than a person:
+# the admission and rate limits (README, "Limits") would refuse it, and what is measured here is the rest.
+UNLIMITED = {
+    "SOCKETS_BEFORE_HELLO": "100000",
+    "SOCKETS_BEFORE_HELLO_PER_ADDRESS": "100000",
+    "SOCKETS_PER_ADDRESS": "100000",
+    "HANDSHAKES_PER_ADDRESS": "100000/minute",
+    "MESSAGES_PER_CUSTOMER": "100000/minute",
+    "FRAMES_PER_SOCKET": "100000/minute",
+    "WIDGET_REQUESTS_PER_ADDRESS": "1000000/minute",
+}
 
 
 def process_tree(pid: int) -> list[int]:
@@ -64,7 +75,9 @@ class Deployment:
     infra_pids: list[int] = field(default_factory=list)
 
     @classmethod
-    def start(cls, mode: str, postgres_url: str | None = None, redis_url: str | None = None) -> "Deployment":
+    def start(
+        cls, mode: str, postgres_url: str | None = None, redis_url: str | None = None, limits: dict = UNLIMITED
+    ) -> "Deployment":
         # tests.support makes one PostgreSQL database per instance folder when this is set.
         support.TEST_DATABASE_URL = postgres_url if mode == "postgres" else None
         first = Path(tempfile.mkdtemp(prefix="pc-bench-a-"))
@@ -77,7 +90,7 @@ class Deployment:
             db.session.commit()
             db.engine.dispose()
         # The load client sends no console heartbeats: the agent must not be taken offline meanwhile.
-        env = {"SECRET_KEY": secrets.token_urlsafe(32), "PRESENCE_GRACE_SECONDS": "86400"}
+        env = {"SECRET_KEY": secrets.token_urlsafe(32), "PRESENCE_GRACE_SECONDS": "86400", **limits}
         instances = [first]
         if mode == "postgres":
             second = Path(tempfile.mkdtemp(prefix="pc-bench-b-"))

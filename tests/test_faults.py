@@ -46,16 +46,24 @@ QUEUE_LIMIT_BYTES = 256 * 1024
 LONG = "ä" * 4000  # 24 KB of JSON once escaped: a few hundred make megabytes
 
 
+# Thousands of long messages from one customer, faster than anyone types: past the rate limits for people.
+FLOODING = {"MESSAGES_PER_CUSTOMER": "100000/minute", "FRAMES_PER_SOCKET": "100000/minute"}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A server with a short wait for SQLite's lock and a small per-socket queue."""
     instance = tmp_path_factory.mktemp("faults")
-    app = migrated_app(instance)
+    app = migrated_app(instance, **FLOODING)
     world = seed(app, [HOST_ORIGIN], {"ada": "Ada"})
     with app.app_context():
         db.session.execute(update(Agent).values(capacity=10_000))
         db.session.commit()
-    env = {"SQLITE_LOCK_WAIT_SECONDS": str(LOCK_WAIT_SECONDS), "SOCKET_QUEUE_LIMIT_BYTES": str(QUEUE_LIMIT_BYTES)}
+    env = {
+        "SQLITE_LOCK_WAIT_SECONDS": str(LOCK_WAIT_SECONDS),
+        "SOCKET_QUEUE_LIMIT_BYTES": str(QUEUE_LIMIT_BYTES),
+        **FLOODING,
+    }
     running = ChatServer(instance, env).start()
     running.world = world
     running.app = app

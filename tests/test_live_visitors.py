@@ -91,7 +91,7 @@ def test_nobody_else_gets_a_visitors_transcript_or_ends_their_chat(client, live)
 
 
 def test_visitor_tokens_are_rate_limited_per_address(client, live, app):
-    app.config["VISITOR_TOKENS_PER_10_MINUTES"] = 3
+    app.config["VISITOR_TOKENS_PER_ADDRESS"] = "3 per 10 minutes"
     for _ in range(3):
         visitor(client, live)
     refused = client.post(api(live, "/visitors"), headers={"Origin": HOST_ORIGIN})

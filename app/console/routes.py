@@ -4,7 +4,7 @@ from flask import jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .. import routing
+from .. import rates, routing
 from ..extensions import db
 from ..extensions import login as login_manager
 from ..models import Agent
@@ -44,7 +44,25 @@ def _safe_next(target: str | None) -> str:
     return url_for("console.index")
 
 
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
 @bp.route("/login", methods=["GET", "POST"])
+# Failed sign-ins are counted per account and per address; past either limit even the right password
+# waits for the window (429), so guessing stays slow however many addresses the guesser has.
+@rates.limiter.limit(
+    rates.setting("LOGIN_FAILURES_PER_ACCOUNT"),
+    key_func=lambda: rates.key("login", (request.form.get("email") or "").strip().lower()),
+    methods=["POST"],
+    deduct_when=_failed,
+)
+@rates.limiter.limit(
+    rates.setting("LOGIN_FAILURES_PER_ADDRESS"),
+    key_func=lambda: rates.key("login-from", request.remote_addr),
+    methods=["POST"],
+    deduct_when=_failed,
+)
 def login():
     next_url = request.values.get("next")
     if request.method != "POST":

@@ -1,14 +1,13 @@
 """The widget's HTTP side: the script itself, history pages and a plain-HTTP send, with CORS for the
 origins each workstream allows."""
 
-from flask import Response, current_app, g, jsonify, request, send_from_directory
+from flask import Response, g, jsonify, request, send_from_directory
 
-from .. import ROOT, conversations, csat, customer_auth, payloads
+from .. import ROOT, conversations, csat, customer_auth, payloads, rates
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
 from ..models import Workstream
-from ..rate_limits import FixedWindow
 from . import bp
 
 API = "/api/widget/workstreams/<workstream_id>"
@@ -58,6 +57,15 @@ def guard_api() -> None:
     if request.view_args and "workstream_id" in request.view_args and request.path.startswith("/api/"):
         g.workstream = workstream_or_404(request.view_args["workstream_id"])
         check_origin(g.workstream)
+
+
+# Every request of the widget's HTTP API from one address, counted before anything else is done for it:
+# a script looping over it is refused before it costs a token check or a database read.
+rates.limiter.limit(
+    rates.setting("WIDGET_REQUESTS_PER_ADDRESS"),
+    key_func=lambda: rates.key("widget-api", request.remote_addr),
+    exempt_when=lambda: not request.path.startswith("/api/"),
+)(bp)
 
 
 @bp.after_request
@@ -110,13 +118,13 @@ def send_message(workstream_id: str):
 
 
 @bp.post(f"{API}/visitors")
+# A browser asks once per session; a script asking thousands of times is making customer records.
+@rates.limiter.limit(
+    rates.setting("VISITOR_TOKENS_PER_ADDRESS"),
+    key_func=lambda: rates.key("visitors", request.remote_addr, request.view_args["workstream_id"]),
+)
 def new_visitor(workstream_id: str):
     """An anonymous visitor's token for a live workstream; the widget keeps it for the browser session."""
-    # A browser asks once per session; a script asking thousands of times is making customer records.
-    limit = current_app.extensions.setdefault(
-        "visitor_tokens", FixedWindow(current_app.config["VISITOR_TOKENS_PER_10_MINUTES"], 600)
-    )
-    limit.hit(f"{request.remote_addr}:{workstream_id}")
     return jsonify({"token": customer_auth.issue_visitor_token(g.workstream)}), 201
 
 

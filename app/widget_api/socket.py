@@ -1,8 +1,22 @@
 """The widget's websocket: hello, backlog, live stream, sends. Frames are in docs/protocol.md."""
 
-from flask import request
+import time
 
-from .. import automated_messages, clock, conversations, customer_auth, ephemeral, events, payloads, realtime, routing
+from flask import current_app, request
+
+from .. import (
+    admission,
+    automated_messages,
+    clock,
+    conversations,
+    customer_auth,
+    ephemeral,
+    events,
+    payloads,
+    rates,
+    realtime,
+    routing,
+)
 from ..errors import ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
@@ -14,6 +28,8 @@ from .routes import check_origin, workstream_or_404
 def guard_socket() -> None:
     # Refuse before the handshake, so a foreign page gets a plain 403 and never an open socket.
     if request.endpoint == "widget_api.widget_socket":
+        # First, before any database access: a flood of handshakes is refused as cheaply as it can be.
+        admission.admit()
         try:
             check_origin(workstream_or_404(request.args.get("workstream")))
         finally:
@@ -41,6 +57,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     workstream = db.session.get(Workstream, workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
     customer = conversations.customer_for(identity)
+    admission.said_hello(customer.id)
     # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
     conn.subscribe([events.customer_channel(customer.id, workstream.id)])
     reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
@@ -80,6 +97,8 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
 @realtime.errors_as_frames
 def widget_socket(ws) -> None:
     conn = realtime.Connection(ws)
+    conn.deadline_reason = "hello_timeout"
+    conn.deadline = time.monotonic() + current_app.config["HELLO_TIMEOUT_SECONDS"]
     workstream_id = request.args["workstream"]
     session: dict = {}
 
@@ -92,6 +111,7 @@ def widget_socket(ws) -> None:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
                 session.update(_welcome(conn, workstream_id, frame), locale=frame.get("locale"))
+                conn.deadline = None
             except ChatError as error:
                 conn.send(error.frame())
                 ws.close(reason=1008, message=error.code)
@@ -136,4 +156,4 @@ def widget_socket(ws) -> None:
         else:
             raise ChatError(400, "unknown_type", f"Unknown frame type {kind!r}.")
 
-    realtime.loop(conn, handle)
+    realtime.loop(conn, rates.SocketRates().guard(handle))

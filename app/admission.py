@@ -1,0 +1,119 @@
+"""Admission: who may open a widget socket and keep it, so that no anonymous client can use up the
+process's connections (gunicorn's --worker-connections) and stall HTTP for everyone.
+
+- At the handshake, refused as plain HTTP before anything is upgraded: more than HANDSHAKES_PER_ADDRESS
+  from one client address (`429 rate_limited`, shared through Redis), SOCKETS_BEFORE_HELLO_PER_ADDRESS
+  sockets of that address still waiting for their hello (`429 too_many_connections`), or
+  SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`).
+- A socket says hello within HELLO_TIMEOUT_SECONDS or is closed (1008 `hello_timeout`).
+- At hello: at most SOCKETS_PER_ADDRESS signed-in sockets per client address and SOCKETS_PER_CUSTOMER
+  per customer (error frame `too_many_connections`, then 1008).
+
+Open sockets are counted per process: a socket lives in one process, and that process's connections
+are what the caps protect. With N processes behind a balancer an address may hold N times the cap.
+"""
+
+import threading
+from collections import Counter
+
+from flask import Flask, current_app, g, request
+
+from . import rates
+from .errors import ChatError
+
+
+class Admission:
+    """The process's open widget sockets: those still owing a hello, and the signed-in ones by client
+    address and by customer."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.waiting = 0
+        self.waiting_by_address: Counter[str] = Counter()
+        self.by_address: Counter[str] = Counter()
+        self.by_customer: Counter[int] = Counter()
+
+    def stops_waiting(self, address: str) -> None:
+        """Called with the lock held."""
+        self.waiting -= 1
+        self.waiting_by_address[address] -= 1
+        if self.waiting_by_address[address] <= 0:
+            del self.waiting_by_address[address]
+
+
+class Ticket:
+    """One socket's place in the counts, from its handshake until it closes."""
+
+    def __init__(self, admission: Admission, address: str):
+        self._admission = admission
+        self.address = address
+        self.customer_id: int | None = None
+        self._open = True
+
+    def said_hello(self, customer_id: int) -> None:
+        admission = self._admission
+        config = current_app.config
+        with admission._lock:
+            if admission.by_address[self.address] >= config["SOCKETS_PER_ADDRESS"]:
+                raise ChatError(429, "too_many_connections", "Too many open chats from this network.")
+            if admission.by_customer[customer_id] >= config["SOCKETS_PER_CUSTOMER"]:
+                raise ChatError(429, "too_many_connections", "Too many open chat windows; close one and reload.")
+            admission.stops_waiting(self.address)
+            admission.by_address[self.address] += 1
+            admission.by_customer[customer_id] += 1
+            self.customer_id = customer_id
+
+    def release(self) -> None:
+        admission = self._admission
+        with admission._lock:
+            if not self._open:
+                return
+            self._open = False
+            if self.customer_id is None:
+                admission.stops_waiting(self.address)
+                return
+            for counter, item in ((admission.by_address, self.address), (admission.by_customer, self.customer_id)):
+                counter[item] -= 1
+                if counter[item] <= 0:
+                    del counter[item]
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["admission"] = Admission()
+
+    @app.teardown_request
+    def release_ticket(_error: BaseException | None) -> None:
+        # Whatever ended the socket (a refused handshake, a close, a crash), its place is given back.
+        ticket = g.pop("socket_ticket", None)
+        if ticket is not None:
+            ticket.release()
+
+
+def admit() -> Ticket:
+    """Let a widget socket's handshake through, or refuse it cheaply before it is upgraded."""
+    address = request.remote_addr or ""
+    rates.hit("HANDSHAKES_PER_ADDRESS", "handshake", address)
+    admission: Admission = current_app.extensions["admission"]
+    with admission._lock:
+        if admission.waiting_by_address[address] >= current_app.config["SOCKETS_BEFORE_HELLO_PER_ADDRESS"]:
+            raise ChatError(429, "too_many_connections", "Too many chats from this network are still connecting.")
+        if admission.waiting >= current_app.config["SOCKETS_BEFORE_HELLO"]:
+            raise ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
+        admission.waiting += 1
+        admission.waiting_by_address[address] += 1
+    g.socket_ticket = Ticket(admission, address)
+    return g.socket_ticket
+
+
+def said_hello(customer_id: int) -> None:
+    """This request's socket has authenticated as `customer_id`: it leaves the waiting ones, within
+    the caps per address and per customer (ChatError `too_many_connections` when over)."""
+    g.socket_ticket.said_hello(customer_id)
+
+
+def read_body_first() -> None:
+    """Read a request's whole body before anything touches the database. On SQLite every transaction
+    takes the write lock (BEGIN IMMEDIATE), and loading the signed-in agent opens one: a client that
+    sent half a body and waited would otherwise hold that lock for everyone."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        request.get_data(cache=True)
