@@ -11,7 +11,19 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup
 from sqlalchemy import make_url
 
-from . import agents, auth_settings, checked, cli_api_keys, cli_privacy, cli_webhooks, passwords, sqlite, workstreams
+from . import (
+    agents,
+    auth_settings,
+    canned,
+    checked,
+    cli_api_keys,
+    cli_privacy,
+    cli_webhooks,
+    labels,
+    passwords,
+    sqlite,
+    workstreams,
+)
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, ROLES, Agent, AuthSetting
@@ -95,6 +107,8 @@ def register(app: Flask) -> None:
     cli_api_keys.register(app)
     cli_privacy.register(app)
     cli_webhooks.register(app)
+    canned.register_cli(app)
+    labels.register_cli(app)
 
     @command("create-agent")
     @click.argument("email")

@@ -16,7 +16,7 @@ STATUSES = CURRENT_STATUSES + ENDED_STATUSES
 MODES = ("persistent", "live")
 SENDER_KINDS = ("customer", "agent", "system")
 PRESENCES = ("available", "busy", "busy_dnd", "away", "offline", "inactive")
-ROLES = ("agent", "admin")
+ROLES = ("agent", "supervisor", "admin")
 DAY = 24 * 3600
 
 
@@ -73,6 +73,8 @@ class Workstream(db.Model):
     hours: Mapped[str | None] = mapped_column(Text)
     # Live workstreams outside hours: show the widget's offline state, or no widget at all.
     hide_when_closed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Ask the customer for a rating (1–5) when an agent ends a conversation.
+    csat_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     auto_close_open_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     auto_close_waiting_seconds: Mapped[int] = mapped_column(default=DAY * 30, server_default=str(DAY * 30))
     wrap_up_seconds: Mapped[int] = mapped_column(default=DAY, server_default=str(DAY))
@@ -165,6 +167,7 @@ class Conversation(db.Model):
         Index("ix_conversation_status_agent", "status", "agent_id"),
         # Retention finds a workstream's long-closed conversations (privacy.py).
         Index("ix_conversation_retention", "workstream_id", "status", "ended_at"),
+        Index("ix_conversation_created_at", "created_at"),
         # At most one current conversation per customer and workstream, even with two devices racing.
         Index(
             "uq_conversation_current",
@@ -378,3 +381,59 @@ class ApiKey(db.Model):
 
     def allows(self, workstream_id: str) -> bool:
         return self.revoked_at is None and workstream_id in self.workstream_ids.split()
+
+
+class Note(db.Model):
+    """An agent's internal note on a conversation. Not a Message: it takes no seq and is never on a
+    customer's channel, so no route that serves customers can reach one."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id"))
+    # The name as it was when written, like Message.sender_name.
+    author_name: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    # Where it sits in the thread: after the message with this seq.
+    after_seq: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class CannedResponse(db.Model):
+    """A prepared answer the agent inserts by its shortcut: shared (agent_id NULL, kept by admins) or an
+    agent's own; `locale` NULL is for any language."""
+
+    __table_args__ = (Index("ix_canned_response_agent_shortcut", "agent_id", "shortcut"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    shortcut: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Label(db.Model):
+    """A label admins define for agents to put on conversations."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    # "#rrggbb"
+    colour: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class ConversationLabel(db.Model):
+    __table_args__ = (Index("ix_conversation_label_label", "label_id", "conversation_id"),)
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id"), primary_key=True)
+
+
+class Rating(db.Model):
+    """The customer's satisfaction rating (CSAT) of a conversation an agent ended: one per conversation."""
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), primary_key=True)
+    score: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -5,10 +5,10 @@ import json
 from sqlalchemy import select
 
 from . import attachments as attachment_files
-from . import notifications, read_state
+from . import csat, notifications, read_state
 from .clock import iso
 from .extensions import db
-from .models import Agent, Attachment, Conversation, Message, Workstream
+from .models import Agent, Attachment, Conversation, ConversationLabel, Label, Message, Workstream
 
 
 def message(m: Message, attachments: list[Attachment] | None = None) -> dict:
@@ -43,6 +43,7 @@ def widget_workstream(w: Workstream) -> dict:
 
 
 def widget_conversation(c: Conversation) -> dict:
+    rating = csat.of(c)
     return {
         "id": c.id,
         "status": c.status,
@@ -53,7 +54,20 @@ def widget_conversation(c: Conversation) -> dict:
         "read_seq": c.customer_read_seq or 0,
         "started_at": iso(c.created_at),
         "ended_at": iso(c.ended_at),
+        "rating": csat.payload(rating),
+        "rating_wanted": csat.wanted(c, rating),
     }
+
+
+def labels_of(conversation_id: int) -> list[Label]:
+    return list(
+        db.session.scalars(
+            select(Label)
+            .join(ConversationLabel, ConversationLabel.label_id == Label.id)
+            .where(ConversationLabel.conversation_id == conversation_id)
+            .order_by(Label.name)
+        )
+    )
 
 
 def summary(c: Conversation, last: Message | None = None) -> dict:
@@ -75,9 +89,11 @@ def summary(c: Conversation, last: Message | None = None) -> dict:
             "authenticated": c.customer.auth_setting_id is not None,
         },
         "context": json.loads(c.context) if c.context else {},
+        "locale": c.locale,
         "offer_expires_at": iso(c.offer_expires_at),
         "agent": {"id": c.agent.id, "name": c.agent.name} if c.agent else None,
         "last_message": message(last) if last else None,
+        "labels": [{"id": label.id, "name": label.name, "colour": label.colour} for label in labels_of(c.id)],
         "updated_at": iso(c.updated_at),
         "customer_read": read_state.view(c),
         "email": notifications.view(c),

@@ -24,11 +24,14 @@ from .models import (
     AuthSetting,
     Conversation,
     ConversationEvent,
+    ConversationLabel,
     Customer,
     EmailOptOut,
     Message,
+    Note,
     OutboxEmail,
     OutboxWebhook,
+    Rating,
     Workstream,
 )
 
@@ -52,6 +55,10 @@ def _delete_where(column) -> Callable[[list[int]], None]:
 CONVERSATION_DELETERS: list[Callable[[list[int]], None]] = [
     attachments.delete_conversations_files,
     _delete_where(Message.__table__.c.conversation_id),
+    # Agents' notes and labels are about the customer; a rating is the customer's own words.
+    _delete_where(Note.__table__.c.conversation_id),
+    _delete_where(ConversationLabel.__table__.c.conversation_id),
+    _delete_where(Rating.__table__.c.conversation_id),
     _delete_where(ConversationEvent.__table__.c.conversation_id),
     # An email or a webhook carries the conversation's messages.
     _delete_where(OutboxEmail.__table__.c.conversation_id),

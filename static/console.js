@@ -59,6 +59,13 @@
     reply: $('reply'),
     send: $('compose').querySelector('button[type="submit"]'),
     composeError: $('compose-error'),
+    cannedMenu: $('canned-menu'),
+    cannedOptions: $('canned-options'),
+    cannedStatus: $('canned-status'),
+    noteForm: $('note-form'),
+    noteBody: $('note-body'),
+    noteSend: $('note-form').querySelector('button[type="submit"]'),
+    noteError: $('note-error'),
     typing: $('typing'),
     endDialog: $('end-dialog'),
     endConfirm: $('end-confirm'),
@@ -109,7 +116,9 @@
     node.append(text.slice(last));
   }
 
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  // Hours without a leading zero ("9:05"); Finnish writes times as "klo 9.05".
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+  const clockWord = timeFormat.resolvedOptions().locale.split('-')[0] === 'fi' ? 'klo ' : '';
   const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
@@ -124,7 +133,8 @@
     const now = new Date();
     const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth()
       && d.getDate() === now.getDate();
-    return today ? timeFormat.format(d) : `${dateFormat.format(d)}, ${timeFormat.format(d)}`;
+    const time = clockWord + timeFormat.format(d);
+    return today ? time : `${dateFormat.format(d)}, ${time}`;
   }
 
   function timeElement(iso) {
@@ -458,6 +468,7 @@
       el('span', { className: 'item-meta' },
         [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · '),
         offered ? el('span', { className: 'item-offer' }, ` · Offered, ${countdown(s)} left`) : null),
+      labelChips(s.labels),
     );
     if (isUnread) button.append(el('span', { className: 'visually-hidden' }, ', unread'));
   }
@@ -776,10 +787,32 @@
     else if (sender === 'agent') name = m.sender_name || 'Agent';
     const body = el('p', { className: 'msg-body', hidden: !m.body });
     linkify(body, m.body);
-    return el('div', { className: 'msg', dataset: { seq: m.seq, sender } },
+    return el('div', { className: 'msg', dataset: { seq: m.seq, sender, name: name || '', time: m.created_at || '' } },
       el('div', { className: 'msg-meta' }, name ? el('span', { className: 'msg-sender' }, name) : null,
         timeElement(m.created_at)),
       body, window.ConsoleFiles.render(m));
+  }
+
+  // Messages from one sender within a few minutes form a group: one name and time, shown on its first.
+  // The others keep theirs for screen readers (.msg-continued hides them visually only).
+  const GROUP_MS = 5 * 60 * 1000;
+  function groupWithPrevious(node) {
+    const prev = node.previousElementSibling;
+    const continued = Boolean(prev) && node.classList.contains('msg') && prev.classList.contains('msg')
+      && node.dataset.sender !== 'system' && prev.dataset.sender === node.dataset.sender
+      && prev.dataset.name === node.dataset.name
+      && Math.abs(parseTime(node.dataset.time) - parseTime(prev.dataset.time)) < GROUP_MS;
+    node.classList.toggle('msg-continued', continued);
+  }
+
+  // Internal notes look different from messages and say so in words, not only in colour.
+  function renderNote(n) {
+    const body = el('p', { className: 'msg-body' });
+    linkify(body, n.body);
+    return el('div', { className: 'note', dataset: { seq: n.after_seq + 0.5, note: n.id } },
+      el('div', { className: 'msg-meta' }, el('span', { className: 'msg-sender' }, n.author_name),
+        el('span', { className: 'note-label' }, 'Internal note'), timeElement(n.created_at)),
+      body);
   }
 
   // The messages of one conversation in one container, kept in seq order without duplicates.
@@ -790,6 +823,7 @@
       this.moreButton = moreButton;
       this.summary = summary;
       this.seqs = new Set();
+      this.noteIds = new Set();
       this.first = Infinity;
       this.last = 0;
       this.complete = true;
@@ -799,6 +833,7 @@
     reset(messages, complete) {
       this.container.replaceChildren();
       this.seqs.clear();
+      this.noteIds.clear();
       this.first = Infinity;
       this.last = 0;
       for (const m of messages) this.insert(m);
@@ -809,14 +844,27 @@
     insert(m) {
       if (this.seqs.has(m.seq)) return false;
       this.seqs.add(m.seq);
-      const node = renderMessage(m, this.summary);
-      // New messages nearly always go last, so search from the end.
-      let before = this.container.lastElementChild;
-      while (before && Number(before.dataset.seq) > m.seq) before = before.previousElementSibling;
-      if (before) before.after(node);
-      else this.container.prepend(node);
+      this.place(renderMessage(m, this.summary), m.seq);
       this.first = Math.min(this.first, m.seq);
       this.last = Math.max(this.last, m.seq);
+      return true;
+    }
+
+    // Nodes are ordered by data-seq; a note's is half a step after the message it follows.
+    place(node, position) {
+      // New messages nearly always go last, so search from the end.
+      let before = this.container.lastElementChild;
+      while (before && Number(before.dataset.seq) > position) before = before.previousElementSibling;
+      if (before) before.after(node);
+      else this.container.prepend(node);
+      groupWithPrevious(node);
+      if (node.nextElementSibling) groupWithPrevious(node.nextElementSibling);
+    }
+
+    insertNote(n) {
+      if (this.noteIds.has(n.id)) return false;
+      this.noteIds.add(n.id);
+      this.place(renderNote(n), n.after_seq + 0.5);
       return true;
     }
 
@@ -990,6 +1038,7 @@
       ui.offer.hidden = true;
       ui.compose.hidden = true;
       ui.composeNote.hidden = true;
+      ui.noteForm.hidden = true;
       return;
     }
     const mine = isMine(s);
@@ -1003,6 +1052,9 @@
     else ui.agent.textContent = mine ? 'Assigned to you' : `Assigned to ${s.agent.name}`;
     renderDetails(s);
     renderEmailState(s);
+    renderConversationLabels(s);
+    renderReassign(s);
+    renderRating(s);
 
     ui.take.hidden = !(s.status === 'open' && !s.agent);
     const offered = isOffered(s);
@@ -1014,10 +1066,13 @@
     ui.transfer.hidden = !(mine && isActive);
     ui.closeWrapUp.hidden = !(mine && s.status === 'wrap_up');
     ui.end.hidden = !(mine && (isActive || s.status === 'waiting'));
-    const canReply = mine && isActive;
+    // A reply typed before the conversation has loaded would have nowhere to go.
+    const canReply = mine && isActive && !current.loading;
+    ui.noteForm.hidden = current.loading;
     ui.compose.hidden = !canReply;
     ui.composeNote.hidden = canReply;
-    if (ended) ui.composeNote.textContent = 'This conversation has ended.';
+    if (current.loading) ui.composeNote.textContent = '';
+    else if (ended) ui.composeNote.textContent = 'This conversation has ended.';
     else if (!s.agent) ui.composeNote.textContent = 'Take this conversation to reply.';
     else if (!mine) ui.composeNote.textContent = `${s.agent.name} is handling this conversation.`;
     else if (s.status === 'waiting') {
@@ -1117,6 +1172,9 @@
     history.replaceState(null, '', `#conversation-${id}`);
 
     ui.reply.value = drafts.get(id) || '';
+    ui.noteBody.value = '';
+    showError(ui.noteError, null);
+    closeCanned();
     showError(ui.actionError, null);
     showError(ui.composeError, null);
     ui.history.replaceChildren();
@@ -1148,6 +1206,8 @@
     upsertSummary(c.summary);
     renderHistory(data.history || []);
     c.transcript.reset(data.messages || [], data.complete);
+    for (const n of (data.notes || []).concat(c.pendingNotes || [])) c.transcript.insertNote(n);
+    c.pendingNotes = [];
     c.loading = false;
     renderHeader();
     renderLists();
@@ -1350,12 +1410,16 @@
     if (resyncListsAt && (force || pongsSeen >= resyncListsAt)) {
       resyncListsAt = 0;
       loadLists().catch((err) => showError(ui.appError, err));
+      loadTeam();
       loadAgents().catch((err) => console.warn('Could not reload the team', err));
       refreshMe();
     }
     if (fillGapAt && (force || pongsSeen >= fillGapAt)) {
       fillGapAt = 0;
-      if (current && !current.loading) fillGap();
+      if (current && !current.loading) {
+        fillGap();
+        loadNotes(current);
+      }
     }
   }
 
@@ -1412,8 +1476,12 @@
     } catch {
       return;
     }
-    if (frame.type === 'conversation' && frame.conversation) onConversation(frame.conversation);
+    if (frame.type === 'conversation' && frame.conversation) {
+      onConversation(frame.conversation);
+      onTeamConversation(frame.conversation);
+    }
     else if (frame.type === 'message' && frame.message) onMessage(frame.message);
+    else if (frame.type === 'note' && frame.note) onNote(frame.note);
     else if (frame.type === 'notify' && frame.conversation) onNotify(frame.kind, frame.conversation);
     else if (frame.type === 'agent' && frame.agent) onAgent(frame.agent);
     else if (frame.type === 'capacity' && frame.capacity) onCapacity(frame.capacity);
@@ -1480,6 +1548,494 @@
     renderLists();
   }
 
+  // ---------------------------------------------------------------- internal notes
+
+  function onNote(n) {
+    const c = current;
+    if (!c || c.id !== n.conversation_id) return;
+    if (c.loading) {
+      (c.pendingNotes ||= []).push(n);
+      return;
+    }
+    const stick = nearBottom();
+    if (c.transcript.insertNote(n) && stick) scrollToBottom();
+  }
+
+  // Notes written while the socket was away were never sent to us.
+  async function loadNotes(c) {
+    try {
+      const data = await api('GET', `/conversations/${c.id}/notes`);
+      if (c === current) for (const n of data.notes || []) onNote(n);
+    } catch (err) {
+      console.warn('Could not reload the notes', err);
+    }
+  }
+
+  let noteSending = false;
+  ui.noteForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const c = current;
+    if (!c || c.loading || noteSending) return;
+    const body = ui.noteBody.value;
+    if (!body.trim()) {
+      ui.noteError.textContent = 'Write a note first.';
+      return;
+    }
+    noteSending = true;
+    setBusy(ui.noteSend, true);
+    showError(ui.noteError, null);
+    try {
+      const data = await api('POST', `/conversations/${c.id}/notes`, { body });
+      if (c === current) {
+        if (ui.noteBody.value === body) ui.noteBody.value = '';
+        if (c.transcript.insertNote(data.note)) scrollToBottom();
+      }
+    } catch (err) {
+      if (c === current) showError(ui.noteError, err);
+    } finally {
+      noteSending = false;
+      setBusy(ui.noteSend, false);
+    }
+  });
+
+  // ---------------------------------------------------------------- canned responses
+
+  // `/` at the start of the reply box lists them, filtered by what follows; arrows pick, Enter or Tab
+  // inserts, Escape closes. Loaded once per page and again each time the menu opens after a change.
+  let canned = [];
+  let cannedLoaded = null;
+  let cannedShown = [];
+  let cannedActive = 0;
+
+  function loadCanned() {
+    cannedLoaded ||= api('GET', '/canned')
+      .then((data) => {
+        canned = data.canned || [];
+      })
+      .catch((err) => {
+        cannedLoaded = null;
+        console.warn('Could not load canned responses', err);
+      });
+    return cannedLoaded;
+  }
+
+  // One per shortcut: the agent's own before a shared one, the conversation's language before "any".
+  function cannedFor(summary, typed) {
+    const lang = ((summary && summary.locale) || '').split('-')[0].toLowerCase();
+    const best = new Map();
+    const rank = (c) => (c.locale && c.locale === lang ? 0 : 2) + (c.shared ? 1 : 0);
+    for (const c of canned) {
+      if (c.locale && lang && c.locale !== lang) continue;
+      if (!c.shortcut.startsWith(typed)) continue;
+      const held = best.get(c.shortcut);
+      if (!held || rank(c) < rank(held)) best.set(c.shortcut, c);
+    }
+    return [...best.values()].sort((a, b) => a.shortcut.localeCompare(b.shortcut));
+  }
+
+  function fillPlaceholders(body, summary) {
+    const context = (summary && summary.context) || {};
+    const values = {
+      CustomerName: summary ? customerName(summary) : '',
+      AgentName: (me && me.name) || '',
+    };
+    return body.replace(/\{([A-Za-z0-9_.-]+)\}/g, (whole, key) => {
+      if (Object.hasOwn(values, key)) return values[key];
+      if (Object.hasOwn(context, key) && context[key] != null) return String(context[key]);
+      return whole;
+    });
+  }
+
+  // What follows a `/` that starts the box, or null when the menu has nothing to do.
+  function cannedQuery() {
+    const match = /^\/([a-z0-9_-]*)$/i.exec(ui.reply.value.slice(0, ui.reply.selectionEnd));
+    return match ? match[1].toLowerCase() : null;
+  }
+
+  function closeCanned() {
+    ui.cannedMenu.hidden = true;
+    ui.reply.removeAttribute('aria-activedescendant');
+    cannedShown = [];
+  }
+
+  function renderCanned() {
+    const typed = cannedQuery();
+    if (typed === null || !current) {
+      closeCanned();
+      return;
+    }
+    cannedShown = cannedFor(current.summary, typed);
+    cannedActive = Math.min(cannedActive, Math.max(cannedShown.length - 1, 0));
+    ui.cannedOptions.replaceChildren(...cannedShown.map((c, i) => el('li', {
+      id: `canned-${c.id}`,
+      role: 'option',
+      className: 'canned-option',
+      'aria-selected': i === cannedActive ? 'true' : 'false',
+      dataset: { index: i },
+    }, el('span', { className: 'canned-shortcut' }, `/${c.shortcut}`), ' ',
+    el('span', { className: 'canned-body' }, fillPlaceholders(c.body, current.summary)))));
+    if (!cannedShown.length) {
+      ui.cannedOptions.append(el('li', { className: 'canned-empty', role: 'option', 'aria-disabled': 'true' },
+        canned.length ? 'No canned response starts with that.' : 'No canned responses yet.'));
+    }
+    ui.cannedMenu.hidden = false;
+    if (cannedShown.length) ui.reply.setAttribute('aria-activedescendant', `canned-${cannedShown[cannedActive].id}`);
+    else ui.reply.removeAttribute('aria-activedescendant');
+    ui.cannedStatus.textContent = `${cannedShown.length} canned ${cannedShown.length === 1 ? 'response' : 'responses'}`;
+  }
+
+  function insertCanned(index) {
+    const c = cannedShown[index];
+    if (!c || !current) return;
+    ui.reply.value = fillPlaceholders(c.body, current.summary) + ui.reply.value.slice(ui.reply.selectionEnd);
+    closeCanned();
+    ui.reply.focus();
+    ui.reply.setSelectionRange(ui.reply.value.length, ui.reply.value.length);
+    ui.cannedStatus.textContent = `Inserted /${c.shortcut}`;
+  }
+
+  ui.reply.addEventListener('input', () => {
+    if (cannedQuery() === null) {
+      closeCanned();
+      return;
+    }
+    if (ui.cannedMenu.hidden) cannedActive = 0;
+    loadCanned().then(renderCanned);
+  });
+
+  // Capturing, so that Enter picks from an open menu instead of sending.
+  ui.reply.addEventListener('keydown', (event) => {
+    if (ui.cannedMenu.hidden) return;
+    const moves = { ArrowDown: 1, ArrowUp: -1 };
+    if (event.key in moves && cannedShown.length) {
+      cannedActive = (cannedActive + moves[event.key] + cannedShown.length) % cannedShown.length;
+      renderCanned();
+    } else if ((event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey && cannedShown.length) {
+      insertCanned(cannedActive);
+    } else if (event.key === 'Escape') {
+      closeCanned();
+    } else {
+      return;
+    }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }, true);
+
+  ui.cannedOptions.addEventListener('mousedown', (event) => {
+    const option = event.target.closest('[data-index]');
+    if (!option) return;
+    event.preventDefault(); // keeps the focus, and the caret, in the reply box
+    insertCanned(Number(option.dataset.index));
+  });
+
+  ui.reply.addEventListener('blur', closeCanned);
+
+  // ---------------------------------------------------------------- all conversations (supervisors)
+
+  const SUPERVISING = ['supervisor', 'admin'];
+  const TEAM_STATUSES = ['open', 'active', 'waiting', 'wrap_up'];
+  const team = new Map();
+  const teamUi = {
+    section: $('team-section'),
+    groups: $('team-groups'),
+    empty: $('empty-all'),
+    reassignBox: $('reassign-box'),
+    reassignTo: $('reassign-to'),
+    reassign: $('reassign'),
+  };
+
+  function supervising() {
+    return Boolean(me && SUPERVISING.includes(me.role));
+  }
+
+  async function loadTeam() {
+    if (!supervising()) return;
+    try {
+      const data = await api('GET', '/team/conversations');
+      team.clear();
+      for (const s of data.conversations || []) team.set(s.id, s);
+      renderTeam();
+    } catch (err) {
+      console.warn('Could not load all conversations', err);
+    }
+  }
+
+  // Every console gets every conversation's changes, so the view stays live without polling.
+  function onTeamConversation(s) {
+    if (!supervising()) return;
+    const held = team.get(s.id);
+    if (held && !newer(s, held)) return;
+    if (TEAM_STATUSES.includes(s.status)) team.set(s.id, s);
+    else team.delete(s.id);
+    renderTeam();
+  }
+
+  function waitText(s) {
+    const since = parseTime(s.status === 'open' ? s.updated_at : s.started_at);
+    if (!since) return '';
+    const minutes = Math.max(0, Math.floor((Date.now() - since.getTime()) / 60000));
+    const span = minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+    return s.status === 'open' ? `waiting ${span}` : `for ${span}`;
+  }
+
+  function renderTeam() {
+    teamUi.section.hidden = !supervising();
+    const groups = new Map();
+    for (const s of team.values()) {
+      const key = s.agent ? s.agent.name : '';
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(s);
+    }
+    const names = [...groups.keys()].sort((a, b) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b)));
+    teamUi.groups.replaceChildren(...names.map((name, i) => {
+      const headingId = `team-group-${i}`;
+      const items = groups.get(name).sort((a, b) => a.id - b.id).map((s) => el('li', { dataset: { conversationId: s.id } },
+        el('button', { type: 'button', className: 'conv-item' },
+          el('span', { className: 'item-top' }, el('span', { className: 'item-name' }, customerName(s))),
+          el('span', { className: 'item-meta' },
+            [s.workstream && s.workstream.name, statusLabel(s), waitText(s)].filter(Boolean).join(' · ')))));
+      return el('div', { className: 'team-group' },
+        el('h3', { id: headingId }, `${name || 'Queue'} (${items.length})`),
+        el('ul', { className: 'conv-list', 'aria-labelledby': headingId }, ...items));
+    }));
+    teamUi.empty.hidden = team.size > 0;
+  }
+
+  teamUi.groups.addEventListener('click', (event) => {
+    const li = event.target.closest('li[data-conversation-id]');
+    if (li && event.target.closest('button')) openConversation(Number(li.dataset.conversationId));
+  });
+
+  function renderReassign(s) {
+    const show = supervising() && ['open', 'active'].includes(s.status);
+    teamUi.reassignBox.hidden = !show;
+    if (!show) return;
+    const chosen = teamUi.reassignTo.value;
+    const options = [el('option', { value: '' }, 'Queue')];
+    for (const a of sortedAgents()) {
+      if (s.agent && a.id === s.agent.id) continue;
+      options.push(el('option', { value: a.id }, `${a.name} (${presenceLabel(a.presence)})`));
+    }
+    teamUi.reassignTo.replaceChildren(...options);
+    if ([...teamUi.reassignTo.options].some((o) => o.value === chosen)) teamUi.reassignTo.value = chosen;
+  }
+
+  teamUi.reassign.addEventListener('click', () => {
+    const value = teamUi.reassignTo.value;
+    act('reassign', teamUi.reassign, { agent_id: value ? Number(value) : null });
+  });
+
+  // ---------------------------------------------------------------- CSAT
+
+  function renderRating(s) {
+    const box = $('conv-rating');
+    const r = s.rating;
+    box.hidden = !r;
+    if (!r) return;
+    box.replaceChildren(el('span', { className: 'rating-score' }, `Customer rating: ${r.score} of 5`),
+      r.comment ? el('span', { className: 'rating-comment' }, ` · “${r.comment}”`) : null);
+  }
+
+  // ---------------------------------------------------------------- reports (supervisors)
+
+  function seconds(value) {
+    if (value == null) return '–';
+    return value < 60 ? `${Math.round(value)} s` : `${Math.round(value / 60)} min`;
+  }
+
+  // A table with a bar for the CSAT average: the bar's width is set through the CSSOM (CSP).
+  function renderReport(rows) {
+    if (!rows.length) return el('p', {}, 'No conversations in that range.');
+    const head = ['Day', 'Name', 'Conversations', 'Ended', 'First response', 'Resolution', 'CSAT'];
+    return el('table', { className: 'report' },
+      el('caption', { className: 'visually-hidden' }, 'Report'),
+      el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, ...rows.map((r) => {
+        const bar = el('span', { className: 'csat-bar' });
+        bar.style.setProperty('--csat', String((r.csat_average || 0) / 5));
+        return el('tr', {},
+          el('td', {}, r.day), el('td', {}, r.name), el('td', {}, String(r.conversations)),
+          el('td', {}, String(r.ended)), el('td', {}, seconds(r.first_response_seconds)),
+          el('td', {}, seconds(r.resolution_seconds)),
+          el('td', {}, r.csat_average == null ? '–' : `${r.csat_average} (${r.ratings})`, r.ratings ? bar : null));
+      })));
+  }
+
+  $('report-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams({ by: $('report-by').value });
+    if ($('report-since').value) query.set('since', $('report-since').value);
+    if ($('report-until').value) query.set('until', $('report-until').value);
+    showError($('report-error'), null);
+    try {
+      const data = await api('GET', `/reports?${query}`);
+      $('report-output').replaceChildren(renderReport(data.rows || []));
+      const csv = $('report-csv');
+      csv.href = `${API}/reports?${query}&format=csv`;
+      csv.hidden = false;
+    } catch (err) {
+      showError($('report-error'), err);
+    }
+  });
+
+  // ---------------------------------------------------------------- labels
+
+  let allLabels = [];
+  const labelUi = {
+    chips: $('conv-labels'),
+    picker: $('label-picker'),
+    options: $('label-options'),
+    error: $('label-error'),
+  };
+
+  // The colour is set through the CSSOM (the CSP allows no style attributes); the text is dark or light
+  // by the colour's luminance, so every label stays readable.
+  function labelChip(label, tag) {
+    const hex = /^#[0-9a-f]{6}$/i.test(label.colour) ? label.colour : '#5b6770';
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+      .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    const light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.18;
+    const node = el(tag, { className: `label-chip ${light ? 'label-on-light' : 'label-on-dark'}` }, label.name);
+    node.style.setProperty('--label-colour', hex);
+    return node;
+  }
+
+  function labelChips(labels) {
+    if (!labels || !labels.length) return null;
+    return el('span', { className: 'label-chips' }, ...labels.map((label) => labelChip(label, 'span')));
+  }
+
+  function renderConversationLabels(s) {
+    const on = new Set((s.labels || []).map((label) => label.id));
+    labelUi.chips.replaceChildren(...(s.labels || []).map((label) => labelChip(label, 'li')));
+    labelUi.picker.hidden = !allLabels.length;
+    const boxes = allLabels.map((label) => {
+      const id = `label-option-${label.id}`;
+      return el('div', { className: 'label-option' },
+        el('input', { type: 'checkbox', id, value: label.id, checked: on.has(label.id) }),
+        el('label', { for: id }, labelChip(label, 'span')));
+    });
+    const active = document.activeElement;
+    const focusedId = active && active.closest && active.closest('#label-options') ? active.id : null;
+    labelUi.options.replaceChildren(labelUi.options.querySelector('legend'), ...boxes);
+    if (focusedId) $(focusedId).focus();
+  }
+
+  async function loadLabels() {
+    try {
+      allLabels = (await api('GET', '/labels')).labels || [];
+    } catch (err) {
+      console.warn('Could not load the labels', err);
+      return;
+    }
+    searchUi.label.replaceChildren(searchUi.label.firstElementChild,
+      ...allLabels.map((label) => el('option', { value: label.id }, label.name)));
+    if (current && current.summary) renderConversationLabels(current.summary);
+  }
+
+  labelUi.options.addEventListener('change', async () => {
+    const c = current;
+    if (!c) return;
+    const ids = [...labelUi.options.querySelectorAll('input:checked')].map((box) => Number(box.value));
+    showError(labelUi.error, null);
+    try {
+      const data = await api('PUT', `/conversations/${c.id}/labels`, { label_ids: ids });
+      if (c === current) {
+        c.summary = { ...c.summary, labels: data.labels };
+        upsertSummary(c.summary);
+        renderConversationLabels(c.summary);
+        renderLists();
+      }
+    } catch (err) {
+      if (c === current) showError(labelUi.error, err);
+    }
+  });
+
+  // ---------------------------------------------------------------- search
+
+  const searchUi = {
+    form: $('search'),
+    text: $('search-text'),
+    customer: $('search-customer'),
+    status: $('search-status'),
+    label: $('search-label'),
+    since: $('search-since'),
+    until: $('search-until'),
+    section: $('search-section'),
+    error: $('search-error'),
+    count: $('search-status-text'),
+    results: $('search-results'),
+    clear: $('search-clear'),
+  };
+  let searchToken = 0;
+
+  // The server marks matches as segments; they become <mark> elements here, text always as text.
+  function snippetNode(segments) {
+    return el('span', { className: 'item-preview search-snippet' },
+      ...segments.map((part) => (part.match ? el('mark', {}, part.text) : part.text)));
+  }
+
+  function renderResult(r) {
+    const s = r.conversation;
+    const preview = r.snippet ? snippetNode(r.snippet) : el('span', { className: 'item-preview' }, previewText(s));
+    return el('li', { dataset: { conversationId: s.id } },
+      el('button', { type: 'button', className: 'conv-item' },
+        el('span', { className: 'item-top' },
+          el('span', { className: 'item-name' }, customerName(s)),
+          timeElement((r.message && r.message.created_at) || s.updated_at)),
+        preview,
+        el('span', { className: 'item-meta' },
+          [s.workstream && s.workstream.name, statusLabel(s), s.agent && s.agent.name].filter(Boolean).join(' · ')),
+        labelChips(s.labels)));
+  }
+
+  searchUi.form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    const fields = { q: searchUi.text, customer: searchUi.customer, status: searchUi.status,
+      label: searchUi.label, since: searchUi.since, until: searchUi.until };
+    for (const [name, input] of Object.entries(fields)) if (input.value.trim()) query.set(name, input.value.trim());
+    if (![...query.keys()].length) {
+      searchUi.text.focus();
+      return;
+    }
+    const token = ++searchToken;
+    const button = searchUi.form.querySelector('button[type="submit"]');
+    setBusy(button, true);
+    showError(searchUi.error, null);
+    searchUi.section.hidden = false;
+    try {
+      const data = await api('GET', `/search?${query}`);
+      if (token !== searchToken) return;
+      const results = data.results || [];
+      searchUi.results.replaceChildren(...results.map(renderResult));
+      searchUi.count.textContent = results.length
+        ? `${results.length} ${results.length === 1 ? 'conversation' : 'conversations'} found`
+        : 'Nothing found.';
+    } catch (err) {
+      if (token === searchToken) {
+        searchUi.results.replaceChildren();
+        searchUi.count.textContent = '';
+        showError(searchUi.error, err);
+      }
+    } finally {
+      setBusy(button, false);
+    }
+  });
+
+  searchUi.results.addEventListener('click', (event) => {
+    const li = event.target.closest('li[data-conversation-id]');
+    if (li && event.target.closest('button')) openConversation(Number(li.dataset.conversationId));
+  });
+
+  searchUi.clear.addEventListener('click', () => {
+    searchToken += 1;
+    searchUi.form.reset();
+    searchUi.results.replaceChildren();
+    searchUi.section.hidden = true;
+    searchUi.text.focus();
+  });
+
   // ---------------------------------------------------------------- start
 
   async function start() {
@@ -1498,6 +2054,9 @@
       showError(ui.appError, err);
     }
     connect();
+    loadLabels();
+    loadTeam();
+    $('reports-section').hidden = !supervising();
     openFromHash();
   }
 

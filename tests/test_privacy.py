@@ -10,7 +10,19 @@ import pytest
 from sqlalchemy import String, Text, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import attachments, conversations, customer_auth, outbox, privacy, read_state, routing, webhooks
+from app import (
+    attachments,
+    conversations,
+    csat,
+    customer_auth,
+    labels,
+    notes,
+    outbox,
+    privacy,
+    read_state,
+    routing,
+    webhooks,
+)
 from app.agents import add_agent
 from app.extensions import db
 from app.models import (
@@ -36,10 +48,10 @@ TABLES = {
                      "created_at"),
     "auth_key": ("none", "id auth_setting_id kid algorithm public_key_pem expires_at retired_at created_at"),
     "workstream": ("none", "id name mode distribution affinity capacity_cost allowed_presences accept_seconds "
-                   "wrap_up_capacity fallback_offline_minutes hours hide_when_closed auto_close_open_seconds "
-                   "auto_close_waiting_seconds wrap_up_seconds automated_messages notify_email_after_minutes "
-                   "notify_return_url appearance attachment_limits auth_setting_id retention_days allowed_origins "
-                   "created_at"),
+                   "wrap_up_capacity fallback_offline_minutes hours hide_when_closed csat_enabled "
+                   "auto_close_open_seconds auto_close_waiting_seconds wrap_up_seconds automated_messages "
+                   "notify_email_after_minutes notify_return_url appearance attachment_limits auth_setting_id "
+                   "retention_days allowed_origins created_at"),
     "webhook": ("none", "id workstream_id url events secret active disabled_reason created_at"),
     "audit_entry": ("none", "id created_at actor_kind actor_id actor_label action target_kind target_id target_label "
                     "changes"),
@@ -52,6 +64,11 @@ TABLES = {
     "conversation_event": ("conversation", "id conversation_id from_status to_status actor_kind actor_id created_at"),
     "message": ("conversation", "id conversation_id seq sender_kind sender_agent_id sender_name body client_id "
                 "created_at attachment_count"),
+    "canned_response": ("none", "id agent_id shortcut locale body created_at updated_at"),
+    "label": ("none", "id name colour created_at"),
+    "note": ("conversation", "id conversation_id agent_id author_name body after_seq created_at"),
+    "conversation_label": ("conversation", "conversation_id label_id"),
+    "rating": ("conversation", "conversation_id score comment created_at"),
     # Sent files go with their conversation; uploads never sent, with the customer.
     "attachment": ("conversation", "id workstream_id conversation_id message_id customer_id agent_id name "
                    "content_type size width height has_thumbnail created_at"),
@@ -95,8 +112,9 @@ def ada() -> Agent:
 
 
 def a_history(app, world, sub: str) -> Customer:
-    """Two conversations (one ended, one current with an agent's reply), context, read state, an email in
-    the outbox, webhook deliveries and an unsubscribe: data in every table a customer's data can reach."""
+    """Two conversations (one ended, noted, labelled and rated; one current with an agent's reply and a
+    file), context, read state, an email in the outbox, webhook deliveries, an unsent upload and an
+    unsubscribe: data in every table a customer's data can reach."""
     app.config.update(SMTP_URL="log://")
     webhooks.create(world.workstream_id, {"url": "http://127.0.0.1:9/hook", "events": list(webhooks.EVENTS)})
     customer = someone(world, sub)
@@ -108,6 +126,12 @@ def a_history(app, world, sub: str) -> Customer:
     conversations.post_agent_message(agent, first.conversation_id, "a1", f"Hello {MARKER}")
     conversations.end(agent, first.conversation_id)
     conversations.close_wrap_up(agent, first.conversation_id)
+    # An agent's note and a label on it, and the customer's rating of it.
+    notes.add(agent, first.conversation_id, f"Note about {MARKER}")
+    label = labels.create(None, {"name": "Refund"})
+    labels.put_on(agent, first.conversation_id, [label.id])
+    workstream = db.session.get(Workstream, world.workstream_id)
+    csat.rate(customer, workstream, first.conversation_id, 4, f"{MARKER} was helpful")
     second, _ = conversations.post_customer_message(world.workstream_id, customer.id, "c2", f"{MARKER} two", context)
     conversations.post_agent_message(agent, second.conversation_id, "a2", f"Answer {MARKER}")
     read_state.customer_read(customer.id, world.workstream_id, second.conversation_id, 1)

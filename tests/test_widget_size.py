@@ -1,4 +1,4 @@
-"""The widget's size budget (issue 6): what a host page downloads, gzipped, stays at most 25 KB."""
+"""The widget's size budget: what a host page downloads, gzipped, stays at most 25 KB."""
 
 import gzip
 

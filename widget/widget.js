@@ -42,6 +42,9 @@
       upWaiting: "Waiting for the connection", upFailed: "Upload failed.", tooBig: "Too big.",
       badType: "This type of file cannot be sent.", refused: "The file was refused.", badImage: "The image cannot be used.",
       tooMany: "Too many files for one message.",
+      rateQuestion: "How did we do?", rateScore: "{n} of 5", rateComment: "Anything to add? (optional)",
+      rateSend: "Send rating", rateThanks: "Thank you for your rating!",
+      rateChoose: "Choose a rating from 1 to 5 first.", rateFailed: "The rating could not be sent. Try again.",
     },
     fi: {
       open: "Avaa chat", close: "Sulje chat", chat: "Chat", minimize: "Pienennä chat",
@@ -74,6 +77,9 @@
       upWaiting: "Odotetaan yhteyttä", upFailed: "Lähetys epäonnistui.", tooBig: "Liian suuri.",
       badType: "Tämän tyyppistä tiedostoa ei voi lähettää.", refused: "Tiedosto hylättiin.",
       badImage: "Kuvaa ei voi käyttää.", tooMany: "Liian monta tiedostoa yhdessä viestissä.",
+      rateQuestion: "Miten onnistuimme?", rateScore: "{n}/5", rateComment: "Haluatko kertoa lisää? (valinnainen)",
+      rateSend: "Lähetä arvio", rateThanks: "Kiitos arviostasi!",
+      rateChoose: "Valitse ensin arvio 1–5.", rateFailed: "Arviota ei voitu lähettää. Yritä uudelleen.",
     },
   };
 
@@ -188,6 +194,21 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-divider { flex: none; display: flex; align-items: center; gap: 10px; margin: 10px 0;
   font-size: 12px; color: var(--pc-muted); }
 .pc-divider::before, .pc-divider::after { content: ""; flex: 1; border-top: 1px solid var(--pc-border); }
+.pc-rating { flex: none; margin: 0 4px 10px; padding: 10px; border: 1px solid var(--pc-border); border-radius: 10px; }
+.pc-rating fieldset { margin: 0; padding: 0; border: 0; }
+.pc-rating legend { margin-bottom: 6px; font-weight: 600; }
+.pc-rating-scores { display: flex; gap: 6px; }
+.pc-rating-scores label { display: inline-flex; align-items: center; justify-content: center; min-width: 32px;
+  min-height: 32px; border: 1px solid #667085; border-radius: 8px; cursor: pointer; }
+.pc-rating-scores input { position: absolute; opacity: 0; width: 1px; height: 1px; }
+.pc-rating-scores input:checked + span { font-weight: 700; }
+.pc-rating-scores label:has(input:checked) { background: #1d2939; color: #fff; }
+.pc-rating-scores label:has(input:focus-visible) { outline: 2px solid #1570ef; outline-offset: 2px; }
+.pc-rating textarea { box-sizing: border-box; width: 100%; margin: 8px 0 6px; font: inherit; }
+.pc-rating-send { padding: 6px 12px; border: 0; border-radius: 8px; background: #1d2939; color: #fff;
+  font: inherit; cursor: pointer; }
+.pc-rating-error { margin: 4px 0 0; font-size: 12px; color: #b42318; }
+.pc-rating-thanks { flex: none; margin: 0 4px 10px; font-size: 13px; color: var(--pc-muted); text-align: center; }
 .pc-end { flex: none; margin-right: 6px; padding: 6px 10px; border: 1px solid rgba(255, 255, 255, .7);
   border-radius: 8px; background: transparent; color: inherit; font: inherit; font-size: 13px; cursor: pointer; }
 .pc-confirm, .pc-after { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; padding: 10px 14px;
@@ -462,6 +483,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.returnLink = takeReturnLink(this.id);
       this.connStatus = "";
       this.note = "";
+      this.ratedHere = new Set(); // conversations rated on this page: they say thanks instead of asking
     }
 
     // ---- DOM ---------------------------------------------------------------------------------
@@ -823,6 +845,88 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       return node;
     }
 
+    // ---- CSAT: the rating asked below the "Conversation ended" divider; writing again is never blocked
+
+    ratingFor(conv) {
+      const key = "r:" + conv.id;
+      const state = conv.rating_wanted ? "ask" : conv.rating && this.ratedHere.has(conv.id) ? "thanks" : null;
+      if (!state) return null;
+      let node = this.nodes.get(key);
+      if (!node || node.dataset.state !== state) {
+        node = state === "ask" ? this.ratingForm(conv.id) : el("p", "pc-rating-thanks", this.t.rateThanks);
+        if (state === "thanks") node.setAttribute("role", "status");
+        node.dataset.state = state;
+        this.nodes.set(key, node);
+      }
+      return node;
+    }
+
+    ratingForm(cid) {
+      const form = el("form", "pc-rating");
+      const set = el("fieldset");
+      set.appendChild(el("legend", null, this.t.rateQuestion));
+      const scores = el("div", "pc-rating-scores");
+      for (let n = 1; n <= 5; n++) {
+        const label = el("label");
+        const input = el("input");
+        input.type = "radio";
+        input.name = "pc-score-" + cid;
+        input.value = String(n);
+        input.setAttribute("aria-label", this.t.rateScore.replace("{n}", n));
+        label.append(input, el("span", null, String(n)));
+        scores.appendChild(label);
+      }
+      set.appendChild(scores);
+      const comment = el("textarea");
+      comment.rows = 2;
+      comment.maxLength = 1000;
+      comment.setAttribute("aria-label", this.t.rateComment);
+      comment.placeholder = this.t.rateComment;
+      const send = el("button", "pc-rating-send", this.t.rateSend);
+      send.type = "submit";
+      const error = el("p", "pc-rating-error");
+      error.setAttribute("role", "alert");
+      form.append(set, comment, send, error);
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        this.sendRating(cid, form, error);
+      });
+      return form;
+    }
+
+    async sendRating(cid, form, error) {
+      const chosen = form.querySelector("input:checked");
+      if (!chosen) {
+        error.textContent = this.t.rateChoose;
+        return;
+      }
+      const button = form.querySelector("button");
+      button.disabled = true;
+      error.textContent = "";
+      const url = this.origin + "/api/widget/workstreams/" + encodeURIComponent(this.id) +
+        "/conversations/" + cid + "/rating";
+      try {
+        const res = await fetch(url, {
+          method: "POST", credentials: "omit",
+          headers: { Authorization: "Bearer " + (await this.getToken(false)), "Content-Type": "application/json" },
+          body: JSON.stringify({ score: Number(chosen.value), comment: form.querySelector("textarea").value }),
+        });
+        const data = await res.json().catch(() => ({}));
+        // Already rated (on another device) counts as done too.
+        if (res.ok || (data.error && data.error.code === "already_rated")) {
+          this.ratedHere.add(cid);
+          const rec = this.conversations.get(cid);
+          if (rec) rec.conv = Object.assign({}, rec.conv, { rating_wanted: false, rating: data.rating || rec.conv.rating || {} });
+          this.render();
+          return;
+        }
+        error.textContent = this.t.rateFailed;
+      } catch {
+        error.textContent = this.t.rateFailed;
+      }
+      button.disabled = false;
+    }
+
     sortedConversations() {
       return Array.from(this.conversations.values()).sort((a, b) => a.conv.id - b.conv.id);
     }
@@ -851,6 +955,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         const seqs = Array.from(rec.messages.keys()).sort((a, b) => a - b);
         for (const seq of seqs) add(this.nodeFor(rec.messages.get(seq)));
         if (i < convs.length - 1 || rec.conv.ended) add(this.dividerFor(rec.conv.id));
+        const rating = i === convs.length - 1 ? this.ratingFor(rec.conv) : null;
+        if (rating) add(rating);
       });
       // Failed sends whose anchor is gone (a reset) go to the end.
       for (const followers of anchored.values()) followers.forEach(add);

@@ -1,11 +1,11 @@
 """The console's JSON API (docs/protocol.md). Routes stay thin: the lifecycle lives in conversations."""
 
-from flask import jsonify
+from flask import Response, jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import capacity, clock, conversations, payloads, routing
-from ..api import history_page, json_body
+from .. import canned, capacity, clock, conversations, labels, notes, payloads, reports, routing, search, supervision
+from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
 from ..models import ENDED_STATUSES, Agent, Conversation
@@ -116,8 +116,23 @@ def conversation(conversation_id: int):
             "messages": payloads.messages(page),
             "complete": not page or page[0].seq == 1,
             "history": [payloads.summary(c) for c in history],
+            "notes": [notes.payload(n) for n in notes.of(found.id)],
         }
     )
+
+
+@bp.get("/api/conversations/<int:conversation_id>/notes")
+@login_required
+def conversation_notes(conversation_id: int):
+    found = conversations.agent_conversation(conversation_id)
+    return jsonify({"notes": [notes.payload(n) for n in notes.of(found.id)]})
+
+
+@bp.post("/api/conversations/<int:conversation_id>/notes")
+@login_required
+def add_note(conversation_id: int):
+    note = notes.add(current_user, conversation_id, json_body().get("body"))
+    return jsonify({"note": notes.payload(note)}), 201
 
 
 @bp.get("/api/conversations/<int:conversation_id>/messages")
@@ -183,3 +198,101 @@ def end(conversation_id: int):
 @login_required
 def close_wrap_up(conversation_id: int):
     return _step(conversations.close_wrap_up, conversation_id)
+
+
+@bp.get("/api/canned")
+@login_required
+def canned_list():
+    return jsonify({"canned": [canned.payload(c) for c in canned.visible_to(current_user)]})
+
+
+@bp.post("/api/canned")
+@login_required
+def canned_create():
+    return jsonify({"canned": canned.payload(canned.create(current_user, json_body()))}), 201
+
+
+@bp.patch("/api/canned/<int:item_id>")
+@login_required
+def canned_update(item_id: int):
+    return jsonify({"canned": canned.payload(canned.update(current_user, item_id, json_body()))})
+
+
+@bp.delete("/api/canned/<int:item_id>")
+@login_required
+def canned_delete(item_id: int):
+    canned.delete(current_user, item_id)
+    return "", 204
+
+
+@bp.get("/api/search")
+@login_required
+def search_conversations():
+    hits = search.search(search.filters_from(request.args), int_arg("limit", 20, low=1, high=search.MAX_RESULTS))
+    return jsonify(
+        {
+            "results": [
+                {
+                    "conversation": payloads.summary(h.conversation),
+                    "message": payloads.message(h.message) if h.message else None,
+                    "snippet": search.segments(h.snippet) if h.snippet else None,
+                }
+                for h in hits
+            ]
+        }
+    )
+
+
+@bp.get("/api/labels")
+@login_required
+def label_list():
+    return jsonify({"labels": [labels.payload(label) for label in labels.all_labels()]})
+
+
+@bp.post("/api/labels")
+@login_required
+def label_create():
+    return jsonify({"label": labels.payload(labels.create(current_user, json_body()))}), 201
+
+
+@bp.delete("/api/labels/<int:label_id>")
+@login_required
+def label_delete(label_id: int):
+    labels.remove(current_user, label_id)
+    return "", 204
+
+
+@bp.put("/api/conversations/<int:conversation_id>/labels")
+@login_required
+def conversation_labels(conversation_id: int):
+    on = labels.put_on(current_user, conversation_id, json_body().get("label_ids"))
+    return jsonify({"labels": [labels.payload(label) for label in on]})
+
+
+@bp.get("/api/team/conversations")
+@login_required
+def team_conversations():
+    found = supervision.team_conversations(current_user)
+    return jsonify({"conversations": [payloads.summary(c) for c in found]})
+
+
+@bp.post("/api/conversations/<int:conversation_id>/reassign")
+@login_required
+def reassign(conversation_id: int):
+    data = json_body()
+    if "agent_id" not in data:
+        raise ChatError(400, "invalid_request", "agent_id is required (null sends it back to the queue).")
+    return _step(supervision.reassign, conversation_id, data["agent_id"])
+
+
+@bp.get("/api/reports")
+@login_required
+def report():
+    rows = reports.daily(current_user, request.args)
+    if request.args.get("format") == "csv":
+        return Response(
+            reports.as_csv(rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="report.csv"'},
+        )
+    return jsonify({"rows": reports.as_dicts(rows)})
