@@ -1,4 +1,4 @@
-"""The one source of time, so tests can move it (issue 4's timers depend on that)."""
+"""The one source of time, so tests can move it (the timers depend on that)."""
 
 import os
 from collections.abc import Callable

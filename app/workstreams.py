@@ -46,6 +46,7 @@ FIELDS = {
     "distribution",
     "affinity",
     "hide_when_closed",
+    "csat_enabled",
     "auth_setting_id",
     "allowed_origins",
     "allowed_presences",
@@ -92,7 +93,7 @@ def _apply(workstream: Workstream, data: dict) -> None:
         if not isinstance(data["name"], str) or not 1 <= len(data["name"].strip()) <= 120:
             raise _invalid("name must be 1 to 120 characters.")
         workstream.name = data["name"].strip()
-    for flag in ("affinity", "hide_when_closed"):
+    for flag in ("affinity", "hide_when_closed", "csat_enabled"):
         if flag in data:
             if not isinstance(data[flag], bool):
                 raise _invalid(f"{flag} must be true or false.")
@@ -202,6 +203,7 @@ def describe(w: Workstream) -> dict:
         "distribution": w.distribution,
         "affinity": w.affinity,
         "hide_when_closed": w.hide_when_closed,
+        "csat_enabled": w.csat_enabled,
         "auth_setting_id": w.auth_setting_id,
         "allowed_origins": w.origins(),
         "allowed_presences": w.allowed_presences.split(),

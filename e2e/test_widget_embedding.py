@@ -1,4 +1,4 @@
-"""The widget as a guest on someone else's page (issue 6): the command queue, one launcher however often
+"""The widget as a guest on someone else's page: the command queue, one launcher however often
 it is included, no globals but its namespace, hostile CSS and a strict Content-Security-Policy."""
 
 import json

@@ -1,4 +1,4 @@
-"""Everyday widget features (issue 6): typing indicators both ways and links made clickable safely."""
+"""Everyday widget features: typing indicators both ways and links made clickable safely."""
 
 import re
 

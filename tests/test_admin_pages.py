@@ -296,3 +296,42 @@ def test_the_audit_log_lists_api_and_cli_changes_newest_first_with_paging_and_no
     older = re.search(r'href="(/admin/audit\?before=\d+)">Older changes', first).group(1)
     second = admin.get(older).data.decode()
     assert "agent.create" in second and "command line" in second
+
+
+def test_email_retention_and_rating_settings_are_on_the_settings_page(admin, app, world):
+    path = f"/admin/workstreams/{world.workstream_id}"
+    page = admin.get(path).data.decode()
+    for field in ("notify_email_after_minutes", "notify_return_url", "retention_days", "csat_enabled"):
+        assert f'name="{field}"' in page
+    with app.app_context():
+        email_after = db.session.get(Workstream, world.workstream_id).notify_email_after_minutes
+    form = {
+        "name": "Support",
+        "auth_setting_id": str(world.auth_setting_id),
+        "allowed_origins": "https://shop.example",
+        "capacity_cost": "1",
+        "allowed_presences": ["available"],
+        "accept_seconds": "120",
+        "wrap_up_mode": "always",
+        "auto_close_open_seconds": "3600",
+        "auto_close_waiting_seconds": "3600",
+        "wrap_up_seconds": "60",
+        "affinity": "1",
+        "notify_email_after_minutes": "" if email_after is None else str(email_after),
+        "notify_return_url": "https://shop.example/account",
+        "retention_days": "0",
+    }
+    # Unchanged email timing needs no SMTP server; a bad retention is refused beside its field.
+    refused = admin.post(path, data=form)
+    assert refused.status_code == 400 and 'id="error-retention_days"' in refused.data.decode()
+    assert admin.post(path, data={**form, "retention_days": "90"}).status_code == 200
+    with app.app_context():
+        saved = db.session.get(Workstream, world.workstream_id)
+        assert (saved.retention_days, saved.csat_enabled, saved.notify_return_url) == (
+            90,
+            False,
+            "https://shop.example/account",
+        )
+    app.config["SMTP_URL"] = None
+    turned_on = admin.post(path, data={**form, "retention_days": "90", "notify_email_after_minutes": "7"})
+    assert email_after != 7 and turned_on.status_code == 400 and "SMTP_URL" in turned_on.data.decode()

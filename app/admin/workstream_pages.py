@@ -30,6 +30,10 @@ SETTINGS_FIELDS = [
     "wrap_up_seconds",
     "hide_when_closed",
     "affinity",
+    "notify_email_after_minutes",
+    "notify_return_url",
+    "retention_days",
+    "csat_enabled",
 ]
 HOURS_ALIASES = {
     **{f"day_{day}": (f"weekly.{day}",) for day in hours.DAY_NAMES},
@@ -179,7 +183,14 @@ def save_settings(workstream_id: str):
         "wrap_up_seconds": forms.integer(form.get("wrap_up_seconds")),
         "hide_when_closed": bool(form.get("hide_when_closed")),
         "affinity": bool(form.get("affinity")),
+        "notify_return_url": form.get("notify_return_url") or None,
+        "retention_days": forms.integer(form.get("retention_days")),
+        "csat_enabled": bool(form.get("csat_enabled")),
     }
+    email_after = forms.integer(form.get("notify_email_after_minutes"))
+    # Sent only when changed: turning email on needs SMTP_URL, keeping a setting as it is does not.
+    if email_after != w.notify_email_after_minutes:
+        data["notify_email_after_minutes"] = email_after
     try:
         workstreams.update(w, data)
     except ChatError as error:
