@@ -417,6 +417,8 @@ def test_a_supervisor_shows_a_report_and_downloads_it_as_csv(contexts, chat):
     server, site, world = chat
     with migrated_app(server.instance).app_context():
         db.session.execute(update(Agent).where(Agent.email == world.agents["bo"][0]).values(role="supervisor"))
+        # An earlier test of the module made Ada an admin: here she is a plain agent again.
+        db.session.execute(update(Agent).where(Agent.email == world.agents["ada"][0]).values(role="agent"))
         db.session.commit()
     ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
     expect(ada.page.get_by_role("heading", name="Reports")).to_be_hidden()
