@@ -45,7 +45,14 @@ def server(tmp_path_factory):
         db.session.execute(update(Agent).values(capacity=10_000))
         db.session.commit()
         db.engine.dispose()
-    running = ChatServer(instance).start()
+    # Generated frames come faster than any person types: the limits are tested elsewhere, not here.
+    unlimited = {
+        "FRAMES_PER_SOCKET": "100000/minute",
+        "MESSAGES_PER_CUSTOMER": "100000/minute",
+        "CONVERSATIONS_PER_CUSTOMER": "100000/minute",
+        "REFUSALS_PER_SOCKET": "100000/minute",
+    }
+    running = ChatServer(instance, unlimited).start()
     running.world = world
     running.app = app_for(instance)
     yield running
