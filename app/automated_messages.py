@@ -1,4 +1,4 @@
-"""Automated messages (SPEC §5): what the system itself tells a customer in their conversation.
+"""Automated messages: what the system itself tells a customer in their conversation.
 
 Each kind can be switched on or off per workstream and its text overridden per workstream and language.
 Texts take placeholders: {AgentName}, {QueueName}, {Position}, {WaitTime} and the conversation's context

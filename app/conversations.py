@@ -341,7 +341,7 @@ def end(agent: Agent, conversation_id: int) -> Conversation:
 
 
 def end_by_customer(customer: Customer, workstream: Workstream, conversation_id: object) -> Conversation:
-    """In live chat either side may end (SPEC §3); a persistent conversation is only ever ended by an agent."""
+    """In live chat either side may end; a persistent conversation is only ever ended by an agent."""
     if workstream.mode != "live":
         raise ChatError(409, "not_live", "Only an agent ends a persistent conversation.")
     conversation = customer_conversation(customer.id, workstream.id, conversation_id)

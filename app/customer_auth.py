@@ -139,8 +139,8 @@ def _visitor_key(workstream: Workstream) -> bytes:
 
 
 def issue_visitor_token(workstream: Workstream) -> str:
-    """A signed token for an anonymous visitor of a live workstream (SPEC §3: persistent chat needs
-    signed-in customers)."""
+    """A signed token for an anonymous visitor of a live workstream (persistent chat needs signed-in
+    customers, whose conversations follow them across devices)."""
     if workstream.mode != "live":
         raise ChatError(409, "not_live", "Persistent chat is for signed-in customers: the site must sign a token.")
     now = int(time.time())

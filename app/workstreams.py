@@ -9,7 +9,7 @@ from .extensions import db
 from .models import MODES, AuthSetting, Workstream
 
 MINUTE, DAY = 60, 24 * 3600
-# Per mode: open conversations auto-close, waiting auto-close and wrap-up in seconds (SPEC §3); and
+# Per mode: open conversations auto-close, waiting auto-close and wrap-up in seconds; and
 # the unread-reply email: persistent customers come back later, a live chat is over when they leave.
 MODE_DEFAULTS = {
     "persistent": {
