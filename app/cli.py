@@ -301,6 +301,11 @@ def register(app: Flask) -> None:
             "--worker-connections", str(worker_connections),
             "--bind", bind,
             "--graceful-timeout", "5",
+            # gunicorn reads a connection's first request under its keep-alive timeout (2 s by default):
+            # in a herd of widgets reconnecting after a restart, handshakes that waited longer than that
+            # for a busy worker were closed unanswered. And a deeper queue of connections not yet accepted.
+            "--keep-alive", "20",
+            "--backlog", "4096",
             # Its default path is per user: two servers on one machine would fight over it.
             "--no-control-socket",
         ]  # fmt: skip

@@ -36,6 +36,21 @@ def _private_database(path: Path) -> None:
         path.chmod(0o600)
 
 
+def _pool(database_url: str) -> dict:
+    """PostgreSQL connections per server process. Under gevent every socket waiting on the database
+    holds one for the statement or transaction, never longer (realtime.py); customers' messages share
+    one (posting.py). Past DATABASE_POOL_TIMEOUT a wait is answered `database_busy`, and the socket
+    stays open (errors.Busy). SQLite needs none of this: its statements never yield."""
+    if database_url.startswith("sqlite"):
+        return {}
+    env = os.environ.get
+    return {
+        "pool_size": int(env("DATABASE_POOL_SIZE", "20")),
+        "max_overflow": int(env("DATABASE_POOL_OVERFLOW", "10")),
+        "pool_timeout": float(env("DATABASE_POOL_TIMEOUT", "5")),
+    }
+
+
 def from_environment(instance: Path) -> dict:
     if not os.environ.get("DATABASE_URL"):
         _private_database(instance / "chat.db")
@@ -45,6 +60,7 @@ def from_environment(instance: Path) -> dict:
     return {
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _pool(database_url),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "REDIS_CHANNEL_PREFIX": os.environ.get("REDIS_CHANNEL_PREFIX") or None,
         "SESSION_COOKIE_HTTPONLY": True,

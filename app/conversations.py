@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from . import attachments, automated_messages, clock, lifecycle, notifications, rates, routing
+from . import attachments, automated_messages, clock, lifecycle, notifications, posting, rates, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -188,7 +188,7 @@ def post_customer_message(
     context: dict | None = None,
     locale: object = None,
     attachment_ids: object = None,
-) -> tuple[Message, bool]:
+) -> tuple[Message | posting.Posted, bool]:
     """Store a customer's message, starting a conversation when none is current and bringing a waiting
     one back; `context` (the token's context variables) is kept with the conversation for the agent, and
     `locale` (the widget's language) picks the language of the automated messages the customer gets;
@@ -203,8 +203,14 @@ def post_customer_message(
     text = validate_body(body, may_be_empty=bool(attachment_ids))
     # The caller's reads (the token's customer) are over: counting may wait, and must not hold the
     # write lock meanwhile (see rates.py). A refused send has stored nothing.
-    db.session.commit()
+    if db.session.registry.has():
+        db.session.commit()
     rates.hit("MESSAGES_PER_CUSTOMER", "messages", customer_id)
+    if not attachment_ids:
+        # The common case, a message to the agent who holds the conversation, costs far less there.
+        message = posting.customer_message(workstream_id, customer_id, client_id, text, context_json, language)
+        if message is not None:
+            return message, True
     conversation_counted = False
 
     # attempt() answers (message, None) for a repeated client_id, else (message, whether it still

@@ -1,6 +1,7 @@
 """The JSON shapes of docs/protocol.md, built in one place for HTTP and websocket alike."""
 
 import json
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -10,8 +11,11 @@ from .clock import iso
 from .extensions import db
 from .models import Agent, Attachment, Conversation, ConversationLabel, Label, Message, Workstream
 
+if TYPE_CHECKING:
+    from .posting import Posted
 
-def message(m: Message, attachments: list[Attachment] | None = None) -> dict:
+
+def message(m: "Message | Posted", attachments: list[Attachment] | None = None) -> dict:
     """`attachments`, when the caller has them at hand (a page loads them in one query), saves a lookup."""
     if attachments is None:
         attachments = attachment_files.of_messages([m]).get(m.id, []) if m.attachment_count else []

@@ -1,14 +1,14 @@
 """Rate limits: how often a customer, a client address or a socket may do something.
 
-Flask-Limiter does the counting, with moving windows from its `limits` package, in Redis when REDIS_URL
-is set (so every process of a deployment shares the counts) and in memory otherwise. Limits that belong
-to an HTTP route are Flask-Limiter decorators; the ones HTTP and the websocket share (messages, new
-conversations) and those with no request around them (typing, frames) call `hit` and `allow`.
-Each limit is a setting (config.py) read when it is used, in Flask-Limiter's notation ("20/minute").
+Limits that belong to an HTTP route are Flask-Limiter decorators; the ones HTTP and the websocket share
+(messages, new conversations) and those with no request around them (typing, frames) call `hit` and
+`allow`. All count moving windows: with REDIS_URL in Redis, through Flask-Limiter's `limits` (so every
+process of a deployment shares the counts), and otherwise in this process (`Windows`). Each limit is a
+setting (config.py) read when it is used, in Flask-Limiter's notation ("20/minute").
 
-Counting may wait (a Redis round trip; in memory, starting the expiry timer yields under gevent), so
-nobody counts inside a database transaction: on SQLite an open one is the write lock, and a greenlet
-waiting while it holds it makes every other writer of the deployment wait too.
+Counting may wait (a Redis round trip), so nobody counts inside a database transaction: on SQLite an
+open one is the write lock, and a greenlet waiting while it holds it makes every other writer of the
+deployment wait too.
 
 Per-socket frame limits live in the process: a socket is served by one process, and counting its frames
 in Redis would add a round trip to every frame.
@@ -16,16 +16,15 @@ in Redis would add a round trip to every frame.
 
 import logging
 import math
-import secrets
 import time
+from collections import deque
 from collections.abc import Callable
+from functools import lru_cache
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from sqlalchemy import make_url
 
 from . import realtime
@@ -35,12 +34,56 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 limiter = Limiter(key_func=get_remote_address)
-_socket_limiter = MovingWindowRateLimiter(MemoryStorage())
-# While the shared storage (Redis) fails, each process counts alone for a while rather than let every
-# send wait on it or go uncounted.
-_fallback_limiter = MovingWindowRateLimiter(MemoryStorage())
 FALLBACK_SECONDS = 5.0
 _shared_down_until = 0.0
+
+
+@lru_cache(maxsize=64)
+def _items(limits: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(limits))
+
+
+class Windows:
+    """Moving windows counted in this process: for each key and limit, the times of its latest hits.
+
+    limits' MemoryStorage (what Flask-Limiter counts in without Redis) sweeps every key it holds from a
+    timer thread every 10 ms while anything is counted; with a key per socket and per customer that
+    sweep took a quarter of a busy worker's CPU. Here a hit costs a deque append, and keys whose window
+    has passed are dropped by an occasional sweep."""
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, RateLimitItem], deque[float]] = {}
+        self._swept = time.monotonic()
+
+    def take(self, limits: str, key: str) -> float | None:
+        """Count one use against every limit in `limits`; None when allowed, else the seconds until the
+        exhausted one allows again (and nothing is counted)."""
+        now = time.monotonic()
+        if now - self._swept > self.SWEEP_SECONDS:
+            self._sweep(now)
+        windows = []
+        for item in _items(limits):
+            hits = self._hits.get((key, item))
+            if hits is None:
+                hits = self._hits[(key, item)] = deque(maxlen=item.amount)
+            if len(hits) == item.amount and hits[0] > now - item.get_expiry():
+                return hits[0] + item.get_expiry() - now
+            windows.append(hits)
+        for hits in windows:
+            hits.append(now)
+        return None
+
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        for (key, item), hits in list(self._hits.items()):
+            if not hits or hits[-1] <= now - item.get_expiry():
+                del self._hits[(key, item)]
+
+
+# Counts of this process alone: everything when there is no Redis, and the shared counts while Redis fails.
+_local = Windows()
 
 
 class RateLimited(ChatError):
@@ -125,28 +168,24 @@ def setting(name: str) -> Callable[[], str]:
     return lambda: current_app.config[name]
 
 
-def _take(strategy: RateLimiter, name: str, identifier: str) -> float | None:
-    """Count one use against every limit of setting `name`; None when allowed, else the seconds until
-    the exhausted one allows again."""
-    items: list[RateLimitItem] = parse_many(current_app.config[name])
-    for item in items:
-        if strategy.hit(item, name, identifier):
-            continue
-        reset_at, _remaining = strategy.get_window_stats(item, name, identifier)
-        return reset_at - time.time()
-    return None
-
-
 def _take_shared(name: str, identifier: str) -> float | None:
+    """Count one use of setting `name` by `identifier`: in Redis when the deployment has it (every process
+    shares the counts), else in this process."""
     global _shared_down_until
-    if time.monotonic() < _shared_down_until:
-        return _take(_fallback_limiter, name, identifier)
+    limits = current_app.config[name]
+    if current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory") or time.monotonic() < _shared_down_until:
+        return _local.take(limits, identifier)
     try:
-        return _take(limiter.limiter, name, identifier)
+        strategy = limiter.limiter
+        for item in _items(limits):
+            if not strategy.hit(item, name, identifier):
+                reset_at, _remaining = strategy.get_window_stats(item, name, identifier)
+                return reset_at - time.time()
+        return None
     except Exception as error:
         _shared_down_until = time.monotonic() + FALLBACK_SECONDS
         log.warning("rate limit storage failed (%s): counting in this process for %.0f s", error, FALLBACK_SECONDS)
-        return _take(_fallback_limiter, name, identifier)
+        return _local.take(limits, identifier)
 
 
 def hit(name: str, *parts: object) -> None:
@@ -164,21 +203,24 @@ def allow(name: str, *parts: object) -> bool:
 
 class SocketRates:
     """One socket's frame budget. A frame past FRAMES_PER_SOCKET is refused with `rate_limited`; a
-    socket refused more than REFUSALS_PER_SOCKET times is not slowing down and is closed (1008)."""
+    socket refused more than REFUSALS_PER_SOCKET times is not slowing down and is closed (1008). Counted
+    on the socket itself: it is served by one process, and its counts go when it does."""
 
-    def __init__(self):
-        self._id = secrets.token_hex(8)
+    def __init__(self) -> None:
+        self._windows = Windows()
+        config = current_app.config
+        self._frames, self._refusals = config["FRAMES_PER_SOCKET"], config["REFUSALS_PER_SOCKET"]
 
     def guard(self, handle: Callable[[dict], None]) -> Callable[[dict], None]:
         def guarded(frame: dict) -> None:
             try:
-                wait = _take(_socket_limiter, "FRAMES_PER_SOCKET", self._id)
+                wait = self._windows.take(self._frames, "frames")
                 if wait is not None:
                     raise RateLimited(wait, "Too many frames; slow down.")
                 handle(frame)
             except RateLimited as refusal:
                 realtime.release_session()
-                if _take(_socket_limiter, "REFUSALS_PER_SOCKET", self._id) is not None:
+                if self._windows.take(self._refusals, "refusals") is not None:
                     client_id = frame.get("client_id")
                     last = refusal.frame(**({"client_id": client_id} if isinstance(client_id, str) else {}))
                     raise realtime.Close(realtime.CLOSE_POLICY, "rate_limited", last) from refusal

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -48,11 +48,6 @@ def configure(app: Flask, engine: Engine) -> None:
         # IMMEDIATE takes the write lock up front: two writers queue here instead of one failing with
         # "database is locked" when it upgrades a read lock halfway through.
         begin_immediate(connection.connection.dbapi_connection, wait)
-
-    @app.errorhandler(DatabaseBusy)
-    def busy(error: DatabaseBusy):
-        body = {"error": {"code": "database_busy", "message": str(error)}, "retry_after": 5}
-        return jsonify(body), 503, {"Retry-After": "5"}
 
 
 def begin_immediate(dbapi_connection: sqlite3.Connection, wait: float) -> None:

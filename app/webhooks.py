@@ -18,6 +18,7 @@ import secrets
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -29,6 +30,9 @@ from .clock import iso
 from .errors import ChatError, not_found
 from .extensions import db
 from .models import Conversation, Message, OutboxWebhook, Webhook, Workstream
+
+if TYPE_CHECKING:
+    from .posting import Posted
 
 log = logging.getLogger(__name__)
 EVENTS = ("conversation.started", "message.created", "conversation.status_changed")
@@ -201,6 +205,17 @@ def _queue(webhook: Webhook, event_id: str, event: str, conversation_id: int | N
     return row
 
 
+def _body(event: str, data: dict) -> tuple[str, str]:
+    """A new event's id and the JSON body every webhook of it receives."""
+    event_id = "evt_" + secrets.token_urlsafe(16)
+    body = json.dumps(
+        {"id": event_id, "type": event, "created_at": iso(clock.now()), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return event_id, body
+
+
 def _emit(conversation: Conversation, event: str, data: dict) -> None:
     listening = [
         w
@@ -211,12 +226,7 @@ def _emit(conversation: Conversation, event: str, data: dict) -> None:
     ]
     if not listening:
         return
-    event_id = "evt_" + secrets.token_urlsafe(16)
-    body = json.dumps(
-        {"id": event_id, "type": event, "created_at": iso(clock.now()), "data": data},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    event_id, body = _body(event, data)
     for webhook in listening:
         _queue(webhook, event_id, event, conversation.id, body)
 
@@ -231,21 +241,28 @@ def status_changed(conversation: Conversation, from_status: str | None, to_statu
         _emit(conversation, "conversation.status_changed", {**data, "from_status": from_status})
 
 
-def message_created(conversation: Conversation, message: Message) -> None:
-    _emit(
-        conversation,
-        "message.created",
-        {
-            "conversation": {"id": conversation.id, "workstream_id": conversation.workstream_id},
-            "message": {
-                "seq": message.seq,
-                "sender": message.sender_kind,
-                "sender_name": message.sender_name,
-                "body": message.body,
-                "created_at": iso(message.created_at),
-            },
+def _message_data(workstream_id: str, message: "Message | Posted") -> dict:
+    return {
+        "conversation": {"id": message.conversation_id, "workstream_id": workstream_id},
+        "message": {
+            "seq": message.seq,
+            "sender": message.sender_kind,
+            "sender_name": message.sender_name,
+            "body": message.body,
+            "created_at": iso(message.created_at),
         },
-    )
+    }
+
+
+def message_created(conversation: Conversation, message: Message) -> None:
+    _emit(conversation, "message.created", _message_data(conversation.workstream_id, message))
+
+
+def message_event(workstream_id: str, message: "Posted") -> tuple[str, str, str]:
+    """The message.created event (id, type, body) for a writer that queues its outbox rows itself
+    (posting.py): the same body `message_created` queues."""
+    event_id, body = _body("message.created", _message_data(workstream_id, message))
+    return event_id, "message.created", body
 
 
 # Delivery: the scheduler -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,18 +77,26 @@ class Deployment:
 
     @classmethod
     def start(
-        cls, mode: str, postgres_url: str | None = None, redis_url: str | None = None, limits: dict = UNLIMITED
+        cls,
+        mode: str,
+        postgres_url: str | None = None,
+        redis_url: str | None = None,
+        limits: dict = UNLIMITED,
+        agents: dict[str, str] | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> "Deployment":
         # tests.support makes one PostgreSQL database per instance folder when this is set.
         support.TEST_DATABASE_URL = postgres_url if mode == "postgres" else None
         first = Path(tempfile.mkdtemp(prefix="pc-bench-a-"))
         app = migrated_app(first)
-        world = seed(app, [ORIGIN], {"agent": "Agent"})
+        world = seed(app, [ORIGIN], agents or {"agent": "Agent"})
         with app.app_context():
             db.session.execute(update(Agent).values(capacity=10_000_000))
             # No acceptance countdown: the agent of a long run must not turn inactive for not clicking.
             db.session.execute(update(Workstream).values(accept_seconds=0))
             db.session.commit()
+            if prepare is not None:
+                prepare()
             db.engine.dispose()
         # The load client sends no console heartbeats: the agent must not be taken offline meanwhile.
         env = {"SECRET_KEY": secrets.token_urlsafe(32), "PRESENCE_GRACE_SECONDS": "86400", **limits}

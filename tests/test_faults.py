@@ -23,6 +23,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, Tex
 
 from app import ROOT, conversations, realtime
 from app.customer_auth import Identity
+from app.errors import Busy
 from app.events import RedisHub
 from app.extensions import db
 from app.models import Agent, Customer
@@ -171,7 +172,7 @@ def test_a_lock_held_by_another_process_delays_only_the_writes(server):
 
 
 @on_sqlite
-def test_a_lock_held_past_the_bound_ends_in_clear_errors_and_stores_nothing(server):
+def test_a_lock_held_past_the_bound_is_answered_busy_stores_nothing_and_keeps_the_socket(server):
     peer, _, _ = widget(server, "locked-out")
     early = Peer(ws_url(server))  # through the handshake before the lock: its hello meets the lock
     log = LogSince(server)
@@ -179,10 +180,14 @@ def test_a_lock_held_past_the_bound_ends_in_clear_errors_and_stores_nothing(serv
     try:
         peer.send({"type": "send", "client_id": "refused", "body": "never stored"})
         early.send({"type": "hello", "token": server.world.token("locked-hello")})
-        assert next_frame(peer) == {**realtime.SERVER_ERROR, "client_id": "refused"}
-        assert next_frame(early) == realtime.SERVER_ERROR
-        for socket_ in (peer, early):
-            assert close_code(socket_) == 1011
+        busy = {"type": "error", "code": "database_busy", "message": Busy().message, "retry_after": 5}
+        assert next_frame(peer) == {**busy, "client_id": "refused"}
+        assert next_frame(early) == busy
+        # A hello that could not be answered ends its socket: the widget comes back after retry_after.
+        assert close_code(early) == 1008
+        # The sender's socket is still there: the widget sends again after retry_after.
+        peer.send({"type": "ping"})
+        assert next_frame(peer)["type"] == "pong"
         request = urllib.request.Request(
             f"{server.url}/api/widget/workstreams/{server.world.workstream_id}/messages",
             data=json.dumps({"client_id": "refused-http", "body": "never stored"}).encode(),
@@ -197,12 +202,21 @@ def test_a_lock_held_past_the_bound_ends_in_clear_errors_and_stores_nothing(serv
             urllib.request.urlopen(request, timeout=LOCK_WAIT_SECONDS + 10)
         assert refused.value.code == 503
         assert refused.value.headers["Retry-After"] == "5"
-        assert json.loads(refused.value.read())["error"]["code"] == "database_busy"
+        assert json.loads(refused.value.read())["error"] == {
+            "code": "database_busy",
+            "message": Busy().message,
+            "retry_after": 5,
+        }
     finally:
         holder.release()
-    assert_one_line_per_failure(log, 2)
+    logged = log.text()
+    assert "Traceback" not in logged and logged.count("the database is busy") == 2, logged
+    peer.send({"type": "send", "client_id": "refused", "body": "stored now"})
+    assert peer.recv_until("ack")["client_id"] == "refused"
+    peer.close()
     again, _, backlog = widget(server, "locked-out")
-    assert backlog["conversations"] == []
+    (stored,) = backlog["conversations"]
+    assert [m["body"] for m in stored["messages"]] == ["stored now"]
     again.close()
 
 

@@ -1573,7 +1573,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (!frame.client_id) return;
       const entry = this.outbox.get(frame.client_id);
       if (!entry) return;
-      if (frame.code === "rate_limited") {
+      if (frame.code === "rate_limited" || frame.code === "database_busy") {
         // Nothing was stored: the same send goes again once the server allows it.
         setTimeout(() => { if (this.outbox.has(entry.client_id)) this.transmit(entry); },
           1000 * (Number(frame.retry_after) || 1));

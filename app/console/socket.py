@@ -44,7 +44,7 @@ def console_socket(ws) -> None:
         if kind == "ping":
             # The console's heartbeat: an agent whose consoles all fall silent goes offline (timers.py).
             routing.seen(agent_id)
-            conn.send({"type": "pong"})
+            conn.queue({"type": "pong"})
         elif kind == "watch":
             conversation_id = frame.get("conversation_id")
             if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):

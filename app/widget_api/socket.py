@@ -19,7 +19,7 @@ from .. import (
     routing,
 )
 from ..appearance import for_widget as appearance_for_widget
-from ..errors import ChatError
+from ..errors import BUSY, ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
 from . import bp
@@ -101,16 +101,18 @@ def widget_socket(ws) -> None:
     def handle(frame: dict) -> None:
         kind = frame["type"]
         if kind == "ping":
-            conn.send({"type": "pong"})
+            conn.queue({"type": "pong"})
         elif kind == "hello":
             if session:
                 raise ChatError(400, "invalid_request", "This socket has already said hello.")
             try:
                 session.update(_welcome(conn, workstream_id, frame), locale=frame.get("locale"))
                 conn.deadline = None
-            except ChatError as error:
-                conn.send(error.frame())
-                ws.close(reason=1008, message=error.code)
+            except (ChatError, *BUSY) as error:
+                refusal = error if isinstance(error, ChatError) else realtime.busy(error)
+                realtime.release_session()
+                conn.send(refusal.frame())
+                ws.close(reason=1008, message=refusal.code)
         elif not session:
             raise ChatError(400, "hello_required", "Send hello with a customer token first.")
         elif kind == "locale":
@@ -139,7 +141,7 @@ def widget_socket(ws) -> None:
                 "seq": message.seq,
             }
             realtime.release_session()
-            conn.send(ack)
+            conn.queue(ack)
         elif kind == "end":
             workstream = db.session.get(Workstream, workstream_id)
             customer = db.session.get(Customer, session["customer_id"])
