@@ -28,10 +28,10 @@ from . import clock, outbox
 from .clock import iso
 from .errors import ChatError, not_found
 from .extensions import db
-from .models import Conversation, Message, OutboxWebhook, Webhook, Workstream
+from .models import Conversation, Message, OutboxWebhook, Rating, Webhook, Workstream
 
 log = logging.getLogger(__name__)
-EVENTS = ("conversation.started", "message.created", "conversation.status_changed")
+EVENTS = ("conversation.started", "message.created", "conversation.status_changed", "rating.given")
 SIGNATURE_HEADER = "Chat-Signature"
 BATCH = 20
 MAX_URL_CHARS = 2000
@@ -244,6 +244,17 @@ def message_created(conversation: Conversation, message: Message) -> None:
                 "body": message.body,
                 "created_at": iso(message.created_at),
             },
+        },
+    )
+
+
+def rating_given(conversation: Conversation, rating: Rating) -> None:
+    _emit(
+        conversation,
+        "rating.given",
+        {
+            "conversation": _conversation(conversation, conversation.status),
+            "rating": {"score": rating.score, "comment": rating.comment, "created_at": iso(rating.created_at)},
         },
     )
 
