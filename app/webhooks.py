@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import aliased
 
-from . import clock, outbox
+from . import bots, clock, outbox
 from .clock import iso
 from .errors import ChatError, not_found
 from .extensions import db
@@ -90,6 +90,10 @@ def update(webhook: Webhook, data: dict) -> Webhook:
         raise ChatError(400, "invalid_webhook", f"Unknown fields: {', '.join(sorted(unknown))}.")
     url = _url(data["url"]) if "url" in data else webhook.url
     events = _events(data["events"]) if "events" in data else webhook.events
+    if bots.HEARS not in events.split() and bots.is_bot_of(webhook):
+        raise ChatError(
+            409, "bot_webhook", f"This webhook is a workstream's bot: it keeps {bots.HEARS}, to hear the customer."
+        )
     active = data.get("active", webhook.active)
     if not isinstance(active, bool):
         raise ChatError(400, "invalid_webhook", "active must be true or false.")
@@ -104,6 +108,8 @@ def update(webhook: Webhook, data: dict) -> Webhook:
 
 
 def remove(webhook: Webhook) -> None:
+    if bots.is_bot_of(webhook):
+        raise ChatError(409, "bot_webhook", "This webhook is a workstream's bot: remove the bot first.")
     db.session.query(OutboxWebhook).filter(OutboxWebhook.webhook_id == webhook.id).delete()
     db.session.delete(webhook)
     db.session.commit()
@@ -236,7 +242,12 @@ def message_created(conversation: Conversation, message: Message) -> None:
         conversation,
         "message.created",
         {
-            "conversation": {"id": conversation.id, "workstream_id": conversation.workstream_id},
+            # The status tells a bot whether the conversation is still its own to answer.
+            "conversation": {
+                "id": conversation.id,
+                "workstream_id": conversation.workstream_id,
+                "status": conversation.status,
+            },
             "message": {
                 "seq": message.seq,
                 "sender": message.sender_kind,

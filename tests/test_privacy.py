@@ -51,7 +51,8 @@ TABLES = {
                    "wrap_up_capacity fallback_offline_minutes hours hide_when_closed csat_enabled "
                    "auto_close_open_seconds auto_close_waiting_seconds wrap_up_seconds automated_messages "
                    "notify_email_after_minutes notify_return_url appearance attachment_limits auth_setting_id "
-                   "retention_days allowed_origins created_at"),
+                   "retention_days bot_name bot_webhook_id bot_api_key_id bot_answer_seconds allowed_origins "
+                   "created_at"),
     "webhook": ("none", "id workstream_id url events secret active disabled_reason created_at"),
     "audit_entry": ("none", "id created_at actor_kind actor_id actor_label action target_kind target_id target_label "
                     "changes"),
@@ -59,8 +60,9 @@ TABLES = {
     "customer": ("customer", "id auth_setting_id sub display_name email created_at"),
     "email_opt_out": ("customer", "customer_id workstream_id created_at"),
     "conversation": ("conversation", "id workstream_id customer_id agent_id status last_seq created_at updated_at "
-                     "ended_at offer_expires_at context locale queue_position queue_told_at customer_read_seq "
-                     "customer_read_at notify_due_at emailed_seq email_status emailed_at email_error"),
+                     "ended_at offer_expires_at bot_answer_due_at context locale queue_position queue_told_at "
+                     "customer_read_seq customer_read_at notify_due_at emailed_seq email_status emailed_at "
+                     "email_error"),
     "conversation_event": ("conversation", "id conversation_id from_status to_status actor_kind actor_id created_at"),
     "message": ("conversation", "id conversation_id seq sender_kind sender_agent_id sender_name body client_id "
                 "created_at attachment_count"),
