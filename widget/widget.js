@@ -29,6 +29,7 @@
       errOrigin: "The chat is not enabled for this website.",
       errWorkstream: "This chat is not available.", errGeneric: "The chat could not be started.",
       errUnreachable: "The chat cannot be reached right now.",
+      erased: "Your chat history has been deleted.",
       away: "We are away right now and back {time}. You can still write: we will answer then.",
       awayNoTime: "We are away right now. You can still write: we will answer when we are back.",
       offline: "The chat is offline right now. We are back {time}.",
@@ -64,6 +65,7 @@
       errWorkstream: "Tämä chat ei ole käytettävissä.",
       errGeneric: "Chattia ei voitu käynnistää.",
       errUnreachable: "Chattiin ei juuri nyt saada yhteyttä.",
+      erased: "Keskusteluhistoriasi on poistettu.",
       away: "Emme ole paikalla juuri nyt, palaamme {time}. Voit silti kirjoittaa: vastaamme silloin.",
       awayNoTime: "Emme ole paikalla juuri nyt. Voit silti kirjoittaa: vastaamme, kun palaamme.",
       offline: "Chat ei ole juuri nyt auki. Palaamme {time}.",
@@ -1441,8 +1443,25 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         case "error": return this.onError(frame);
         // This server may have missed live events: reconnect, saying hello from the contiguous cursor.
         case "resync": return this.lost();
+        case "erased": return this.onErased();
         default: return; // pong and anything newer than this widget
       }
+    }
+
+    // The customer's data was erased: none of it stays on screen or in storage, the panel closes, and the
+    // widget does not reconnect by itself (that would start a new customer) until the page loads again.
+    onErased() {
+      this.fail(this.t.erased);
+      this.clear();
+      this.outbox.clear();
+      this.locals = [];
+      this.failedSends = [];
+      this.unread.clear();
+      this.updateBadge();
+      sessionStore.remove(this.visitorKey());
+      this.render({ bottom: true });
+      this.updateHeader();
+      this.close();
     }
 
     onMessage(msg) {
