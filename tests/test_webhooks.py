@@ -5,12 +5,15 @@ registration through the admin API and the CLI."""
 import hashlib
 import hmac
 import json
+import re
+import shutil
+import subprocess
 from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app import clock, conversations, csat, customer_auth, lifecycle, outbox, routing, timers, webhooks
+from app import ROOT, clock, conversations, csat, customer_auth, lifecycle, outbox, routing, timers, webhooks
 from app.agents import add_agent
 from app.extensions import db
 from app.models import Agent, Conversation, Customer, OutboxWebhook, Webhook, Workstream
@@ -373,3 +376,34 @@ def test_cli_creates_lists_and_redelivers(app, world, receiver):
     bad = runner.invoke(args=["create-webhook", world.workstream_id, "ftp://x", "--event", "message.created"])
     assert bad.exit_code == 1 and "http or https" in bad.output
     assert runner.invoke(args=["webhook-deliveries", "999"]).exit_code == 1
+
+
+def test_the_readme_s_signature_example_and_verifiers_hold():
+    """What the README tells receivers is what the server does: its example header is the server's
+    signature, and its Python and Node.js verifiers accept it and refuse a wrong secret."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = re.search(r"Chat-Signature: (t=\d+,v1=[0-9a-f]{64})", readme).group(1)
+    secret = re.search(r"with the secret `(whsec_\w+)`", readme).group(1)
+    body = re.search(r"and the body\s+`(\{[^`]+\})`", readme).group(1).encode()
+    timestamp = int(re.search(r"t=(\d+)", header).group(1))
+    assert webhooks.sign(secret, timestamp, body) == header
+
+    python = re.search(r"```python\n(import hashlib.*?)```", readme, re.S).group(1)
+    scope: dict = {}
+    exec(python, scope)  # noqa: S102 - the README's own example
+    assert scope["verify"](secret, header, body, tolerance=10**12)
+    assert not scope["verify"](secret + "x", header, body, tolerance=10**12)
+    assert not scope["verify"](secret, header, body)  # the example is long past five minutes
+
+    javascript = re.search(r"```javascript\n(.*?)```", readme, re.S).group(1)
+    node = shutil.which("node")
+    assert node, "Node.js runs the README's JavaScript example (make test installs it for axe-core too)"
+    check = f"""{javascript}
+const body = Buffer.from({json.dumps(body.decode())});
+console.log(JSON.stringify([
+  verify({json.dumps(secret)}, {json.dumps(header)}, body, 1e12),
+  verify({json.dumps(secret + "x")}, {json.dumps(header)}, body, 1e12),
+  verify({json.dumps(secret)}, {json.dumps(header)}, body),
+]));"""
+    out = subprocess.run([node, "-e", check], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == [True, False, False]
