@@ -56,6 +56,9 @@ def test_the_bot_answers_first_and_hands_over_to_an_agent_who_sees_its_part(cont
         expect(log.locator('.msg[data-sender="bot"]').first).to_contain_text(shop_bot.GREETING)
         expect(log.locator('.msg[data-sender="customer"]').first).to_contain_text("Where is my order?")
         ada.reply("Hi, Ada here. Your order left the warehouse this morning.")
+        # The list shows the conversation with what it needs, and nothing that is not there.
+        expect(ada.mine().first).to_contain_text("Support · Active")
+        expect(ada.mine().first).not_to_contain_text("null")
 
         expect(widget.messages(sender="agent")).to_contain_text("Ada here")
         expect(widget.page.locator(".pc-agent")).to_have_text("Ada")

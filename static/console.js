@@ -470,7 +470,8 @@
       el('span', { className: 'item-meta' },
         [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · '),
         offered ? el('span', { className: 'item-offer' }, ` · Offered, ${countdown(s)} left`) : null),
-      labelChips(s.labels),
+      // replaceChildren, unlike el(), would write a missing node as the text "null".
+      labelChips(s.labels) || '',
     );
     if (isUnread) button.append(el('span', { className: 'visually-hidden' }, ', unread'));
   }
