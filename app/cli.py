@@ -17,6 +17,7 @@ from . import (
     canned,
     checked,
     cli_api_keys,
+    cli_bots,
     cli_privacy,
     cli_webhooks,
     labels,
@@ -105,6 +106,7 @@ def _agent(email: str) -> Agent:
 def register(app: Flask) -> None:
     command = partial(app.cli.command, cls=_Command)
     cli_api_keys.register(app)
+    cli_bots.register(app)
     cli_privacy.register(app)
     cli_webhooks.register(app)
     canned.register_cli(app)

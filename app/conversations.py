@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import attachments, automated_messages, clock, lifecycle, notifications, posting, rates, routing
+from . import attachments, automated_messages, bots, clock, lifecycle, notifications, posting, rates, routing
 from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
@@ -244,10 +244,12 @@ def post_customer_message(
                 rates.hit("CONVERSATIONS_PER_CUSTOMER", "conversations", customer_id)
                 conversation_counted = True
                 return attempt()
+            # With a bot, the bot answers first; the queue gets the conversation when it hands over.
+            status = "bot" if bots.usable(workstream) else "open"
             conversation = Conversation(
                 workstream_id=workstream_id,
                 customer_id=customer_id,
-                status="open",
+                status=status,
                 created_at=now,
                 updated_at=now,
                 context=context_json,
@@ -255,7 +257,7 @@ def post_customer_message(
             )
             db.session.add(conversation)
             db.session.flush()
-            lifecycle.record(conversation, None, "open", "customer", customer_id)
+            lifecycle.record(conversation, None, status, "customer", customer_id)
             changed = True
         else:
             # Attributes are set only when they change: a dirty object costs a flush on every message.
@@ -271,12 +273,16 @@ def post_customer_message(
             # Widgets learn of a new conversation before its first message (docs/protocol.md).
             lifecycle.announce(conversation, console=False)
         message = lifecycle.append_message(conversation, "customer", text, client_id, attachments=files)
+        if conversation.status == "bot" and conversation.bot_answer_due_at is None:
+            # The bot's time to answer runs from the first message it has not answered.
+            seconds = bots.answer_seconds(conversation.workstream)
+            conversation.bot_answer_due_at = clock.now() + timedelta(seconds=seconds)
         if changed or conversation.agent_id is None:
             # The console's lists (the queue's previews too) show the state with this message in it.
             lifecycle.announce(conversation, widget=False)
         if returned_to is not None:
             lifecycle.notify(returned_to.id, "returned", conversation)
-        waiting_for_agent = conversation.agent_id is None
+        waiting_for_agent = conversation.status == "open" and conversation.agent_id is None
         db.session.commit()
         return message, waiting_for_agent
 
@@ -330,6 +336,58 @@ def post_agent_message(
     return _retry_on_conflict(attempt)
 
 
+def post_bot_message(conversation_id: int, client_id: object, body: object) -> tuple[Message, bool]:
+    """The workstream's bot answers a conversation that is still with it (bots.py), under its name."""
+    client_id = validate_client_id(client_id)
+    text = validate_body(body)
+
+    def attempt() -> tuple[Message, bool]:
+        # Locked: a handover at the same moment either comes after this message or refuses it.
+        conversation = db.session.scalar(
+            select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+        )
+        if conversation is None:
+            raise not_found()
+        existing = db.session.scalar(
+            select(Message).where(Message.conversation_id == conversation.id, Message.client_id == client_id)
+        )
+        if existing is not None:
+            return existing, False
+        if conversation.status != "bot":
+            raise ChatError(409, "wrong_state", "The bot has handed this conversation over; it can no longer answer.")
+        name = conversation.workstream.bot_name
+        message = lifecycle.append_message(conversation, "bot", text, client_id, sender_name=name)
+        conversation.bot_answer_due_at = None
+        db.session.commit()
+        return message, True
+
+    return _retry_on_conflict(attempt)
+
+
+def hand_over(conversation_id: int, actor_kind: str) -> Conversation:
+    """The bot (or, for a bot that does not answer, the scheduler) passes the conversation to people: it
+    joins the queue as a new conversation does, with what the bot and the customer said in it."""
+    now = clock.now()
+    table = Conversation.__table__
+    # Compare-and-set: of a bot's call and the scheduler's at the same moment, one hands over.
+    moved = db.session.execute(
+        update(table)
+        .where(table.c.id == conversation_id, table.c.status == "bot")
+        .values(status="open", bot_answer_due_at=None, updated_at=now)
+    ).rowcount
+    if moved != 1:
+        db.session.rollback()
+        agent_conversation(conversation_id)
+        raise ChatError(409, "wrong_state", "This conversation is not with the bot.")
+    conversation = agent_conversation(conversation_id)
+    db.session.refresh(conversation)
+    lifecycle.record(conversation, "bot", "open", actor_kind, None)
+    lifecycle.announce(conversation)
+    db.session.commit()
+    routing.dispatch()
+    return conversation
+
+
 def end(agent: Agent, conversation_id: int) -> Conversation:
     """The agent ends the conversation: wrap-up, and the customer's next message starts a new one."""
     conversation = agent_conversation(conversation_id)
@@ -351,7 +409,7 @@ def end_by_customer(customer: Customer, workstream: Workstream, conversation_id:
     if workstream.mode != "live":
         raise ChatError(409, "not_live", "Only an agent ends a persistent conversation.")
     conversation = customer_conversation(customer.id, workstream.id, conversation_id)
-    if conversation.status not in ("open", "active"):
+    if conversation.status not in ("open", "active", "bot"):
         raise ChatError(409, "wrong_state", "This chat has already ended.")
     agent = conversation.agent
     now = clock.now()

@@ -2,7 +2,7 @@
 
 from sqlalchemy.exc import IntegrityError
 
-from . import clock, conversations, lifecycle
+from . import clock, conversations, lifecycle, webhooks
 from .errors import ChatError
 from .extensions import db
 from .models import Conversation, Customer, Rating, Workstream
@@ -46,6 +46,8 @@ def rate(customer: Customer, workstream: Workstream, conversation_id: object, sc
     rating = Rating(conversation_id=conversation.id, score=score, comment=text, created_at=clock.now())
     db.session.add(rating)
     lifecycle.announce(conversation)
+    # In the rating's transaction: a second device's refused rating sends nothing.
+    webhooks.rating_given(conversation, rating)
     try:
         db.session.commit()
     except IntegrityError:

@@ -99,9 +99,11 @@ def append_message(
     client_id: str | None,
     agent: Agent | None = None,
     attachments: list[Attachment] = (),
+    sender_name: str | None = None,
 ) -> Message:
     """Add a message in the caller's transaction and emit it to the customer, the agent and watchers;
-    `attachments` (checked by attachments.claimable) become the message's."""
+    `attachments` (checked by attachments.claimable) become the message's. The sender's name is the
+    agent's, or `sender_name` (a bot's)."""
     now = clock.now()
     # The next sequence number is taken by one atomic UPDATE in this transaction: no gaps, no repeats.
     # Automated messages are not activity: they must not keep an abandoned conversation from closing.
@@ -115,7 +117,7 @@ def append_message(
         "seq": seq,
         "sender_kind": sender_kind,
         "sender_agent_id": agent.id if agent else None,
-        "sender_name": agent.name if agent else None,
+        "sender_name": agent.name if agent else sender_name,
         "body": body,
         "client_id": client_id,
         "created_at": now,

@@ -10,11 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from . import clock
 from .extensions import db
 
-CURRENT_STATUSES = ("open", "active", "waiting")
+# `bot`: with the workstream's bot (bots.py), before it hands over to the queue; costs no capacity.
+CURRENT_STATUSES = ("open", "active", "waiting", "bot")
 ENDED_STATUSES = ("wrap_up", "closed")
 STATUSES = CURRENT_STATUSES + ENDED_STATUSES
 MODES = ("persistent", "live")
-SENDER_KINDS = ("customer", "agent", "system")
+SENDER_KINDS = ("customer", "agent", "system", "bot")
 PRESENCES = ("available", "busy", "busy_dnd", "away", "offline", "inactive")
 ROLES = ("agent", "supervisor", "admin")
 DAY = 24 * 3600
@@ -91,6 +92,12 @@ class Workstream(db.Model):
     auth_setting_id: Mapped[int | None] = mapped_column(ForeignKey("auth_setting.id"))
     # Closed conversations older than this many days are deleted by the scheduler (privacy.py); NULL keeps them.
     retention_days: Mapped[int | None]
+    # The bot that answers new conversations first (bots.py): it hears them through its webhook, answers
+    # and hands over with its API key, and is handed over from if it stays silent this long. NULL: no bot.
+    bot_name: Mapped[str | None] = mapped_column(String(120))
+    bot_webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhook.id", use_alter=True))
+    bot_api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
+    bot_answer_seconds: Mapped[int | None]
     # Space-separated origins (scheme://host[:port]) allowed to embed the widget.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -174,8 +181,8 @@ class Conversation(db.Model):
             "customer_id",
             "workstream_id",
             unique=True,
-            sqlite_where=text("status IN ('open', 'active', 'waiting')"),
-            postgresql_where=text("status IN ('open', 'active', 'waiting')"),
+            sqlite_where=text("status IN ('open', 'active', 'waiting', 'bot')"),
+            postgresql_where=text("status IN ('open', 'active', 'waiting', 'bot')"),
         ),
     )
 
@@ -190,6 +197,8 @@ class Conversation(db.Model):
     ended_at: Mapped[datetime | None]
     # A pushed conversation the agent has not accepted yet goes back to the queue at this time.
     offer_expires_at: Mapped[datetime | None]
+    # With the bot: the customer's message it has not answered yet; past this it hands over (bots.py).
+    bot_answer_due_at: Mapped[datetime | None]
     # The customer's context variables (the token's lwicontexts), as JSON, shown to the agent.
     context: Mapped[str | None] = mapped_column(Text)
     # The customer's language (from their widget), for the automated messages they get.

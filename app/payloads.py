@@ -52,7 +52,8 @@ def widget_conversation(c: Conversation) -> dict:
         "id": c.id,
         "status": c.status,
         "ended": c.ended,
-        "agent_name": c.agent.name if c.agent else None,
+        # Who answers: the agent, or while the conversation is with it, the workstream's bot.
+        "agent_name": c.agent.name if c.agent else (c.workstream.bot_name if c.status == "bot" else None),
         "last_seq": c.last_seq,
         # The highest seq the customer has been shown on any device (read_state.py).
         "read_seq": c.customer_read_seq or 0,

@@ -201,7 +201,7 @@ class Writer:
         (message_id,) = cursor.fetchall()[0]
         message = Posted(message_id, conversation_id, seq, job.body, job.client_id, now)
         if has_webhooks:
-            event_id, event, payload = webhooks.message_event(job.workstream_id, message)
+            event_id, event, payload = webhooks.message_event(job.workstream_id, "active", message)
             cursor.execute(
                 self.statements.webhook_outbox,
                 {

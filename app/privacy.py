@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 
 from . import attachments, audit, clock, conversations, events, lifecycle, read_state
 from .clock import iso
@@ -21,6 +21,7 @@ from .errors import ChatError, not_found
 from .extensions import db
 from .models import (
     Agent,
+    Attachment,
     AuthSetting,
     Conversation,
     ConversationEvent,
@@ -126,6 +127,24 @@ def _actor(actor: Agent | None, actor_name: str | None) -> tuple[str, int | None
     if actor is not None:
         return "agent", actor.id, actor.email
     return ("api", None, actor_name) if actor_name else ("cli", None, "command line")
+
+
+def holdings(customer: Customer) -> dict:
+    """What is stored of the customer, counted: what an erasure would delete."""
+    mine = _conversations_of(customer)
+    ids = [c.id for c in mine]
+    files = db.session.scalar(
+        select(func.count())
+        .select_from(Attachment)
+        .where(or_(Attachment.conversation_id.in_(ids), Attachment.customer_id == customer.id))
+    )
+    return {
+        "conversations": len(mine),
+        "current": sum(1 for c in mine if not c.ended),
+        "messages": sum(c.last_seq for c in mine),
+        "files": files,
+        "workstreams": sorted({c.workstream.name for c in mine}),
+    }
 
 
 # Export ---------------------------------------------------------------------------------------------

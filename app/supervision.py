@@ -11,7 +11,7 @@ from .extensions import db
 from .models import Agent, Conversation
 
 SUPERVISING_ROLES = ("supervisor", "admin")
-TEAM_STATUSES = ("open", "active", "waiting", "wrap_up")
+TEAM_STATUSES = ("bot", "open", "active", "waiting", "wrap_up")
 # The all-conversations view is for a team's day, not an archive (that is what search is for).
 MAX_TEAM_CONVERSATIONS = 1000
 
@@ -22,7 +22,7 @@ def require(agent: Agent) -> None:
 
 
 def team_conversations(agent: Agent) -> list[Conversation]:
-    """Every open, active, waiting and wrap-up conversation, oldest first."""
+    """Every current and wrap-up conversation (those with the bot too), oldest first."""
     require(agent)
     return list(
         db.session.scalars(

@@ -1,5 +1,5 @@
 """What time triggers: unanswered offers, agents whose consoles went away, customers stranded with an
-offline agent, auto-close, routing when operating hours begin, emails (unread replies, the outbox),
+offline agent or a silent bot, auto-close, routing when operating hours begin, emails (unread replies, the outbox),
 webhooks and retention.
 
 `tick()` runs every few seconds in one process of the deployment at a time (a file lock on SQLite, a
@@ -19,7 +19,8 @@ from flask import Flask, current_app
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
-from . import attachments, clock, conversations, lifecycle, notifications, privacy, routing, sqlite, webhooks
+from . import attachments, bots, clock, conversations, lifecycle, notifications, privacy, routing, sqlite, webhooks
+from .errors import ChatError
 from .extensions import db
 from .models import Agent, Conversation, Message, Workstream
 
@@ -99,6 +100,22 @@ def requeue_stranded(now: datetime) -> int:
     return moved
 
 
+def hand_over_from_silent_bots(now: datetime) -> int:
+    """A customer waiting for a bot that will not answer goes to the queue (bots.py says which)."""
+    moved = 0
+    for conversation_id in bots.stranded(now):
+        db.session.commit()
+        try:
+            conversations.hand_over(conversation_id, "system")
+        except ChatError:
+            # The bot answered or handed over meanwhile, or the customer ended the chat.
+            db.session.rollback()
+            continue
+        moved += 1
+    db.session.commit()
+    return moved
+
+
 def auto_close(now: datetime) -> int:
     """Close what has been left alone for the workstream's time: open and waiting conversations without
     activity, wrap-ups past their wrap-up time, and live chats whose visitor left after the agent's
@@ -119,7 +136,7 @@ def auto_close(now: datetime) -> int:
                 Conversation.workstream_id == workstream.id,
                 or_(
                     and_(
-                        Conversation.status == "open",
+                        Conversation.status.in_(("open", "bot")),
                         Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_open_seconds),
                     ),
                     and_(
@@ -151,6 +168,7 @@ def tick(now: datetime | None = None) -> dict[str, int]:
         "offers_expired": expire_offers(now),
         "agents_offline": agents_gone(now),
         "requeued": requeue_stranded(now),
+        "handed_over": hand_over_from_silent_bots(now),
         "closed": auto_close(now),
         "assigned": routing.dispatch(now),
         "emailed": notifications.tick(now),

@@ -25,17 +25,17 @@ from flask import current_app
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import aliased
 
-from . import clock, outbox
+from . import bots, clock, outbox
 from .clock import iso
 from .errors import ChatError, not_found
 from .extensions import db
-from .models import Conversation, Message, OutboxWebhook, Webhook, Workstream
+from .models import Conversation, Message, OutboxWebhook, Rating, Webhook, Workstream
 
 if TYPE_CHECKING:
     from .posting import Posted
 
 log = logging.getLogger(__name__)
-EVENTS = ("conversation.started", "message.created", "conversation.status_changed")
+EVENTS = ("conversation.started", "message.created", "conversation.status_changed", "rating.given")
 SIGNATURE_HEADER = "Chat-Signature"
 BATCH = 20
 MAX_URL_CHARS = 2000
@@ -94,6 +94,10 @@ def update(webhook: Webhook, data: dict) -> Webhook:
         raise ChatError(400, "invalid_webhook", f"Unknown fields: {', '.join(sorted(unknown))}.")
     url = _url(data["url"]) if "url" in data else webhook.url
     events = _events(data["events"]) if "events" in data else webhook.events
+    if bots.HEARS not in events.split() and bots.is_bot_of(webhook):
+        raise ChatError(
+            409, "bot_webhook", f"This webhook is a workstream's bot: it keeps {bots.HEARS}, to hear the customer."
+        )
     active = data.get("active", webhook.active)
     if not isinstance(active, bool):
         raise ChatError(400, "invalid_webhook", "active must be true or false.")
@@ -108,6 +112,8 @@ def update(webhook: Webhook, data: dict) -> Webhook:
 
 
 def remove(webhook: Webhook) -> None:
+    if bots.is_bot_of(webhook):
+        raise ChatError(409, "bot_webhook", "This webhook is a workstream's bot: remove the bot first.")
     db.session.query(OutboxWebhook).filter(OutboxWebhook.webhook_id == webhook.id).delete()
     db.session.delete(webhook)
     db.session.commit()
@@ -241,9 +247,10 @@ def status_changed(conversation: Conversation, from_status: str | None, to_statu
         _emit(conversation, "conversation.status_changed", {**data, "from_status": from_status})
 
 
-def _message_data(workstream_id: str, message: "Message | Posted") -> dict:
+def _message_data(workstream_id: str, status: str, message: "Message | Posted") -> dict:
     return {
-        "conversation": {"id": message.conversation_id, "workstream_id": workstream_id},
+        # The status tells a bot whether the conversation is still its own to answer.
+        "conversation": {"id": message.conversation_id, "workstream_id": workstream_id, "status": status},
         "message": {
             "seq": message.seq,
             "sender": message.sender_kind,
@@ -255,14 +262,25 @@ def _message_data(workstream_id: str, message: "Message | Posted") -> dict:
 
 
 def message_created(conversation: Conversation, message: Message) -> None:
-    _emit(conversation, "message.created", _message_data(conversation.workstream_id, message))
+    _emit(conversation, "message.created", _message_data(conversation.workstream_id, conversation.status, message))
 
 
-def message_event(workstream_id: str, message: "Posted") -> tuple[str, str, str]:
+def message_event(workstream_id: str, status: str, message: "Posted") -> tuple[str, str, str]:
     """The message.created event (id, type, body) for a writer that queues its outbox rows itself
     (posting.py): the same body `message_created` queues."""
-    event_id, body = _body("message.created", _message_data(workstream_id, message))
+    event_id, body = _body("message.created", _message_data(workstream_id, status, message))
     return event_id, "message.created", body
+
+
+def rating_given(conversation: Conversation, rating: Rating) -> None:
+    _emit(
+        conversation,
+        "rating.given",
+        {
+            "conversation": _conversation(conversation, conversation.status),
+            "rating": {"score": rating.score, "comment": rating.comment, "created_at": iso(rating.created_at)},
+        },
+    )
 
 
 # Delivery: the scheduler -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import json
 from urllib.parse import urlsplit
 
-from . import appearance, attachments, audit, automated_messages, hours, notifications
+from . import appearance, attachments, audit, automated_messages, bots, hours, notifications
 from .errors import ChatError
 from .extensions import db
 from .models import MODES, AuthSetting, Workstream
@@ -56,6 +56,7 @@ FIELDS = {
     "notify_return_url",
     "appearance",
     "attachment_limits",
+    "bot",
     *INTEGER_FIELDS,
 }
 
@@ -140,6 +141,8 @@ def _apply(workstream: Workstream, data: dict) -> None:
         workstream.appearance = appearance.validate(data["appearance"])
     if "attachment_limits" in data:
         workstream.attachment_limits = attachments.validate_limits(data["attachment_limits"])
+    if "bot" in data:
+        bots.apply(workstream, data["bot"])
     for field, (low, high) in INTEGER_FIELDS.items():
         if field in data:
             value = data[field]
@@ -215,5 +218,6 @@ def describe(w: Workstream) -> dict:
         "notify_return_url": w.notify_return_url,
         "appearance": appearance.settings(w),
         "attachment_limits": vars(attachments.limits_for(w)),
+        "bot": bots.describe(w),
         **{field: getattr(w, field) for field in INTEGER_FIELDS},
     }

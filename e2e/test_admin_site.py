@@ -280,7 +280,7 @@ def test_an_agent_is_added_then_disabled_and_leaves_the_transfer_list(owner, sit
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Saved.")
     page.get_by_role("link", name="Agents", exact=True).first.click()
-    page.get_by_role("link", name="Cy").click()
+    page.get_by_role("link", name="Cy", exact=True).click()
 
     email, ada_password = world.agents["ada"]
     ada = Console(contexts().new_page(), server).sign_in(email, ada_password)
@@ -310,7 +310,7 @@ def test_an_agent_is_added_then_disabled_and_leaves_the_transfer_list(owner, sit
     page.get_by_role("button", name="Delete Ada").click()
     expect(page.get_by_role("alert")).to_have_text("This agent has conversations: disable them instead.")
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Agents").click()
-    page.get_by_role("link", name="Cy").click()
+    page.get_by_role("link", name="Cy", exact=True).click()
     page.get_by_role("button", name="Delete Cy").click()
     expect(page.get_by_role("status")).to_have_text("Cy was deleted.")
 
@@ -369,7 +369,14 @@ def axe_script():
     return npm_package("axe-core@4", "axe-core/axe.min.js") / "node_modules" / "axe-core" / "axe.min.js"
 
 
-ADMIN_PAGES = ["/admin/", "/admin/workstreams", "/admin/auth-settings", "/admin/agents", "/admin/audit"]
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/workstreams",
+    "/admin/auth-settings",
+    "/admin/agents",
+    "/admin/privacy",
+    "/admin/audit",
+]
 
 
 def test_every_admin_page_passes_axe_and_other_agents_get_403(site, contexts, axe_script):

@@ -183,6 +183,7 @@
 
   function statusLabel(s) {
     switch (s.status) {
+      case 'bot': return 'With the bot';
       case 'open': return s.agent ? 'Returned' : 'In queue';
       case 'active': return 'Active';
       case 'waiting': return 'Waiting';
@@ -445,6 +446,7 @@
     if (!m) return 'No messages yet';
     const files = (m.attachments || []).map((a) => `📎 ${a.name}`).join(' ');
     const text = String(m.body || files).replace(/\s+/g, ' ').trim().slice(0, PREVIEW_CHARS);
+    if (m.sender === 'bot') return `${m.sender_name || 'Bot'} (bot): ${text}`;
     if (m.sender !== 'agent') return text;
     return `${isMine(s) ? 'You' : (m.sender_name || 'Agent')}: ${text}`;
   }
@@ -468,7 +470,8 @@
       el('span', { className: 'item-meta' },
         [s.workstream && s.workstream.name, statusLabel(s)].filter(Boolean).join(' · '),
         offered ? el('span', { className: 'item-offer' }, ` · Offered, ${countdown(s)} left`) : null),
-      labelChips(s.labels),
+      // replaceChildren, unlike el(), would write a missing node as the text "null".
+      labelChips(s.labels) || '',
     );
     if (isUnread) button.append(el('span', { className: 'visually-hidden' }, ', unread'));
   }
@@ -781,10 +784,11 @@
   // ---------------------------------------------------------------- transcripts
 
   function renderMessage(m, summary) {
-    const sender = ['customer', 'agent', 'system'].includes(m.sender) ? m.sender : 'system';
+    const sender = ['customer', 'agent', 'bot', 'system'].includes(m.sender) ? m.sender : 'system';
     let name = null;
     if (sender === 'customer') name = customerName(summary);
     else if (sender === 'agent') name = m.sender_name || 'Agent';
+    else if (sender === 'bot') name = `${m.sender_name || 'Bot'} (bot)`;
     const body = el('p', { className: 'msg-body', hidden: !m.body });
     linkify(body, m.body);
     return el('div', { className: 'msg', dataset: { seq: m.seq, sender, name: name || '', time: m.created_at || '' } },
@@ -1733,7 +1737,7 @@
   // ---------------------------------------------------------------- all conversations (supervisors)
 
   const SUPERVISING = ['supervisor', 'admin'];
-  const TEAM_STATUSES = ['open', 'active', 'waiting', 'wrap_up'];
+  const TEAM_STATUSES = ['bot', 'open', 'active', 'waiting', 'wrap_up'];
   const team = new Map();
   const teamUi = {
     section: $('team-section'),
@@ -1782,7 +1786,8 @@
     teamUi.section.hidden = !supervising();
     const groups = new Map();
     for (const s of team.values()) {
-      const key = s.agent ? s.agent.name : '';
+      let key = s.agent ? s.agent.name : '';
+      if (s.status === 'bot') key = `${s.agent_name || 'Bot'} (bot)`;
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key).push(s);
     }

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,18 +16,22 @@ class Received:
 
 class Receiver:
     """`answers[path]` is a status code to answer, "slow" to hold the request past any timeout, or
-    "garbage" to answer something that is not HTTP."""
+    "garbage" to answer something that is not HTTP. `then`, when set, is called with each request after
+    it has been answered (as a bot acts on what it heard); what it raises is kept in `errors`."""
 
     def __init__(self):
         self.received: list[Received] = []
         self.answers: dict[str, int | str] = {}
         self.released = threading.Event()
+        self.then: Callable[[Received], None] | None = None
+        self.errors: list[Exception] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.received.append(Received(self.path, dict(self.headers), body))
+                got = Received(self.path, dict(self.headers), body)
+                receiver.received.append(got)
                 answer = receiver.answers.get(self.path, 200)
                 if answer == "garbage":
                     self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
@@ -38,6 +43,12 @@ class Receiver:
                 self.send_response(answer)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                self.wfile.flush()
+                if receiver.then is not None and 200 <= answer < 300:
+                    try:
+                        receiver.then(got)
+                    except Exception as error:
+                        receiver.errors.append(error)
 
             def log_message(self, *args):
                 pass

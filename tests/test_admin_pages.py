@@ -9,7 +9,7 @@ from io import BytesIO
 import pytest
 from sqlalchemy import func, select
 
-from app import appearance, audit
+from app import api_keys, appearance, audit, bots, webhooks
 from app.agents import add_agent
 from app.conversations import customer_for
 from app.customer_auth import Identity
@@ -335,3 +335,56 @@ def test_email_retention_and_rating_settings_are_on_the_settings_page(admin, app
     app.config["SMTP_URL"] = None
     turned_on = admin.post(path, data={**form, "retention_days": "90", "notify_email_after_minutes": "7"})
     assert email_after != 7 and turned_on.status_code == 400 and "SMTP_URL" in turned_on.data.decode()
+
+
+def test_the_bot_is_chosen_on_the_settings_page_from_the_workstream_s_webhooks_and_keys(admin, app, world):
+    path = f"/admin/workstreams/{world.workstream_id}"
+    with app.app_context():
+        hook = webhooks.create(world.workstream_id, {"url": "https://bot.example/hook", "events": ["message.created"]})
+        deaf = webhooks.create(world.workstream_id, {"url": "https://crm.example/hook", "events": ["rating.given"]})
+        key, _secret = api_keys.create({"name": "Shop bot", "workstream_ids": [world.workstream_id]})
+        hook_id, deaf_id, key_id, prefix = hook.id, deaf.id, key.id, key.prefix
+    page = admin.get(path).data.decode()
+    assert f'<option value="{hook_id}">#{hook_id} https://bot.example/hook</option>' in page
+    assert f'<option value="{key_id}">Shop bot (pcsk_{prefix})</option>' in page
+    form = {
+        "name": "Support",
+        "auth_setting_id": str(world.auth_setting_id),
+        "allowed_origins": "https://shop.example",
+        "capacity_cost": "34",
+        "allowed_presences": ["available"],
+        "accept_seconds": "120",
+        "wrap_up_mode": "always",
+        "auto_close_open_seconds": "3600",
+        "auto_close_waiting_seconds": "3600",
+        "wrap_up_seconds": "60",
+        "affinity": "1",
+        "bot_webhook_id": str(deaf_id),
+        "bot_api_key_id": str(key_id),
+        "bot_name": "Botti",
+        "bot_answer_seconds": "45",
+    }
+    refused = admin.post(path, data=form)
+    assert refused.status_code == 400
+    assert re.search(r'name="bot_webhook_id"[^>]*aria-invalid="true"', refused.data.decode())
+    assert "must listen to message.created" in html.unescape(refused.data.decode())
+    refused = admin.post(path, data={**form, "bot_webhook_id": str(hook_id), "bot_answer_seconds": "2"})
+    assert refused.status_code == 400 and 'id="error-bot_answer_seconds"' in refused.data.decode()
+    with app.app_context():
+        assert bots.describe(db.session.get(Workstream, world.workstream_id)) is None
+
+    saved = admin.post(path, data={**form, "bot_webhook_id": str(hook_id)})
+    assert saved.status_code == 200
+    page = saved.data.decode()
+    assert f'<option value="{hook_id}" selected>' in page and 'value="Botti"' in page
+    with app.app_context():
+        assert bots.describe(db.session.get(Workstream, world.workstream_id)) == {
+            "name": "Botti",
+            "webhook_id": hook_id,
+            "api_key_id": key_id,
+            "answer_seconds": 45,
+        }
+    removed = admin.post(path, data={**form, "bot_webhook_id": "", "bot_api_key_id": "", "bot_name": ""})
+    assert removed.status_code == 200
+    with app.app_context():
+        assert bots.describe(db.session.get(Workstream, world.workstream_id)) is None

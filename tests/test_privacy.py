@@ -2,6 +2,7 @@
 columns are listed below, so a new one must be placed before this passes), through the admin API and
 the CLI."""
 
+import html
 import io
 import json
 import zipfile
@@ -51,7 +52,8 @@ TABLES = {
                    "wrap_up_capacity fallback_offline_minutes hours hide_when_closed csat_enabled "
                    "auto_close_open_seconds auto_close_waiting_seconds wrap_up_seconds automated_messages "
                    "notify_email_after_minutes notify_return_url appearance attachment_limits auth_setting_id "
-                   "retention_days allowed_origins created_at"),
+                   "retention_days bot_name bot_webhook_id bot_api_key_id bot_answer_seconds allowed_origins "
+                   "created_at"),
     "webhook": ("none", "id workstream_id url events secret active disabled_reason created_at"),
     "audit_entry": ("none", "id created_at actor_kind actor_id actor_label action target_kind target_id target_label "
                     "changes"),
@@ -59,8 +61,9 @@ TABLES = {
     "customer": ("customer", "id auth_setting_id sub display_name email created_at"),
     "email_opt_out": ("customer", "customer_id workstream_id created_at"),
     "conversation": ("conversation", "id workstream_id customer_id agent_id status last_seq created_at updated_at "
-                     "ended_at offer_expires_at context locale queue_position queue_told_at customer_read_seq "
-                     "customer_read_at notify_due_at emailed_seq email_status emailed_at email_error"),
+                     "ended_at offer_expires_at bot_answer_due_at context locale queue_position queue_told_at "
+                     "customer_read_seq customer_read_at notify_due_at emailed_seq email_status emailed_at "
+                     "email_error"),
     "conversation_event": ("conversation", "id conversation_id from_status to_status actor_kind actor_id created_at"),
     "message": ("conversation", "id conversation_id seq sender_kind sender_agent_id sender_name body client_id "
                 "created_at attachment_count"),
@@ -269,6 +272,73 @@ def test_admin_api_is_for_admins_only(app, world):
     assert agent.get("/admin/api/customers?email=a@b.example").status_code == 403
     assert agent.delete("/admin/api/customers/1").status_code == 403
     assert app.test_client().get("/admin/api/customers/1/export").status_code == 401
+
+
+def test_the_privacy_page_finds_exports_and_erases_after_a_confirmation(app, admin, world):
+    with app.app_context():
+        alice_id = a_history(app, world, "alice").id
+    assert admin.get("/admin/privacy").status_code == 200
+    found = admin.get(f"/admin/privacy?auth_setting_id={world.auth_setting_id}&sub=alice")
+    page = html.unescape(found.data.decode())
+    assert found.status_code == 200
+    assert f"Alice {MARKER}" in page and f"alice@{MARKER}.example" in page and "Test site (#1)" in page
+    assert "2 conversation(s), 5 message(s), 2 file(s)" in page
+    assert f'href="/admin/privacy/customers/{alice_id}/export"' in page
+    by_email = html.unescape(admin.get(f"/admin/privacy?email=alice@{MARKER}.example").data.decode())
+    assert f"/admin/privacy/customers/{alice_id}/erase" in by_email
+    assert "No customer found." in admin.get(f"/admin/privacy?auth_setting_id={world.auth_setting_id}&sub=x").text
+
+    exported = admin.get(f"/admin/privacy/customers/{alice_id}/export")
+    assert exported.status_code == 200 and exported.mimetype == "application/zip"
+    assert json.loads(zipfile.ZipFile(io.BytesIO(exported.data)).read("customer.json"))["customer"]["id"] == alice_id
+
+    confirm = " ".join(html.unescape(admin.get(f"/admin/privacy/customers/{alice_id}/erase").text).split())
+    assert "Deletes for good 2 conversation(s) (in Support), 5 message(s) and 2 file(s)" in confirm
+    assert "1 of the conversations is not over yet." in confirm
+    assert "Closes their open chat widgets at once" in confirm
+    unconfirmed = admin.post(f"/admin/privacy/customers/{alice_id}/erase", data={})
+    assert unconfirmed.status_code == 400 and 'id="error-confirm"' in unconfirmed.text
+    with app.app_context():
+        assert db.session.get(Customer, alice_id) is not None
+
+    erased = admin.post(f"/admin/privacy/customers/{alice_id}/erase", data={"confirm": "1"})
+    assert erased.status_code == 302
+    assert "erased=1" in erased.location and "conversations=2" in erased.location and "messages=5" in erased.location
+    notice = admin.get(erased.location).text
+    assert "The customer was erased: 2 conversation(s) and 5 message(s) deleted" in notice
+    assert admin.get(f"/admin/privacy/customers/{alice_id}/erase").status_code == 404
+    with app.app_context():
+        assert leaks(alice_id, []) == []
+        entries = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.target_kind == "customer").order_by(AuditEntry.id)
+        )
+        assert [(a.action, a.actor_label, a.target_id) for a in entries] == [
+            ("customer_exported", "root@example.com", ""),
+            ("customer_erased", "root@example.com", ""),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("sub=alice", "auth_setting_id"),
+        ("auth_setting_id=99&sub=alice", "auth_setting_id"),
+        ("auth_setting_id=x&sub=alice", "auth_setting_id"),
+        ("email=nobody", "email"),
+    ],
+)
+def test_the_privacy_page_shows_an_unclear_search_beside_its_field(admin, query, field):
+    refused = admin.get(f"/admin/privacy?{query}")
+    assert refused.status_code == 400 and f'id="error-{field}"' in refused.text, refused.text
+
+
+def test_the_privacy_pages_are_for_admins_only(app, world):
+    email, password = world.agents["ada"]
+    agent = app.test_client()
+    agent.post("/console/login", data={"email": email, "password": password})
+    assert agent.get("/admin/privacy").status_code == 403
+    assert agent.get("/admin/privacy/customers/1/export").status_code == 403
+    assert agent.post("/admin/privacy/customers/1/erase", data={"confirm": "1"}).status_code == 403
 
 
 def test_cli_exports_and_erases(app, world, tmp_path):

@@ -5,15 +5,18 @@ registration through the admin API and the CLI."""
 import hashlib
 import hmac
 import json
+import re
+import shutil
+import subprocess
 from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app import clock, conversations, customer_auth, lifecycle, outbox, routing, timers, webhooks
+from app import ROOT, clock, conversations, csat, customer_auth, lifecycle, outbox, routing, timers, webhooks
 from app.agents import add_agent
 from app.extensions import db
-from app.models import Agent, Conversation, OutboxWebhook, Webhook
+from app.models import Agent, Conversation, Customer, OutboxWebhook, Webhook, Workstream
 from tests.receiver import Receiver
 from tests.support import Clock
 
@@ -116,6 +119,34 @@ def test_a_conversation_s_events_arrive_signed_and_in_order_through_the_schedule
     assert messages[0]["id"] == first["id"]
     assert all(d.status == "sent" and d.response_code == 200 for d in deliveries(everything))
     assert timers.tick(clock.now())["webhooks_delivered"] == 0
+
+
+def test_a_customer_s_rating_is_sent_as_rating_given(world, receiver, time_):
+    ratings = register(world, receiver, "/ratings", ["rating.given"])
+    agent = ada()
+    conversation = customer_says(world, "My parcel is lost", "c1")
+    conversations.post_agent_message(agent, conversation.id, "a1", "Found it: it arrives tomorrow.")
+    conversations.end(agent, conversation.id)
+    alice = db.session.get(Customer, conversation.customer_id)
+    workstream = db.session.get(Workstream, world.workstream_id)
+    webhooks.deliver(clock.now())
+    assert receiver.at("/ratings") == []
+
+    csat.rate(alice, workstream, conversation.id, 5, "  Quick and kind.  ")
+    # A second device rating the same conversation is refused, and sends nothing.
+    with pytest.raises(Exception, match="rated already"):
+        csat.rate(alice, workstream, conversation.id, 1, None)
+    assert webhooks.deliver(clock.now()) == 1
+    [received] = receiver.at("/ratings")
+    body = verified(received, ratings.secret, time_.now)
+    assert received.headers["Chat-Event"] == "rating.given"
+    assert body["type"] == "rating.given"
+    assert body["data"]["rating"] == {"score": 5, "comment": "Quick and kind.", "created_at": body["created_at"]}
+    assert body["data"]["conversation"]["id"] == conversation.id
+    assert body["data"]["conversation"]["status"] == "wrap_up"
+    assert body["data"]["conversation"]["agent"]["name"] == "Ada"
+    assert body["data"]["conversation"]["customer"]["sub"] == "alice"
+    assert [d.event for d in deliveries(ratings)] == ["rating.given"]
 
 
 def test_a_wrong_secret_does_not_verify(world, receiver, time_):
@@ -295,7 +326,7 @@ def test_admin_api_registers_lists_shows_deliveries_and_redelivers(app, admin, w
         {"url": "https://", "events": ["message.created"]},
         {"url": "https://crm.example:99999/hook", "events": ["message.created"]},
         {"url": "https://crm.example/hook", "events": []},
-        {"url": "https://crm.example/hook", "events": ["rating.given"]},
+        {"url": "https://crm.example/hook", "events": ["rating.changed"]},
         {"url": "https://crm.example/hook", "events": "message.created"},
         {"url": "https://crm.example/hook", "events": ["message.created"], "secret": "mine"},
         {"url": "https://crm.example/" + "x" * 2000, "events": ["message.created"]},
@@ -345,3 +376,34 @@ def test_cli_creates_lists_and_redelivers(app, world, receiver):
     bad = runner.invoke(args=["create-webhook", world.workstream_id, "ftp://x", "--event", "message.created"])
     assert bad.exit_code == 1 and "http or https" in bad.output
     assert runner.invoke(args=["webhook-deliveries", "999"]).exit_code == 1
+
+
+def test_the_readme_s_signature_example_and_verifiers_hold():
+    """What the README tells receivers is what the server does: its example header is the server's
+    signature, and its Python and Node.js verifiers accept it and refuse a wrong secret."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = re.search(r"Chat-Signature: (t=\d+,v1=[0-9a-f]{64})", readme).group(1)
+    secret = re.search(r"with the secret `(whsec_\w+)`", readme).group(1)
+    body = re.search(r"and the body\s+`(\{[^`]+\})`", readme).group(1).encode()
+    timestamp = int(re.search(r"t=(\d+)", header).group(1))
+    assert webhooks.sign(secret, timestamp, body) == header
+
+    python = re.search(r"```python\n(import hashlib.*?)```", readme, re.S).group(1)
+    scope: dict = {}
+    exec(python, scope)  # noqa: S102 - the README's own example
+    assert scope["verify"](secret, header, body, tolerance=10**12)
+    assert not scope["verify"](secret + "x", header, body, tolerance=10**12)
+    assert not scope["verify"](secret, header, body)  # the example is long past five minutes
+
+    javascript = re.search(r"```javascript\n(.*?)```", readme, re.S).group(1)
+    node = shutil.which("node")
+    assert node, "Node.js runs the README's JavaScript example (make test installs it for axe-core too)"
+    check = f"""{javascript}
+const body = Buffer.from({json.dumps(body.decode())});
+console.log(JSON.stringify([
+  verify({json.dumps(secret)}, {json.dumps(header)}, body, 1e12),
+  verify({json.dumps(secret + "x")}, {json.dumps(header)}, body, 1e12),
+  verify({json.dumps(secret)}, {json.dumps(header)}, body),
+]));"""
+    out = subprocess.run([node, "-e", check], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == [True, False, False]

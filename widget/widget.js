@@ -16,7 +16,7 @@
     en: {
       open: "Open chat", close: "Close chat", chat: "Chat", minimize: "Minimize chat",
       messages: "Messages", message: "Message", placeholder: "Write a message…", send: "Send",
-      you: "You", agent: "Agent", ended: "Conversation ended", earlier: "Load earlier messages",
+      you: "You", agent: "Agent", bot: "{name} (bot)", ended: "Conversation ended", earlier: "Load earlier messages",
       loading: "Loading…", loadFailed: "Could not load earlier messages.",
       connecting: "Connecting…", reconnecting: "Reconnecting…", tryAgain: "Try again",
       unread: "{n} unread messages",
@@ -29,6 +29,7 @@
       errOrigin: "The chat is not enabled for this website.",
       errWorkstream: "This chat is not available.", errGeneric: "The chat could not be started.",
       errUnreachable: "The chat cannot be reached right now.",
+      erased: "Your chat history has been deleted.",
       away: "We are away right now and back {time}. You can still write: we will answer then.",
       awayNoTime: "We are away right now. You can still write: we will answer when we are back.",
       offline: "The chat is offline right now. We are back {time}.",
@@ -49,7 +50,7 @@
     fi: {
       open: "Avaa chat", close: "Sulje chat", chat: "Chat", minimize: "Pienennä chat",
       messages: "Viestit", message: "Viesti", placeholder: "Kirjoita viesti…", send: "Lähetä",
-      you: "Sinä", agent: "Asiakaspalvelija", ended: "Keskustelu päättyi",
+      you: "Sinä", agent: "Asiakaspalvelija", bot: "{name} (botti)", ended: "Keskustelu päättyi",
       earlier: "Lataa aiemmat viestit",
       loading: "Ladataan…", loadFailed: "Aiempia viestejä ei voitu ladata.",
       connecting: "Yhdistetään…", reconnecting: "Yhdistetään uudelleen…", tryAgain: "Yritä uudelleen",
@@ -64,6 +65,7 @@
       errWorkstream: "Tämä chat ei ole käytettävissä.",
       errGeneric: "Chattia ei voitu käynnistää.",
       errUnreachable: "Chattiin ei juuri nyt saada yhteyttä.",
+      erased: "Keskusteluhistoriasi on poistettu.",
       away: "Emme ole paikalla juuri nyt, palaamme {time}. Voit silti kirjoittaa: vastaamme silloin.",
       awayNoTime: "Emme ole paikalla juuri nyt. Voit silti kirjoittaa: vastaamme, kun palaamme.",
       offline: "Chat ei ole juuri nyt auki. Palaamme {time}.",
@@ -173,7 +175,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-sender { margin: 0 4px 2px; font-size: 12px; color: var(--pc-muted); }
 .pc-body { padding: 8px 12px; border-radius: 14px; background: var(--pc-bubble);
   white-space: pre-wrap; overflow-wrap: anywhere; }
-.pc-msg[data-sender="agent"] .pc-body { border-bottom-left-radius: 4px; }
+.pc-msg[data-sender="agent"] .pc-body, .pc-msg[data-sender="bot"] .pc-body { border-bottom-left-radius: 4px; }
 .pc-msg[data-sender="customer"] .pc-body { background: var(--pc-accent); color: var(--pc-on-accent);
   border-bottom-right-radius: 4px; }
 .pc-msg[data-sender="system"] .pc-body { padding: 2px 8px; background: none; font-size: 13px;
@@ -814,7 +816,10 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       if (msg.seq != null) node.setAttribute("data-seq", msg.seq);
       const sender = node.querySelector(".pc-sender");
       if (sender) {
-        sender.textContent = msg.sender === "customer" ? this.t.you : msg.sender_name || this.t.agent;
+        const name = msg.sender_name || this.t.agent;
+        // A bot says that it is one, in words.
+        sender.textContent = msg.sender === "customer" ? this.t.you
+          : msg.sender === "bot" ? this.t.bot.replace("{name}", name) : name;
       }
       linkify(node.querySelector(".pc-body"), msg.body);
       this.showFiles(node, msg);
@@ -1438,8 +1443,25 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
         case "error": return this.onError(frame);
         // This server may have missed live events: reconnect, saying hello from the contiguous cursor.
         case "resync": return this.lost();
+        case "erased": return this.onErased();
         default: return; // pong and anything newer than this widget
       }
+    }
+
+    // The customer's data was erased: none of it stays on screen or in storage, the panel closes, and the
+    // widget does not reconnect by itself (that would start a new customer) until the page loads again.
+    onErased() {
+      this.fail(this.t.erased);
+      this.clear();
+      this.outbox.clear();
+      this.locals = [];
+      this.failedSends = [];
+      this.unread.clear();
+      this.updateBadge();
+      sessionStore.remove(this.visitorKey());
+      this.render({ bottom: true });
+      this.updateHeader();
+      this.close();
     }
 
     onMessage(msg) {

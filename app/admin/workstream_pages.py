@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo, available_timezones
 from flask import current_app, jsonify, redirect, request, url_for
 from sqlalchemy import select
 
-from .. import appearance, automated_messages, clock, hours, workstreams
+from .. import api_keys, appearance, automated_messages, bots, clock, hours, workstreams
 from ..errors import ChatError, not_found
 from ..extensions import db
-from ..models import AuthSetting, Workstream
+from ..models import ApiKey, AuthSetting, Webhook, Workstream
 from . import bp, forms
 from .pages import admin_page, page
 
@@ -76,6 +76,37 @@ def _settings_choices() -> list[tuple[str, str]]:
     return [("", "None (live visitors only)")] + [(str(s.id), f"{s.name} (#{s.id})") for s in found]
 
 
+def _bot_choices(w: Workstream) -> dict:
+    """The webhooks and API keys a bot of this workstream can be made of."""
+    hooks = db.session.scalars(select(Webhook).where(Webhook.workstream_id == w.id).order_by(Webhook.id))
+    keys = [k for k in db.session.scalars(select(ApiKey).order_by(ApiKey.id)) if k.allows(w.id)]
+    return {
+        "webhooks": [("", "No bot")]
+        + [(str(h.id), f"#{h.id} {h.url}" + ("" if h.active else " (switched off)")) for h in hooks],
+        "api_keys": [("", "Choose a key")] + [(str(k.id), f"{k.name} ({api_keys.PREFIX}{k.prefix})") for k in keys],
+    }
+
+
+def _bot_form(form) -> dict | None:
+    """The bot's fields as the domain takes them: no webhook, key or name chosen is no bot."""
+    if not any(form.get(f"bot_{field}") for field in ("webhook_id", "api_key_id", "name")):
+        return None
+    bot = {
+        "name": form.get("bot_name", ""),
+        "webhook_id": forms.integer(form.get("bot_webhook_id")),
+        "api_key_id": forms.integer(form.get("bot_api_key_id")),
+    }
+    seconds = forms.integer(form.get("bot_answer_seconds"))
+    return bot if seconds is None else {**bot, "answer_seconds": seconds}
+
+
+def _bot_error_field(error: ChatError) -> str | None:
+    for field in bots.FIELDS:
+        if f"bot.{field}" in error.message:
+            return f"bot_{field}"
+    return None
+
+
 def server_url() -> str:
     return current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
 
@@ -122,8 +153,13 @@ def create_page():
 
 def _settings_values(w: Workstream) -> dict:
     described = workstreams.describe(w)
+    bot = described["bot"] or {}
     return {
         **described,
+        "bot_name": bot.get("name", ""),
+        "bot_webhook_id": str(bot.get("webhook_id", "")),
+        "bot_api_key_id": str(bot.get("api_key_id", "")),
+        "bot_answer_seconds": bot.get("answer_seconds", bots.DEFAULT_ANSWER_SECONDS),
         "auth_setting_id": "" if w.auth_setting_id is None else str(w.auth_setting_id),
         "allowed_origins": "\n".join(described["allowed_origins"]),
         "wrap_up_mode": described["wrap_up_capacity"]
@@ -146,6 +182,7 @@ def _settings_page(
         values=values or _settings_values(w),
         settings=_settings_choices(),
         presences=workstreams.PRESENCE_CHOICES,
+        bot_choices=_bot_choices(w),
         errors=errors or {},
         notice=notice,
         section=SECTION,
@@ -186,6 +223,7 @@ def save_settings(workstream_id: str):
         "notify_return_url": form.get("notify_return_url") or None,
         "retention_days": forms.integer(form.get("retention_days")),
         "csat_enabled": bool(form.get("csat_enabled")),
+        "bot": _bot_form(form),
     }
     email_after = forms.integer(form.get("notify_email_after_minutes"))
     # Sent only when changed: turning email on needs SMTP_URL, keeping a setting as it is does not.
@@ -199,7 +237,7 @@ def save_settings(workstream_id: str):
             "auth_setting_id": ("authentication setting",),
             "affinity": ("same agent",),
         }
-        field = forms.error_field(error, SETTINGS_FIELDS, aliases)
+        field = _bot_error_field(error) or forms.error_field(error, SETTINGS_FIELDS, aliases)
         if field == "wrap_up_capacity":
             field = "wrap_up_capacity_seconds" if wrap_up == "seconds" else "wrap_up_mode"
         values = {**dict(form), "allowed_presences": form.getlist("allowed_presences"), "mode": w.mode}

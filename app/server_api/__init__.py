@@ -1,10 +1,11 @@
 """The API for the site's backend (`/api/server/…`, an API key as bearer token): list and read
-conversations, post agents' messages, erase a customer, through the same lifecycle functions as the console."""
+conversations, post agents' messages, answer and hand over as the workstream's bot, erase a customer,
+through the same lifecycle functions as the console."""
 
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import select
 
-from .. import api_keys, conversations, payloads, privacy
+from .. import api_keys, bots, conversations, payloads, privacy
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError, not_found
 from ..extensions import csrf, db
@@ -57,18 +58,39 @@ def conversation_messages(conversation_id: int):
     return history_page(_conversation(conversation_id).id)
 
 
+def _as_the_bot(conversation: Conversation) -> None:
+    if not bots.is_the_bot(conversation.workstream, g.api_key):
+        raise ChatError(403, "not_the_bot", "Only the workstream's bot, with its own API key, answers as the bot.")
+
+
 @bp.post("/conversations/<int:conversation_id>/messages")
 def post_message(conversation_id: int):
     """An agent's message, as if from their console: `{"agent_id", "client_id", "body"}`; the agent must
-    be the one assigned, the conversation active."""
+    be the one assigned, the conversation active. Or the bot's: `{"sender": "bot", "client_id", "body"}`
+    with the bot's key, while the conversation is with the bot."""
     data = json_body()
     conversation = _conversation(conversation_id)
+    sender = data.get("sender", "agent")
+    if sender not in ("agent", "bot"):
+        raise ChatError(400, "invalid_request", 'sender must be "agent" (with agent_id) or "bot".')
+    if sender == "bot":
+        _as_the_bot(conversation)
+        message, created = conversations.post_bot_message(conversation.id, data.get("client_id"), data.get("body"))
+        return jsonify({"message": payloads.message(message)}), 201 if created else 200
     agent_id = data.get("agent_id")
     agent = db.session.get(Agent, agent_id) if isinstance(agent_id, int) and not isinstance(agent_id, bool) else None
     if agent is None:
         raise ChatError(400, "invalid_request", "agent_id must be an agent's id.")
     message, created = conversations.post_agent_message(agent, conversation.id, data.get("client_id"), data.get("body"))
     return jsonify({"message": payloads.message(message)}), 201 if created else 200
+
+
+@bp.post("/conversations/<int:conversation_id>/handover")
+def hand_over(conversation_id: int):
+    """The bot passes the conversation to people: it joins the queue (or goes to an agent) at once."""
+    conversation = _conversation(conversation_id)
+    _as_the_bot(conversation)
+    return jsonify({"conversation": payloads.summary(conversations.hand_over(conversation.id, "bot"))})
 
 
 @bp.post("/customers/erase")
