@@ -1619,13 +1619,16 @@
     return cannedLoaded;
   }
 
-  // One per shortcut: the agent's own before a shared one, the conversation's language before "any".
+  // One per shortcut: the agent's own before a shared one, the conversation's language before "any",
+  // one for the conversation's workstream before one for every workstream.
   function cannedFor(summary, typed) {
     const lang = ((summary && summary.locale) || '').split('-')[0].toLowerCase();
+    const workstream = summary && summary.workstream && summary.workstream.id;
     const best = new Map();
-    const rank = (c) => (c.locale && c.locale === lang ? 0 : 2) + (c.shared ? 1 : 0);
+    const rank = (c) => (c.locale && c.locale === lang ? 0 : 4) + (c.shared ? 2 : 0) + (c.workstream_id ? 0 : 1);
     for (const c of canned) {
       if (c.locale && lang && c.locale !== lang) continue;
+      if (c.workstream_id && c.workstream_id !== workstream) continue;
       if (!c.shortcut.startsWith(typed)) continue;
       const held = best.get(c.shortcut);
       if (!held || rank(c) < rank(held)) best.set(c.shortcut, c);

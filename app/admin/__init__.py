@@ -2,4 +2,15 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import agent_pages, api, api_keys_api, auth_pages, pages, privacy_api, webhooks_api, workstream_pages  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    agent_pages,
+    api,
+    api_keys_api,
+    auth_pages,
+    canned_pages,
+    label_pages,
+    pages,
+    privacy_api,
+    webhooks_api,
+    workstream_pages,
+)
