@@ -420,19 +420,31 @@ def test_a_supervisor_shows_a_report_and_downloads_it_as_csv(contexts, chat):
         # An earlier test of the module made Ada an admin: here she is a plain agent again.
         db.session.execute(update(Agent).where(Agent.email == world.agents["ada"][0]).values(role="agent"))
         db.session.commit()
+    only_ada_available(server, world)
     ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
     expect(ada.page.get_by_role("heading", name="Reports")).to_be_hidden()
     page = contexts().new_page()
     page.goto(site.url("xena"))
     Widget(page).open().write("Counting for the report")
+    ada.open("Counting for the report")
+    ada.page.get_by_role("button", name="Move to waiting").click()
+    expect(ada.page.locator("#conv-status")).to_have_attribute("data-status", "waiting")
     bo = Console(contexts().new_page(), server).sign_in(*world.agents["bo"])
     reports_section = bo.page.locator("#reports-section")
     reports_section.get_by_role("button", name="Show report").click()
     table = reports_section.get_by_role("table", name="Report")
     # Today's conversations of the one workstream: a header row and one row.
     expect(table.get_by_role("row")).to_have_count(2)
-    expect(table.get_by_role("row").nth(1)).to_contain_text("Support")
+    expect(table.get_by_role("columnheader")).to_have_text(
+        ["Day", "Name", "Conversations", "Ended", "Queue wait", "First response", "Resolution", "Parked", "CSAT"]
+    )
+    row = table.get_by_role("row").nth(1)
+    expect(row).to_contain_text("Support")
+    # Every conversation of the module went straight to an agent; only this one was parked (and still is).
+    expect(row.get_by_role("cell").nth(4)).to_have_text(re.compile(r"^\d+ s$"))
+    expect(row.get_by_role("cell").nth(7)).to_have_text(re.compile(r"^\d+ (s|min) \(1\)$"))
     with bo.page.expect_download() as download:
         reports_section.get_by_role("link", name="Download CSV").click()
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.startswith("day,key,name,conversations,") and ",Support," in text
+    assert "queue_wait_seconds,parked,parked_seconds" in text.splitlines()[0]

@@ -1849,7 +1849,8 @@
   // A table with a bar for the CSAT average: the bar's width is set through the CSSOM (CSP).
   function renderReport(rows) {
     if (!rows.length) return el('p', {}, 'No conversations in that range.');
-    const head = ['Day', 'Name', 'Conversations', 'Ended', 'First response', 'Resolution', 'CSAT'];
+    const head = ['Day', 'Name', 'Conversations', 'Ended', 'Queue wait', 'First response', 'Resolution', 'Parked',
+      'CSAT'];
     return el('table', { className: 'report' },
       el('caption', { className: 'visually-hidden' }, 'Report'),
       el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col' }, h)))),
@@ -1858,8 +1859,9 @@
         bar.style.setProperty('--csat', String((r.csat_average || 0) / 5));
         return el('tr', {},
           el('td', {}, r.day), el('td', {}, r.name), el('td', {}, String(r.conversations)),
-          el('td', {}, String(r.ended)), el('td', {}, seconds(r.first_response_seconds)),
-          el('td', {}, seconds(r.resolution_seconds)),
+          el('td', {}, String(r.ended)), el('td', {}, seconds(r.queue_wait_seconds)),
+          el('td', {}, seconds(r.first_response_seconds)), el('td', {}, seconds(r.resolution_seconds)),
+          el('td', {}, r.parked ? `${seconds(r.parked_seconds)} (${r.parked})` : '–'),
           el('td', {}, r.csat_average == null ? '–' : `${r.csat_average} (${r.ratings})`, r.ratings ? bar : null));
       })));
   }
