@@ -116,9 +116,7 @@
     node.append(text.slice(last));
   }
 
-  // Hours without a leading zero ("9:05"); Finnish writes times as "klo 9.05".
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
-  const clockWord = timeFormat.resolvedOptions().locale.split('-')[0] === 'fi' ? 'klo ' : '';
+  // The browser's language; times follow the rule the widget shares (message_time.js).
   const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
@@ -130,11 +128,7 @@
   }
 
   function shortTime(d) {
-    const now = new Date();
-    const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth()
-      && d.getDate() === now.getDate();
-    const time = clockWord + timeFormat.format(d);
-    return today ? time : `${dateFormat.format(d)}, ${time}`;
+    return messageTime.text(d);
   }
 
   function timeElement(iso) {
@@ -793,15 +787,14 @@
       body, window.ConsoleFiles.render(m));
   }
 
-  // Messages from one sender within a few minutes form a group: one name and time, shown on its first.
-  // The others keep theirs for screen readers (.msg-continued hides them visually only).
-  const GROUP_MS = 5 * 60 * 1000;
+  // Messages from one sender within a few minutes (message_time.js) form a group: one name and time,
+  // shown on its first. The others keep theirs for screen readers (.msg-continued hides them visually only).
   function groupWithPrevious(node) {
     const prev = node.previousElementSibling;
     const continued = Boolean(prev) && node.classList.contains('msg') && prev.classList.contains('msg')
       && node.dataset.sender !== 'system' && prev.dataset.sender === node.dataset.sender
       && prev.dataset.name === node.dataset.name
-      && Math.abs(parseTime(node.dataset.time) - parseTime(prev.dataset.time)) < GROUP_MS;
+      && messageTime.grouped(parseTime(prev.dataset.time), parseTime(node.dataset.time));
     node.classList.toggle('msg-continued', continued);
   }
 
