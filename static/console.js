@@ -1144,6 +1144,34 @@
     }
   }
 
+  // On a phone the lists and the open conversation are two views; the focus follows the one shown.
+  const phone = window.matchMedia('(max-width: 48rem)');
+
+  function showView(view) {
+    const changed = app.dataset.view !== view;
+    app.dataset.view = view;
+    if (!changed || !phone.matches) return;
+    if (view === 'conversation') {
+      ui.customer.focus();
+      return;
+    }
+    const item = current && document.querySelector(`.sidebar li[data-conversation-id="${current.id}"] button`);
+    if (item) item.focus();
+    else $('heading-mine').scrollIntoView({ block: 'start' });
+  }
+
+  function conversationOffScreen() {
+    return phone.matches && app.dataset.view !== 'conversation';
+  }
+
+  // The conversation stays open (watched, its draft kept) until another is opened; a reload shows the lists.
+  $('back-to-lists').addEventListener('click', () => {
+    if (current) unread.delete(current.id);
+    history.replaceState(null, '', location.pathname + location.search);
+    showView('lists');
+    renderLists();
+  });
+
   async function openConversation(id) {
     if (!Number.isInteger(id) || id <= 0) return;
     const token = ++openToken;
@@ -1177,7 +1205,7 @@
     ui.section.hidden = false;
     renderHeader();
     sendWatch();
-    if (window.matchMedia('(max-width: 48rem)').matches) ui.section.scrollIntoView({ block: 'start' });
+    showView('conversation');
 
     let data;
     try {
@@ -1533,9 +1561,8 @@
       if (m.sender === 'customer') showTyping(null);
       if (current.loading) current.pending.push(m);
       else appendMessages([m]);
-    } else if (s && m.sender === 'customer') {
-      unread.add(id);
     }
+    if (s && m.sender === 'customer' && (!current || current.id !== id || conversationOffScreen())) unread.add(id);
     if (titleSkips.get(id) === m.seq) titleSkips.delete(id);
     else if (m.sender === 'customer' && lists.mine.ids.includes(id)) notifyIfHidden();
     renderLists();
@@ -1868,6 +1895,7 @@
     try {
       const data = await api('GET', `/reports?${query}`);
       $('report-output').replaceChildren(renderReport(data.rows || []));
+      $('report-output').tabIndex = 0; // it may scroll sideways: the keyboard must reach it
       const csv = $('report-csv');
       csv.href = `${API}/reports?${query}&format=csv`;
       csv.hidden = false;
