@@ -116,7 +116,7 @@
     node.append(text.slice(last));
   }
 
-  // The browser's language; times follow the rule the widget shares (message_time.js).
+  // Dates in the browser's language; times follow the rule shared with the widget (message_time.js).
   const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
@@ -1639,8 +1639,8 @@
     return cannedLoaded;
   }
 
-  // One per shortcut: the agent's own before a shared one, the conversation's language before "any",
-  // one for the conversation's workstream before one for every workstream.
+  // One per shortcut: the conversation's language before "any", then the agent's own before a shared one,
+  // then one for the conversation's workstream before one for every workstream.
   function cannedFor(summary, typed) {
     const lang = ((summary && summary.locale) || '').split('-')[0].toLowerCase();
     const workstream = summary && summary.workstream && summary.workstream.id;

@@ -193,3 +193,17 @@ def test_the_api_takes_a_workstream_for_a_canned_response_and_renames_labels(app
     assert client.patch("/console/api/labels/99999", json={"name": "x"}).status_code == 404
     sign_in(bo := app.test_client(), world, "bo")
     assert bo.patch(f"/console/api/labels/{label['id']}", json={"name": "Mine"}).status_code == 403
+
+
+def test_deleting_an_agent_takes_their_own_canned_responses_with_them(admin, app):  # noqa: F811
+    from app import canned
+    from app.agents import add_agent
+
+    with app.app_context():
+        cy, _password = add_agent("cy@example.com", "Cy", "agent", None)
+        canned.create(cy, {"shortcut": "mine", "body": "Cy's own", "shared": False})
+        canned.create(None, {"shortcut": "ours", "body": "Everyone's"})
+        cy_id = cy.id
+    assert admin.post(f"/admin/agents/{cy_id}/delete").status_code == 302
+    with app.app_context():
+        assert [c.shortcut for c in db.session.scalars(select(CannedResponse))] == ["ours"]

@@ -411,9 +411,6 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     return node;
   }
 
-  // The highest seq up to which every message is held, counting from the oldest one held (older pages
-  // come in on demand; that is not a gap). Acked sends whose message frame has not arrived yet are
-  // provisional and do not count: a lower seq from someone else may still be on its way.
   // Python's isoformat gives microseconds; not every engine parses more than milliseconds.
   function parseTime(iso) {
     const date = new Date(String(iso || "").replace(/(\.\d{3})\d+/, "$1"));
@@ -443,6 +440,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     if (previous) previous.classList.remove("pc-followed");
   }
 
+  // The highest seq up to which every message is held, counting from the oldest one held (older pages
+  // come in on demand; that is not a gap). Acked sends whose message frame has not arrived yet are
+  // provisional and do not count: a lower seq from someone else may still be on its way.
   function contiguous(rec) {
     let seq = minSeq(rec) - 1;
     for (let msg; (msg = rec.messages.get(seq + 1)) && !msg.provisional;) seq += 1;
@@ -806,8 +806,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.root.querySelector(".pc-send").disabled = offline;
       this.notice.hidden = !away;
       if (!away) return;
-      const date = hours.opens_at ? new Date(String(hours.opens_at).replace(/(\.\d{3})\d+/, "$1")) : null;
-      const when = date && !isNaN(date) ? messageTime.weekday(date, this.localeTag) : "";
+      const date = parseTime(hours.opens_at);
+      const when = date ? messageTime.weekday(date, this.localeTag) : "";
       if (hours.message) {
         // The workstream's own out-of-hours or holiday text, already in this page's language.
         this.notice.textContent = hours.message + (when ? " " + this.t.backAt.replace("{time}", when) : "");
