@@ -4,12 +4,13 @@ one set of rules for the CLI and the admin API."""
 from collections.abc import Callable
 from typing import TypeVar
 
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import func, select
 
 from . import audit, checked, clock, events, lifecycle, passwords, payloads, routing
 from .errors import ChatError, not_found
 from .extensions import db
-from .models import ROLES, Agent, Conversation, Message
+from .models import ROLES, Agent, CannedResponse, Conversation, Message
 
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 120
@@ -202,6 +203,7 @@ def delete(agent: Agent) -> None:
         raise ChatError(409, "last_admin", "This is the last admin: make someone else an admin first.")
     audit.record("agent.delete", agent, describe(agent), None)
     _end_sessions(agent)
+    db.session.execute(delete_rows(CannedResponse).where(CannedResponse.agent_id == agent.id))
     db.session.delete(agent)
     db.session.commit()
 

@@ -1,5 +1,6 @@
-"""The audit log: every change an admin makes to workstreams, authentication settings and agents, from
-the pages, the JSON API or the command line, written in the transaction that makes the change."""
+"""The audit log: every change an admin makes to workstreams, authentication settings, agents, labels and
+the shared canned responses, from the pages, the JSON API or the command line, written in the
+transaction that makes the change."""
 
 import json
 
@@ -9,15 +10,21 @@ from sqlalchemy import select
 
 from . import clock
 from .extensions import db
-from .models import Agent, AuditEntry, AuthSetting, Workstream
+from .models import Agent, AuditEntry, AuthSetting, CannedResponse, Label, Workstream
 
 PAGE_SIZE = 50
 REDACTED = "[redacted]"
 # Fields whose values never reach the log, only the fact that they changed.
 SECRET_FIELDS = frozenset({"password", "hs256_secret"})
 
-Target = Agent | AuthSetting | Workstream
-KINDS = {Agent: "agent", AuthSetting: "auth_setting", Workstream: "workstream"}
+Target = Agent | AuthSetting | Workstream | Label | CannedResponse
+KINDS = {
+    Agent: "agent",
+    AuthSetting: "auth_setting",
+    Workstream: "workstream",
+    Label: "label",
+    CannedResponse: "canned_response",
+}
 
 
 def _actor() -> tuple[str, int | None, str]:
@@ -27,7 +34,11 @@ def _actor() -> tuple[str, int | None, str]:
 
 
 def _label(target: Target) -> str:
-    return target.email if isinstance(target, Agent) else target.name
+    if isinstance(target, Agent):
+        return target.email
+    if isinstance(target, CannedResponse):
+        return f"/{target.shortcut}"
+    return target.name
 
 
 def changes(before: dict | None, after: dict | None) -> dict:

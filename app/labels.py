@@ -1,4 +1,5 @@
-"""Labels on conversations: admins keep the list (a name and a colour), agents put them on."""
+"""Labels on conversations: admins keep the list (a name and a colour), agents put them on. Changes to
+the list go to the audit log."""
 
 import re
 
@@ -6,7 +7,7 @@ import click
 from flask import Flask
 from sqlalchemy import delete, select
 
-from . import clock, conversations, lifecycle, payloads
+from . import audit, clock, conversations, lifecycle, payloads
 from .errors import ChatError, not_found
 from .extensions import db
 from .models import Agent, ConversationLabel, Label
@@ -17,6 +18,10 @@ MAX_LABELS = 200
 
 def payload(label: Label) -> dict:
     return {"id": label.id, "name": label.name, "colour": label.colour}
+
+
+def describe(label: Label) -> dict:
+    return {"name": label.name, "colour": label.colour}
 
 
 def all_labels() -> list[Label]:
@@ -41,26 +46,53 @@ def _fields(data: dict) -> tuple[str, str]:
     return name.strip(), colour.lower()
 
 
+def _check_free(name: str, but: int | None = None) -> None:
+    query = select(Label.id).where(Label.name == name)
+    if but is not None:
+        query = query.where(Label.id != but)
+    if db.session.scalar(query) is not None:
+        raise ChatError(409, "duplicate_label", f"There already is a label {name!r}.")
+
+
 def create(actor: Agent | None, data: dict) -> Label:
     """`actor` None is the command line."""
     _admin(actor)
     name, colour = _fields(data)
-    if db.session.scalar(select(Label.id).where(Label.name == name)) is not None:
-        raise ChatError(409, "duplicate_label", f"There already is a label {name!r}.")
+    _check_free(name)
     if len(all_labels()) >= MAX_LABELS:
         raise ChatError(409, "too_many", f"At most {MAX_LABELS} labels.")
     label = Label(name=name, colour=colour, created_at=clock.now())
     db.session.add(label)
+    audit.record("label.create", label, None, describe(label))
+    db.session.commit()
+    return label
+
+
+def find(label_id: int) -> Label:
+    label = db.session.get(Label, label_id)
+    if label is None:
+        raise not_found("label")
+    return label
+
+
+def update(actor: Agent | None, label_id: int, data: dict) -> Label:
+    """A new name or colour; the conversations that carry the label keep it."""
+    _admin(actor)
+    label = find(label_id)
+    name, colour = _fields({**describe(label), **data})
+    _check_free(name, but=label.id)
+    before = describe(label)
+    label.name, label.colour = name, colour
+    audit.record("label.update", label, before, describe(label))
     db.session.commit()
     return label
 
 
 def remove(actor: Agent | None, label_id: int) -> None:
     _admin(actor)
-    label = db.session.get(Label, label_id)
-    if label is None:
-        raise not_found()
+    label = find(label_id)
     db.session.execute(delete(ConversationLabel).where(ConversationLabel.label_id == label.id))
+    audit.record("label.delete", label, describe(label), None)
     db.session.delete(label)
     db.session.commit()
 

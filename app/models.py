@@ -409,12 +409,13 @@ class Note(db.Model):
 
 class CannedResponse(db.Model):
     """A prepared answer the agent inserts by its shortcut: shared (agent_id NULL, kept by admins) or an
-    agent's own; `locale` NULL is for any language."""
+    agent's own; `locale` NULL is for any language, `workstream_id` NULL for every workstream."""
 
     __table_args__ = (Index("ix_canned_response_agent_shortcut", "agent_id", "shortcut"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    workstream_id: Mapped[str | None] = mapped_column(ForeignKey("workstream.id"))
     shortcut: Mapped[str] = mapped_column(String(32))
     locale: Mapped[str | None] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)

@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/workspace.py [--conversations 100000] [--messages-per 10] [--runs 5]
 
-Seeds SQLite (or TEST_DATABASE_URL's PostgreSQL) with plain INSERTs, then prints the median time of a
-few searches (a rare word, a common word, a word and a status) and of a 30-day report. The load
+Seeds SQLite (or TEST_DATABASE_URL's PostgreSQL) with plain INSERTs (each conversation with its status
+events, a fifth of them parked once), then prints the median time of a few searches (a rare word, a
+common word, a word and a status) and of a 30-day report. The load
 average is printed with the figures: the machine is shared.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy import insert, select  # noqa: E402
 
 from app import reports, search  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Agent, Conversation, Customer, Message, Workstream  # noqa: E402
+from app.models import Agent, Conversation, ConversationEvent, Customer, Message, Workstream  # noqa: E402
 from tests.support import migrated_app, seed  # noqa: E402
 
 WORDS = [
@@ -58,8 +59,22 @@ def populate(conversations: int, per: int) -> None:
                 }
             )
         ids = db.session.execute(insert(Conversation).returning(Conversation.id), rows).scalars().all()
-        messages = []
+        messages, events = [], []
         for conversation_id, row in zip(ids, rows, strict=True):
+            steps = [(None, "open", 0), ("open", "active", 1)]
+            if rng.random() < 0.2:
+                steps += [("active", "waiting", 5), ("waiting", "open", 12), ("open", "active", 12)]
+            steps += [("active", "wrap_up", 20), ("wrap_up", "closed", 21)]
+            events += [
+                {
+                    "conversation_id": conversation_id,
+                    "from_status": before,
+                    "to_status": after,
+                    "actor_kind": "system",
+                    "created_at": row["created_at"] + timedelta(minutes=minutes),
+                }
+                for before, after, minutes in steps
+            ]
             for seq in range(1, per + 1):
                 words = " ".join(rng.choice(WORDS) for _ in range(8))
                 if rng.random() < 0.0005:
@@ -74,6 +89,7 @@ def populate(conversations: int, per: int) -> None:
                     }
                 )
         db.session.execute(insert(Message), messages)
+        db.session.execute(insert(ConversationEvent), events)
         db.session.commit()
 
 
@@ -111,8 +127,10 @@ def main() -> None:
             for name, filters in cases.items():
                 print(f"{name}: {median_ms(lambda f=filters: search.search(f, 20), args.runs):.1f} ms")
             since = date(2026, 9, 1)
-            report = lambda: db.session.execute(reports.query(since, since + timedelta(days=29), "workstream")).all()  # noqa: E731
-            print(f"report, 30 days by workstream: {median_ms(report, args.runs):.1f} ms")
+            until = since + timedelta(days=29)
+            for by in reports.GROUPINGS:
+                report = lambda b=by: db.session.execute(reports.query(since, until, b, datetime(2027, 1, 1))).all()  # noqa: E731
+                print(f"report, 30 days by {by}: {median_ms(report, args.runs):.1f} ms")
             db.session.remove()
             db.engine.dispose()
 

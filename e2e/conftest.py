@@ -208,11 +208,12 @@ def chat(tmp_path, chat_env):
 
 @pytest.fixture
 def contexts(browser: Browser):
-    """New browser contexts: each one a separate device (no shared cookies or storage)."""
+    """New browser contexts: each one a separate device (no shared cookies or storage); options such as
+    a phone's viewport go to Playwright's new_context."""
     opened: list[BrowserContext] = []
 
-    def new() -> BrowserContext:
-        context = browser.new_context()
+    def new(**options) -> BrowserContext:
+        context = browser.new_context(**options)
         opened.append(context)
         return context
 

@@ -7,6 +7,7 @@ One server for the module; each test uses its own customers so that they do not 
 import re
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import select, update
 
 from app import canned, labels, routing
 from app.extensions import db
-from app.models import Agent
+from app.models import Agent, Message
 from e2e import test_widget_accessibility as accessibility
 from e2e.conftest import Console, HostSite, Widget
 from tests.support import ChatServer, free_port, migrated_app, seed
@@ -306,6 +307,66 @@ def test_messages_from_one_sender_within_minutes_are_grouped_in_the_console(cont
     expect(visible_meta.first.locator("time")).to_have_text(re.compile(r"^[1-9]\d?[:.]\d\d"))
 
 
+def grouping(widget: Widget) -> list[tuple[str, bool, bool]]:
+    """Each message of the widget's log: its text, whether its name and its time are shown."""
+    return widget.messages().evaluate_all(
+        """ns => ns.map(n => [n.querySelector('.pc-body').textContent,
+                              !n.classList.contains('pc-joined'), !n.classList.contains('pc-followed')])"""
+    )
+
+
+def test_messages_from_one_sender_within_minutes_are_grouped_in_the_widget_with_short_times(contexts, chat):
+    server, site, world = chat
+    only_ada_available(server, world)
+    ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
+    page = contexts().new_page()
+    page.goto(site.url("yrjo"))
+    customer = Widget(page).open()
+    for text in ("Good morning", "My order is late", "It was due Monday"):
+        customer.write(text)
+    ada.open("It was due Monday")
+    ada.reply("Sorry to hear that.")
+    ada.reply("Let me check.")
+    expect(customer.messages()).to_have_count(5)
+    assert [tuple(g) for g in grouping(customer)] == [
+        ("Good morning", True, False),
+        ("My order is late", False, False),
+        ("It was due Monday", False, True),
+        ("Sorry to hear that.", True, False),
+        ("Let me check.", False, True),
+    ]
+    # The hidden names and times stay for screen readers: clipped to a pixel, not removed.
+    hidden = customer.log.locator(".pc-followed .pc-time").first
+    assert hidden.bounding_box()["width"] <= 1 and hidden.inner_text() != ""
+    shown = customer.log.locator(".pc-msg:not(.pc-followed) .pc-time")
+    expect(shown).to_have_count(2)
+    expect(shown.first).to_have_text(re.compile(r"^[1-9]\d?:\d\d( [AP]M)?$"))  # 9:05 AM, never 09:05
+    assert shown.first.bounding_box()["width"] > 1
+
+    # Ten minutes between two messages of the customer's start a new group.
+    conversation_id = int(customer.messages().first.get_attribute("data-conversation"))
+    with migrated_app(server.instance).app_context():
+        first = db.session.scalar(select(Message).where(Message.conversation_id == conversation_id, Message.seq == 1))
+        first.created_at -= timedelta(minutes=10)
+        db.session.commit()
+    page.reload()
+    customer = Widget(page).open()
+    expect(customer.messages()).to_have_count(5)
+    assert [tuple(g) for g in grouping(customer)][:3] == [
+        ("Good morning", True, True),
+        ("My order is late", True, False),
+        ("It was due Monday", False, True),
+    ]
+
+    # Finnish times say "klo", without a leading zero either.
+    finnish = contexts().new_page()
+    finnish.goto(site.url("ylva", lang="fi"))
+    suomeksi = Widget(finnish, lang="fi").open()
+    suomeksi.write("Hei, kysymys laskusta")
+    expect(suomeksi.log.locator(".pc-time").first).to_have_text(re.compile(r"^klo [1-9]?\d\.\d\d$"))
+    expect(suomeksi.log.locator(".pc-time").first).not_to_have_text(re.compile(r"klo 0\d"))
+
+
 def test_a_supervisor_watches_the_whole_team_live_and_sends_a_conversation_back_to_the_queue(contexts, chat):
     server, site, world = chat
     only_ada_available(server, world)
@@ -420,19 +481,31 @@ def test_a_supervisor_shows_a_report_and_downloads_it_as_csv(contexts, chat):
         # An earlier test of the module made Ada an admin: here she is a plain agent again.
         db.session.execute(update(Agent).where(Agent.email == world.agents["ada"][0]).values(role="agent"))
         db.session.commit()
+    only_ada_available(server, world)
     ada = Console(contexts().new_page(), server).sign_in(*world.agents["ada"])
     expect(ada.page.get_by_role("heading", name="Reports")).to_be_hidden()
     page = contexts().new_page()
     page.goto(site.url("xena"))
     Widget(page).open().write("Counting for the report")
+    ada.open("Counting for the report")
+    ada.page.get_by_role("button", name="Move to waiting").click()
+    expect(ada.page.locator("#conv-status")).to_have_attribute("data-status", "waiting")
     bo = Console(contexts().new_page(), server).sign_in(*world.agents["bo"])
     reports_section = bo.page.locator("#reports-section")
     reports_section.get_by_role("button", name="Show report").click()
     table = reports_section.get_by_role("table", name="Report")
     # Today's conversations of the one workstream: a header row and one row.
     expect(table.get_by_role("row")).to_have_count(2)
-    expect(table.get_by_role("row").nth(1)).to_contain_text("Support")
+    expect(table.get_by_role("columnheader")).to_have_text(
+        ["Day", "Name", "Conversations", "Ended", "Queue wait", "First response", "Resolution", "Parked", "CSAT"]
+    )
+    row = table.get_by_role("row").nth(1)
+    expect(row).to_contain_text("Support")
+    # Every conversation of the module went straight to an agent; only this one was parked (and still is).
+    expect(row.get_by_role("cell").nth(4)).to_have_text(re.compile(r"^\d+ s$"))
+    expect(row.get_by_role("cell").nth(7)).to_have_text(re.compile(r"^\d+ (s|min) \(1\)$"))
     with bo.page.expect_download() as download:
         reports_section.get_by_role("link", name="Download CSV").click()
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.startswith("day,key,name,conversations,") and ",Support," in text
+    assert "queue_wait_seconds,parked,parked_seconds" in text.splitlines()[0]

@@ -102,6 +102,6 @@ def test_a_finnish_page_gets_finnish_labels_and_finnish_times(chat, contexts):
     mine = page.get_by_role("log", name="Viestit").locator(".pc-msg")
     expect(mine).to_have_attribute("data-seq", "1")
     expect(mine.locator(".pc-sender")).to_have_text("Sinä")
-    # Finnish clock times use a period (14.05), English ones a colon and AM/PM.
-    expect(mine.locator("time")).to_have_text(re.compile(r"^\d{1,2}\.\d{2}$"))
+    # Finnish clock times say "klo" and use a period, with no leading zero (klo 9.05), English ones a colon.
+    expect(mine.locator("time")).to_have_text(re.compile(r"^klo (\d|[1-9]\d)\.\d{2}$"))
     expect(page.get_by_role("button", name="Sulje chat")).to_be_visible()

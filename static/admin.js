@@ -3,6 +3,15 @@
 (function () {
   "use strict";
 
+  // WCAG relative luminance of #rrggbb.
+  function luminance(hex) {
+    const channel = function (i) {
+      const c = parseInt(hex.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    };
+    return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+  }
+
   function debounce(fn, ms) {
     let timer = null;
     return function () { clearTimeout(timer); timer = setTimeout(fn, ms); };
@@ -49,13 +58,6 @@
     const minimum = parseFloat(lookForm.dataset.minimum);
     const accent = document.getElementById("f-accent");
     const readout = document.getElementById("contrast-accent");
-    const luminance = function (hex) {
-      const channel = function (i) {
-        const c = parseInt(hex.substr(i, 2), 16) / 255;
-        return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
-      };
-      return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
-    };
     const ratio = function (a, b) {
       const [hi, lo] = [luminance(a), luminance(b)].sort(function (x, y) { return y - x; });
       return (hi + 0.05) / (lo + 0.05);
@@ -89,6 +91,17 @@
     text("greeting_en", "mock-greeting", "");
     text("reply_time_en", "mock-reply", "");
   }
+
+  // Labels: each in its colour, with dark or light text as the console draws it (through the CSSOM:
+  // the CSP allows no style attributes).
+  document.querySelectorAll(".label-chip[data-colour]").forEach(function (chip) {
+    const colour = chip.dataset.colour;
+    if (!/^#[0-9a-f]{6}$/i.test(colour)) return;
+    const light = luminance(colour) > 0.18;
+    chip.classList.toggle("label-on-light", light);
+    chip.classList.toggle("label-on-dark", !light);
+    chip.style.setProperty("--label-colour", colour);
+  });
 
   // Embed: copy the snippet.
   document.querySelectorAll("button[data-copy]").forEach(function (button) {

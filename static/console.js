@@ -116,9 +116,7 @@
     node.append(text.slice(last));
   }
 
-  // Hours without a leading zero ("9:05"); Finnish writes times as "klo 9.05".
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
-  const clockWord = timeFormat.resolvedOptions().locale.split('-')[0] === 'fi' ? 'klo ' : '';
+  // Dates in the browser's language; times follow the rule shared with the widget (message_time.js).
   const dateFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
@@ -130,11 +128,7 @@
   }
 
   function shortTime(d) {
-    const now = new Date();
-    const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth()
-      && d.getDate() === now.getDate();
-    const time = clockWord + timeFormat.format(d);
-    return today ? time : `${dateFormat.format(d)}, ${time}`;
+    return messageTime.text(d);
   }
 
   function timeElement(iso) {
@@ -797,15 +791,14 @@
       body, window.ConsoleFiles.render(m));
   }
 
-  // Messages from one sender within a few minutes form a group: one name and time, shown on its first.
-  // The others keep theirs for screen readers (.msg-continued hides them visually only).
-  const GROUP_MS = 5 * 60 * 1000;
+  // Messages from one sender within a few minutes (message_time.js) form a group: one name and time,
+  // shown on its first. The others keep theirs for screen readers (.msg-continued hides them visually only).
   function groupWithPrevious(node) {
     const prev = node.previousElementSibling;
     const continued = Boolean(prev) && node.classList.contains('msg') && prev.classList.contains('msg')
       && node.dataset.sender !== 'system' && prev.dataset.sender === node.dataset.sender
       && prev.dataset.name === node.dataset.name
-      && Math.abs(parseTime(node.dataset.time) - parseTime(prev.dataset.time)) < GROUP_MS;
+      && messageTime.grouped(parseTime(prev.dataset.time), parseTime(node.dataset.time));
     node.classList.toggle('msg-continued', continued);
   }
 
@@ -1155,6 +1148,34 @@
     }
   }
 
+  // On a phone the lists and the open conversation are two views; the focus follows the one shown.
+  const phone = window.matchMedia('(max-width: 48rem)');
+
+  function showView(view) {
+    const changed = app.dataset.view !== view;
+    app.dataset.view = view;
+    if (!changed || !phone.matches) return;
+    if (view === 'conversation') {
+      ui.customer.focus();
+      return;
+    }
+    const item = current && document.querySelector(`.sidebar li[data-conversation-id="${current.id}"] button`);
+    if (item) item.focus();
+    else $('heading-mine').scrollIntoView({ block: 'start' });
+  }
+
+  function conversationOffScreen() {
+    return phone.matches && app.dataset.view !== 'conversation';
+  }
+
+  // The conversation stays open (watched, its draft kept) until another is opened; a reload shows the lists.
+  $('back-to-lists').addEventListener('click', () => {
+    if (current) unread.delete(current.id);
+    history.replaceState(null, '', location.pathname + location.search);
+    showView('lists');
+    renderLists();
+  });
+
   async function openConversation(id) {
     if (!Number.isInteger(id) || id <= 0) return;
     const token = ++openToken;
@@ -1188,7 +1209,7 @@
     ui.section.hidden = false;
     renderHeader();
     sendWatch();
-    if (window.matchMedia('(max-width: 48rem)').matches) ui.section.scrollIntoView({ block: 'start' });
+    showView('conversation');
 
     let data;
     try {
@@ -1544,9 +1565,8 @@
       if (m.sender === 'customer') showTyping(null);
       if (current.loading) current.pending.push(m);
       else appendMessages([m]);
-    } else if (s && m.sender === 'customer') {
-      unread.add(id);
     }
+    if (s && m.sender === 'customer' && (!current || current.id !== id || conversationOffScreen())) unread.add(id);
     if (titleSkips.get(id) === m.seq) titleSkips.delete(id);
     else if (m.sender === 'customer' && lists.mine.ids.includes(id)) notifyIfHidden();
     renderLists();
@@ -1623,13 +1643,16 @@
     return cannedLoaded;
   }
 
-  // One per shortcut: the agent's own before a shared one, the conversation's language before "any".
+  // One per shortcut: the conversation's language before "any", then the agent's own before a shared one,
+  // then one for the conversation's workstream before one for every workstream.
   function cannedFor(summary, typed) {
     const lang = ((summary && summary.locale) || '').split('-')[0].toLowerCase();
+    const workstream = summary && summary.workstream && summary.workstream.id;
     const best = new Map();
-    const rank = (c) => (c.locale && c.locale === lang ? 0 : 2) + (c.shared ? 1 : 0);
+    const rank = (c) => (c.locale && c.locale === lang ? 0 : 4) + (c.shared ? 2 : 0) + (c.workstream_id ? 0 : 1);
     for (const c of canned) {
       if (c.locale && lang && c.locale !== lang) continue;
+      if (c.workstream_id && c.workstream_id !== workstream) continue;
       if (!c.shortcut.startsWith(typed)) continue;
       const held = best.get(c.shortcut);
       if (!held || rank(c) < rank(held)) best.set(c.shortcut, c);
@@ -1851,7 +1874,8 @@
   // A table with a bar for the CSAT average: the bar's width is set through the CSSOM (CSP).
   function renderReport(rows) {
     if (!rows.length) return el('p', {}, 'No conversations in that range.');
-    const head = ['Day', 'Name', 'Conversations', 'Ended', 'First response', 'Resolution', 'CSAT'];
+    const head = ['Day', 'Name', 'Conversations', 'Ended', 'Queue wait', 'First response', 'Resolution', 'Parked',
+      'CSAT'];
     return el('table', { className: 'report' },
       el('caption', { className: 'visually-hidden' }, 'Report'),
       el('thead', {}, el('tr', {}, ...head.map((h) => el('th', { scope: 'col' }, h)))),
@@ -1860,8 +1884,9 @@
         bar.style.setProperty('--csat', String((r.csat_average || 0) / 5));
         return el('tr', {},
           el('td', {}, r.day), el('td', {}, r.name), el('td', {}, String(r.conversations)),
-          el('td', {}, String(r.ended)), el('td', {}, seconds(r.first_response_seconds)),
-          el('td', {}, seconds(r.resolution_seconds)),
+          el('td', {}, String(r.ended)), el('td', {}, seconds(r.queue_wait_seconds)),
+          el('td', {}, seconds(r.first_response_seconds)), el('td', {}, seconds(r.resolution_seconds)),
+          el('td', {}, r.parked ? `${seconds(r.parked_seconds)} (${r.parked})` : '–'),
           el('td', {}, r.csat_average == null ? '–' : `${r.csat_average} (${r.ratings})`, r.ratings ? bar : null));
       })));
   }
@@ -1875,6 +1900,7 @@
     try {
       const data = await api('GET', `/reports?${query}`);
       $('report-output').replaceChildren(renderReport(data.rows || []));
+      $('report-output').tabIndex = 0; // it may scroll sideways: the keyboard must reach it
       const csv = $('report-csv');
       csv.href = `${API}/reports?${query}&format=csv`;
       csv.hidden = false;

@@ -262,7 +262,14 @@ PATH_TEXT = st.one_of(st.text(max_size=12), NASTY_TEXT.filter(lambda s: "\ud800"
 
 
 # The unsubscribe page is opened from an email by a person (and by mail scanners): it answers in HTML.
-HTML_FORMS = ("/console/login", "/console/password", "/console/profile", "/email/unsubscribe/<token>")
+HTML_FORMS = (
+    "/console/login",
+    "/console/password",
+    "/console/profile",
+    "/console/canned",
+    "/console/canned/<int:item_id>",
+    "/email/unsubscribe/<token>",
+)
 
 
 def html_form(rule: str) -> bool:

@@ -26,6 +26,7 @@ def test_agents_keep_their_own_and_see_the_shared_ones(app, client, world):
         "shortcut": "hello",
         "locale": None,
         "body": "Hi {CustomerName}!",
+        "workstream_id": None,
         "shared": True,
         "agent_id": None,
     }
@@ -93,7 +94,7 @@ def test_admins_keep_the_shared_ones_from_the_command_line(app, world):
         bad = runner.invoke(cli, ["canned", "add", "no way", "x"])
         assert bad.exit_code == 1 and "shortcut" in bad.output
         listed = runner.invoke(cli, ["canned", "list"])
-        assert "/thanks\ten\tThank you, {CustomerName}!" in listed.output
+        assert "/thanks\ten\t*\tThank you, {CustomerName}!" in listed.output
         item_id = listed.output.split("\t")[0]
         assert runner.invoke(cli, ["canned", "delete", item_id]).exit_code == 0
         assert runner.invoke(cli, ["canned", "delete", item_id]).exit_code == 1

@@ -67,7 +67,7 @@ TABLES = {
     "conversation_event": ("conversation", "id conversation_id from_status to_status actor_kind actor_id created_at"),
     "message": ("conversation", "id conversation_id seq sender_kind sender_agent_id sender_name body client_id "
                 "created_at attachment_count"),
-    "canned_response": ("none", "id agent_id shortcut locale body created_at updated_at"),
+    "canned_response": ("none", "id agent_id workstream_id shortcut locale body created_at updated_at"),
     "label": ("none", "id name colour created_at"),
     "note": ("conversation", "id conversation_id agent_id author_name body after_seq created_at"),
     "conversation_label": ("conversation", "conversation_id label_id"),

@@ -1,5 +1,6 @@
 /*
- * Persistent Chat widget. Served verbatim as /widget.js; no build step, no dependencies.
+ * Persistent Chat widget, no build step, no dependencies. Served as /widget.js, minified, in one closure
+ * after static/message_time.js (the rule for showing times it shares with the console).
  *
  *   <script src="https://chat.example/widget.js" data-workstream="ID"
  *           data-auth-function="getChatToken" async></script>
@@ -167,7 +168,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-earlier { align-self: center; flex: none; margin-bottom: 6px; padding: 4px 14px; font-size: 13px;
   border: 1px solid var(--pc-border); border-radius: 999px; background: #fff; color: var(--pc-accent); }
 .pc-earlier:disabled { opacity: .6; cursor: default; }
-.pc-msg { flex: none; display: flex; flex-direction: column; align-items: flex-start;
+.pc-msg { position: relative; flex: none; display: flex; flex-direction: column; align-items: flex-start;
   align-self: flex-start; max-width: 82%; }
 .pc-msg[data-sender="customer"] { align-self: flex-end; align-items: flex-end; }
 .pc-msg[data-sender="system"] { align-self: center; align-items: center; max-width: 92%;
@@ -181,6 +182,9 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
 .pc-msg[data-sender="system"] .pc-body { padding: 2px 8px; background: none; font-size: 13px;
   font-style: italic; color: var(--pc-muted); }
 .pc-time { margin: 2px 4px 0; font-size: 11px; color: var(--pc-muted); }
+.pc-msg.pc-joined { margin-top: -3px; }
+.pc-joined > .pc-sender, .pc-followed > .pc-time { position: absolute; width: 1px; height: 1px; margin: 0;
+  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .pc-state { display: flex; align-items: center; gap: 8px; margin: 2px 4px 0; font-size: 12px;
   color: var(--pc-muted); }
 .pc-waiting .pc-state { color: #b42318; }
@@ -407,6 +411,35 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     if (className) node.className = className;
     if (text != null) node.textContent = text;
     return node;
+  }
+
+  // Python's isoformat gives microseconds; not every engine parses more than milliseconds.
+  function parseTime(iso) {
+    const date = new Date(String(iso || "").replace(/(\.\d{3})\d+/, "$1"));
+    return isNaN(date) ? null : date;
+  }
+
+  // Messages from one sender a few minutes apart form a group (as in the console): the name shows on
+  // its first, the time on its last; the others keep theirs for screen readers only.
+  function sameGroup(earlier, later) {
+    const sender = later.getAttribute("data-sender");
+    if (sender === "system" || earlier.getAttribute("data-sender") !== sender) return false;
+    const name = (node) => node.querySelector(".pc-sender").textContent;
+    const time = (node) => parseTime(node.querySelector(".pc-time").getAttribute("datetime"));
+    const [a, b] = [time(earlier), time(later)];
+    return name(earlier) === name(later) && !!a && !!b && messageTime.grouped(a, b);
+  }
+
+  function groupMessages(nodes) {
+    let previous = null;
+    for (const node of nodes) {
+      const message = node.classList.contains("pc-msg");
+      const joined = message && !!previous && sameGroup(previous, node);
+      node.classList.toggle("pc-joined", joined);
+      if (previous) previous.classList.toggle("pc-followed", joined);
+      previous = message ? node : null;
+    }
+    if (previous) previous.classList.remove("pc-followed");
   }
 
   // The highest seq up to which every message is held, counting from the oldest one held (older pages
@@ -775,12 +808,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       this.root.querySelector(".pc-send").disabled = offline;
       this.notice.hidden = !away;
       if (!away) return;
-      const date = hours.opens_at ? new Date(String(hours.opens_at).replace(/(\.\d{3})\d+/, "$1")) : null;
-      let when = "";
-      if (date && !isNaN(date)) {
-        const opts = { weekday: "long", hour: "2-digit", minute: "2-digit" };
-        try { when = date.toLocaleString(this.localeTag, opts); } catch (e) { when = date.toLocaleString(undefined, opts); }
-      }
+      const date = parseTime(hours.opens_at);
+      const when = date ? messageTime.weekday(date, this.localeTag) : "";
       if (hours.message) {
         // The workstream's own out-of-hours or holiday text, already in this page's language.
         this.notice.textContent = hours.message + (when ? " " + this.t.backAt.replace("{time}", when) : "");
@@ -791,15 +820,8 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
     }
 
     formatTime(iso) {
-      // Python's isoformat gives microseconds; not every engine parses more than milliseconds.
-      const date = new Date(String(iso || "").replace(/(\.\d{3})\d+/, "$1"));
-      if (isNaN(date)) return "";
-      const sameDay = date.toDateString() === new Date().toDateString();
-      const opts = sameDay ? { hour: "2-digit", minute: "2-digit" }
-        : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
-      try { return date.toLocaleString(this.localeTag, opts); } catch (e) {
-        return date.toLocaleString(undefined, opts);
-      }
+      const date = parseTime(iso);
+      return date ? messageTime.text(date, this.localeTag) : "";
     }
 
     messageNode(sender) {
@@ -967,6 +989,7 @@ svg { display: block; fill: none; stroke: currentColor; stroke-width: 2; stroke-
       for (const followers of anchored.values()) followers.forEach(add);
       this.tail = wanted[wanted.length - 1] || null;
       wanted.push(...this.locals);
+      groupMessages(wanted);
 
       // Move nodes only where they differ, so an append touches just the new tail.
       let cursor = this.earlierButton.nextSibling;

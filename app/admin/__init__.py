@@ -7,6 +7,8 @@ from . import (  # noqa: E402,F401
     api,
     api_keys_api,
     auth_pages,
+    canned_pages,
+    label_pages,
     pages,
     privacy_api,
     privacy_pages,

@@ -82,3 +82,13 @@ def hours_fields(spec: dict | None) -> dict:
         "holidays": "\n".join(spec.get("holidays", [])),
         **{f"day_{d}": ", ".join(f"{s}-{e}" for s, e in weekly.get(d, [])) for d in hours.DAY_NAMES},
     }
+
+
+# The languages the widget and the automated messages speak, by name, for pickers.
+LANGUAGE_NAMES = {"en": "English", "fi": "Finnish"}
+
+
+def language_options(*stored: str | None) -> list[tuple[str, str]]:
+    """The choice of any language, the languages we speak, and any other language a stored text is in."""
+    codes = list(LANGUAGE_NAMES) + sorted({s for s in stored if s and s not in LANGUAGE_NAMES})
+    return [("", "Any language")] + [(code, LANGUAGE_NAMES.get(code, code)) for code in codes]

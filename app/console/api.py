@@ -255,6 +255,12 @@ def label_create():
     return jsonify({"label": labels.payload(labels.create(current_user, json_body()))}), 201
 
 
+@bp.patch("/api/labels/<int:label_id>")
+@login_required
+def label_update(label_id: int):
+    return jsonify({"label": labels.payload(labels.update(current_user, label_id, json_body()))})
+
+
 @bp.delete("/api/labels/<int:label_id>")
 @login_required
 def label_delete(label_id: int):
