@@ -94,6 +94,20 @@ def integer(value: object, name: str, low: int = 0, high: int = MAX_INT) -> int:
     return value
 
 
+def query_integer(
+    raw: str | None, name: str, default: int | None = None, low: int = 0, high: int = MAX_INT
+) -> int | None:
+    """A query string's integer within [low, high], or `default` when it is not given."""
+    if raw is None:
+        return default
+    # Plain ASCII digits only: int() would also take "1_000", " 7" and other scripts' digits, and would
+    # refuse "²", which isdigit() lets through.
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
+    if value is None or not low <= value <= high:
+        raise invalid(f"{name} must be an integer from {low} to {high}.")
+    return value
+
+
 class BoundedIntegerConverter(IntegerConverter):
     """Path ids: a number past int4 matches no route (a 404), rather than overflowing the query. The
     pattern itself stops at MAX_INT: a converter that refused the number after matching it would make
