@@ -72,3 +72,31 @@ def test_an_answer_that_breaks_the_document_is_caught():
     assert any("'error' is a required property" in p for p in problems("GET", path, 404, "application/json", {}))
     # Pages and methods the document does not describe are not its business.
     assert problems("GET", "/console/login", 200, "text/html", b"") == []
+
+
+def _example_path(template: str, world) -> str:
+    return re.sub(r"\{([^}]+)\}", lambda m: world.workstream_id if m.group(1) == "workstream_id" else "1", template)
+
+
+def test_every_operation_refuses_a_nul_in_the_query_string_with_a_documented_400(client, world):
+    for method, template in sorted(operations()):
+        answer = client.open(_example_path(template, world) + "?q=%00", method=method)
+        assert answer.status_code == 400, (method, template, answer.status_code)
+        assert answer.json["error"]["code"] == "invalid_request"
+
+
+def test_every_json_body_over_the_limit_is_a_documented_413(client, world):
+    oversized = b'{"body": "' + b"x" * (300 * 1024) + b'"}'
+    with_bodies = [
+        (method, path)
+        for path, item in document()["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
+    assert len(with_bodies) > 20
+    for method, template in with_bodies:
+        answer = client.open(
+            _example_path(template, world), method=method.upper(), data=oversized, content_type="application/json"
+        )
+        assert answer.status_code == 413, (method, template, answer.status_code)
+        assert answer.json["error"]["code"] == "request_entity_too_large"
