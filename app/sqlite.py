@@ -51,7 +51,7 @@ def configure(app: Flask, engine: Engine) -> None:
 
     @app.errorhandler(DatabaseBusy)
     def busy(error: DatabaseBusy):
-        body = {"error": {"code": "database_busy", "message": str(error)}, "retry_after": 5}
+        body = {"error": {"code": "database_busy", "message": str(error), "retry_after": 5}}
         return jsonify(body), 503, {"Retry-After": "5"}
 
 

@@ -197,7 +197,9 @@ def test_a_lock_held_past_the_bound_ends_in_clear_errors_and_stores_nothing(serv
             urllib.request.urlopen(request, timeout=LOCK_WAIT_SECONDS + 10)
         assert refused.value.code == 503
         assert refused.value.headers["Retry-After"] == "5"
-        assert json.loads(refused.value.read())["error"]["code"] == "database_busy"
+        error = json.loads(refused.value.read())["error"]
+        # The error body of every refusal (app/openapi.yaml), with retry_after inside it as rate_limited has.
+        assert (error["code"], error["retry_after"]) == ("database_busy", 5)
     finally:
         holder.release()
     assert_one_line_per_failure(log, 2)
