@@ -212,6 +212,8 @@ class ChatServer:
                 return self
             except OSError:
                 time.sleep(0.1)
+        # Not left running behind the failed test.
+        self.stop()
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 
     def move_clock(self, seconds: float) -> None:
