@@ -61,7 +61,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
         # per connection; hiding the offer keeps idle sockets cheap.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
-    from . import admin, attachment_files, cli, console, demo, email_links, server_api, widget_api
+    from . import admin, attachment_files, cli, console, demo, email_links, openapi, server_api, widget_api
 
     app.register_blueprint(widget_api.bp)
     app.register_blueprint(console.bp)
@@ -71,5 +71,6 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     app.register_blueprint(email_links.bp)
     app.register_blueprint(attachment_files.bp)
     app.register_blueprint(server_api.bp)
+    app.register_blueprint(openapi.bp)
     cli.register(app)
     return app

@@ -11,14 +11,7 @@ def json_body() -> dict:
 
 
 def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = checked.MAX_INT) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    # Plain ASCII digits only: int() would also take "1_000", " 7" and other scripts' digits.
-    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
-    if value is None or not low <= value <= high:
-        raise ChatError(400, "invalid_request", f"{name} must be an integer from {low} to {high}.")
-    return value
+    return checked.query_integer(request.args.get(name), name, default, low, high)
 
 
 def history_page(conversation_id: int) -> Response:

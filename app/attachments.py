@@ -86,7 +86,7 @@ def validate_limits(value: object) -> str | None:
     if "max_files" in value and not _int_between(value["max_files"], 0, 20):
         raise invalid
     types = value.get("types", list(TYPES))
-    if not isinstance(types, list) or any(t not in TYPES for t in types):
+    if not isinstance(types, list) or any(not isinstance(t, str) or t not in TYPES for t in types):
         raise invalid
     return json.dumps(value, sort_keys=True)
 
@@ -419,7 +419,8 @@ def check_signature(attachment_id: str, variant: str, expires: object, signature
     if (
         when is None
         or not isinstance(signature, str)
-        or not hmac.compare_digest(signature, _signature(attachment_id, variant, when))
+        # As bytes: compare_digest refuses str with anything but ASCII in it, and the link is the caller's.
+        or not hmac.compare_digest(signature.encode(), _signature(attachment_id, variant, when).encode())
     ):
         raise ChatError(403, "attachment_link_invalid", "This attachment link is not valid.")
     if when < time.time():

@@ -94,8 +94,30 @@ def integer(value: object, name: str, low: int = 0, high: int = MAX_INT) -> int:
     return value
 
 
+def query_integer(
+    raw: str | None, name: str, default: int | None = None, low: int = 0, high: int = MAX_INT
+) -> int | None:
+    """A query string's integer within [low, high], or `default` when it is not given."""
+    if raw is None:
+        return default
+    # Plain ASCII digits only: int() would also take "1_000", " 7" and other scripts' digits, and would
+    # refuse "²", which isdigit() lets through.
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
+    if value is None or not low <= value <= high:
+        raise invalid(f"{name} must be an integer from {low} to {high}.")
+    return value
+
+
 class BoundedIntegerConverter(IntegerConverter):
-    """Path ids: a number past int4 matches no route (a 404), rather than overflowing the query."""
+    """Path ids: a number past int4 matches no route (a 404), rather than overflowing the query. The
+    pattern itself stops at MAX_INT: a converter that refused the number after matching it would make
+    werkzeug answer 405 wherever the same path has a route for another method."""
+
+    # 0 to 2147483647, leading zeros allowed.
+    regex = (
+        r"0*(?:[0-9]{1,9}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}"
+        r"|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])"
+    )
 
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's own signature)
         kwargs.setdefault("max", MAX_INT)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Select, column, func, literal_column, or_, select, table
 
+from . import checked
 from .errors import ChatError
 from .extensions import db
 from .models import STATUSES, Conversation, ConversationLabel, Customer, Message
@@ -184,15 +185,13 @@ def filters_from(args) -> Filters:
     """The search's query string (q, customer, status, workstream, label, since, until: dates, both
     included)."""
     since, until = _date(args.get("since"), "since"), _date(args.get("until"), "until")
-    label = args.get("label") or None
-    if label is not None and not label.isdigit():
-        raise ChatError(400, "invalid_request", "label must be a label id.")
+    label = checked.query_integer(args.get("label") or None, "label", low=1)
     return Filters(
         text=args.get("q", ""),
         customer=args.get("customer", "").strip(),
         status=args.get("status") or None,
         workstream_id=args.get("workstream") or None,
-        label_id=int(label) if label is not None else None,
+        label_id=label,
         since=datetime.combine(since, datetime.min.time()) if since else None,
         until=datetime.combine(until + timedelta(days=1), datetime.min.time()) if until else None,
     )

@@ -4,6 +4,7 @@ import pytest
 
 from app import clock
 from app.extensions import db
+from tests.openapi_check import CheckedClient
 from tests.support import (
     HOST_ORIGIN,
     TEST_DATABASE_URL,
@@ -36,6 +37,8 @@ def app(template, tmp_path):
     if TEST_DATABASE_URL:
         use_database(instance, create_database(template=database_url(template[0])))
     app = app_for(instance, TESTING=True, WTF_CSRF_ENABLED=False)
+    # Every answer a test receives is held to the API's OpenAPI document.
+    app.test_client_class = CheckedClient
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -304,6 +304,7 @@ def test_links_that_are_altered_or_expired_are_refused(app, client, world):
 
     assert code(f"{url.path}?expires={int(expires) + 3600}&sig={sig}") == (403, "attachment_link_invalid")
     assert code(f"{url.path}?expires={expires}&sig={'0' * len(sig)}") == (403, "attachment_link_invalid")
+    assert code(f"{url.path}?expires={expires}&sig=%C3%A9{sig[1:]}") == (403, "attachment_link_invalid")
     assert code(url.path.replace("/file", "/thumbnail") + f"?expires={expires}&sig={sig}") == (
         403,
         "attachment_link_invalid",
@@ -333,7 +334,15 @@ def test_names_lose_paths_and_control_characters():
 
 @pytest.mark.parametrize(
     "limits",
-    [{"max_bytes": 0}, {"max_files": 21}, {"types": ["exe"]}, {"other": 1}, [], {"max_bytes": True}],
+    [
+        {"max_bytes": 0},
+        {"max_files": 21},
+        {"types": ["exe"]},
+        {"types": [["image"]]},
+        {"other": 1},
+        [],
+        {"max_bytes": True},
+    ],
 )
 def test_invalid_limits_are_refused(limits):
     with pytest.raises(attachments.ChatError) as refused:

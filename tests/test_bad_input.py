@@ -80,6 +80,15 @@ def test_huge_integers_in_cursors_and_path_ids_are_4xx(app, admin, world):
     ):
         refused(admin.get(url, headers=widget_headers(world)))
     refused(admin.patch("/admin/api/agents/9223372036854775808", json={"name": "x"}))
+    # Past int4 the id matches no route, also where the path has a route for another method: 404, not 405.
+    for method, url in (
+        ("POST", "/console/api/conversations/2147483648/notes"),
+        ("DELETE", "/console/api/canned/2147483648"),
+        ("PATCH", "/admin/api/webhooks/9999999999"),
+        ("DELETE", "/admin/api/customers/2147483648"),
+    ):
+        assert refused(admin.open(url, method=method, json={}), 404)["code"] == "not_found"
+    assert admin.get("/console/api/conversations/002147483647/notes").status_code == 404
     assert dump(app) == before
 
 

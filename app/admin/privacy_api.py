@@ -4,6 +4,7 @@ from flask import Response, jsonify, request
 from flask_login import current_user
 
 from .. import privacy
+from ..api import int_arg
 from . import bp
 from .api import admin_only
 
@@ -12,12 +13,7 @@ from .api import admin_only
 @admin_only
 def find_customers():
     """?email=… or ?auth_setting_id=…&sub=…"""
-    setting = request.args.get("auth_setting_id")
-    found = privacy.find(
-        int(setting) if setting and setting.isdigit() else setting,
-        request.args.get("sub"),
-        request.args.get("email"),
-    )
+    found = privacy.find(int_arg("auth_setting_id", low=1), request.args.get("sub"), request.args.get("email"))
     return jsonify({"customers": [privacy.describe(c) for c in found]})
 
 
