@@ -83,7 +83,8 @@ def test_upgrading_from_the_previous_revision_keeps_every_row(tmp_path):
         with db.engine.begin() as connection:
             before.reflect(connection)
             for table in before.sorted_tables:
-                if table.name != "alembic_version":
+                # The search index's tables are filled by the message table's triggers.
+                if table.name != "alembic_version" and not search.outside_models(table.name, "table"):
                     inserted[table.name] = {c.name: _value(table, c, inserted) for c in table.columns}
                     connection.execute(insert(table).values(inserted[table.name]))
         upgrade()
