@@ -7,6 +7,7 @@ import json
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from .. import capacity, clock, payloads
 from ..extensions import db
@@ -15,6 +16,12 @@ from ..realtime import MAX_FRAME_BYTES
 
 RECENT = 20
 LISTS = ("mine", "waiting", "queue", "recent")
+# Joined into the list queries: loaded with the conversations, the summaries need no lookup of their own.
+_RELATED = (
+    joinedload(Conversation.workstream),
+    joinedload(Conversation.customer),
+    joinedload(Conversation.agent),
+)
 
 
 def lists(agent: Agent) -> dict:
@@ -25,11 +32,13 @@ def lists(agent: Agent) -> dict:
     current = db.session.scalars(
         select(Conversation)
         .where(Conversation.agent_id == agent.id, Conversation.status.in_(("open", "active", "waiting")))
+        .options(*_RELATED)
         .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
     ).all()
     queue = db.session.scalars(
         select(Conversation)
         .where(Conversation.status == "open", Conversation.agent_id.is_(None))
+        .options(*_RELATED)
         .order_by(Conversation.id)
         .limit(window)
     ).all()
@@ -46,6 +55,7 @@ def lists(agent: Agent) -> dict:
     recent = db.session.scalars(
         select(Conversation)
         .where(Conversation.agent_id == agent.id, Conversation.status.in_(ENDED_STATUSES))
+        .options(*_RELATED)
         .order_by(Conversation.ended_at.desc(), Conversation.id.desc())
         .limit(RECENT)
     ).all()
