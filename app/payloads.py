@@ -82,12 +82,9 @@ def _labels(conversation_ids: list[int]) -> dict[int, list[Label]]:
 _earlier = aliased(Message)
 
 
-def last_messages(conversations: list[Conversation]) -> dict[int, Message]:
-    """Each conversation's last message from a person (the preview skips automated ones), in one
-    query: per conversation, one backward step along the (conversation_id, seq) index."""
-    ids = [c.id for c in conversations if c.last_seq]
-    if not ids:
-        return {}
+def last_messages_query(conversation_ids: list[int]):
+    """Per conversation, one backward step along the (conversation_id, seq) index to its last message
+    from a person, then that message by the same index."""
     seq = (
         select(_earlier.seq)
         .where(_earlier.conversation_id == Conversation.id, _earlier.sender_kind != "system")
@@ -96,9 +93,16 @@ def last_messages(conversations: list[Conversation]) -> dict[int, Message]:
         .correlate(Conversation)
         .scalar_subquery()
     )
-    latest = select(Conversation.id, seq.label("seq")).where(Conversation.id.in_(ids)).subquery()
-    query = select(Message).join(latest, (Message.conversation_id == latest.c.id) & (Message.seq == latest.c.seq))
-    return {m.conversation_id: m for m in db.session.scalars(query)}
+    latest = select(Conversation.id, seq.label("seq")).where(Conversation.id.in_(conversation_ids)).subquery()
+    return select(Message).join(latest, (Message.conversation_id == latest.c.id) & (Message.seq == latest.c.seq))
+
+
+def last_messages(conversations: list[Conversation]) -> dict[int, Message]:
+    """Each conversation's last message from a person (the preview skips automated ones), in one query."""
+    ids = [c.id for c in conversations if c.last_seq]
+    if not ids:
+        return {}
+    return {m.conversation_id: m for m in db.session.scalars(last_messages_query(ids))}
 
 
 def _load(model, ids: set) -> list:

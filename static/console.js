@@ -298,10 +298,6 @@
     return Lists.summary(listState, id);
   }
 
-  function listed(id) {
-    return Object.values(lists).some((list) => list.ids.includes(id));
-  }
-
   // Summaries carry the version of the conversation they show: the higher one is the newer state.
   function newer(a, b) {
     return !a || !b || (a.version || 0) >= (b.version || 0);
@@ -474,7 +470,8 @@
       if (list.ul.children[i] !== li) list.ul.insertBefore(li, list.ul.children[i] || null);
     });
     while (list.ul.children.length > list.ids.length) list.ul.lastElementChild.remove();
-    list.empty.hidden = list.ids.length > 0 || Boolean(list.hidden);
+    // Until the first snapshot nothing is known to be empty.
+    list.empty.hidden = !listsLoaded || list.ids.length > 0 || Boolean(list.hidden);
     if (list.more) {
       list.more.hidden = !list.hidden;
       list.more.textContent = list.hidden ? `and ${list.hidden} more` : '';
@@ -638,10 +635,9 @@
     if (!me || presenceFrames === framesBefore.presence) {
       me = agent;
       renderPresence(agent.presence);
-      onAgent({
-        id: agent.id, name: agent.name, presence: agent.presence,
-        presence_changed_at: agent.presence_changed_at, disabled: agent.disabled,
-      });
+      const { id, name, presence, presence_changed_at: changedAt, disabled } = agent;
+      Lists.apply(listState, { type: 'agent', agent: { id, name, presence, presence_changed_at: changedAt, disabled } });
+      renderAgents();
     } else {
       me = { ...agent, presence: me.presence, presence_changed_at: me.presence_changed_at };
     }
@@ -702,7 +698,7 @@
   });
 
   function sortedAgents() {
-    return Lists.view(listState).agents;
+    return Lists.team(listState);
   }
 
   function renderAgents() {
@@ -2011,13 +2007,13 @@
     window.ConsoleFiles.mount(ui.compose, ui.reply, () => current && current.id);
     document.body.dataset.notifications = '0';
     renderNotificationButton();
+    ui.connection.textContent = 'Connecting…';
     loadLabels();
     connect();
   }
 
-  // Once the first snapshot has said who I am.
+  // Once the first snapshot has said who I am (the team view loads on the pong that follows it).
   function started() {
-    loadTeam();
     $('reports-section').hidden = !supervising();
     openFromHash();
   }

@@ -199,6 +199,11 @@
     }
   }
 
+  // Everyone who can work, by name.
+  function team(state) {
+    return [...state.agents.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)) || a.id - b.id);
+  }
+
   // What is shown: each list's summaries in order, how many more the queue has, the team by name.
   function view(state) {
     const summaries = (ids) => ids.map((id) => state.entries.get(id).summary);
@@ -211,7 +216,7 @@
       queue: summaries(queue.ids),
       queue_more: queue.more,
       recent: summaries(sortedIds(state, 'recent')),
-      agents: [...state.agents.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)) || a.id - b.id),
+      agents: team(state),
     };
   }
 
@@ -226,6 +231,6 @@
   }
 
   window.ConsoleLists = {
-    create, load, apply, applySummary, view, missing, drop, summary, listOf, sortedIds, queueWindow,
+    create, load, apply, applySummary, view, team, missing, drop, summary, listOf, sortedIds, queueWindow,
   };
 })();

@@ -52,13 +52,7 @@ def lists(agent: Agent) -> dict:
         )
         .order_by(Conversation.id)
     ).all()
-    recent = db.session.scalars(
-        select(Conversation)
-        .where(Conversation.agent_id == agent.id, Conversation.status.in_(ENDED_STATUSES))
-        .options(*_RELATED)
-        .order_by(Conversation.ended_at.desc(), Conversation.id.desc())
-        .limit(RECENT)
-    ).all()
+    recent = db.session.scalars(recent_query(agent.id)).all()
     everything = [*current, *queue, *recent]
     summaries = payloads.summaries(everything)
     found = {
@@ -72,6 +66,17 @@ def lists(agent: Agent) -> dict:
         "queue_rest": [[conversation_id, version] for conversation_id, version in rest],
         "limits": {"queue": window, "recent": RECENT},
     }
+
+
+def recent_query(agent_id: int):
+    """The agent's last ended conversations: a backward range scan of (agent_id, ended_at, id)."""
+    return (
+        select(Conversation)
+        .where(Conversation.agent_id == agent_id, Conversation.status.in_(ENDED_STATUSES))
+        .options(*_RELATED)
+        .order_by(Conversation.ended_at.desc(), Conversation.id.desc())
+        .limit(RECENT)
+    )
 
 
 def me(agent: Agent) -> dict:
