@@ -1,5 +1,5 @@
 // The console's lists as data, without the DOM: built from the server's `snapshot` and kept current by
-// the live frames that follow it. console.js renders them; tests/test_console_snapshot.py runs this same
+// the live frames that follow it. console.js renders them; e2e/test_console_lists.py runs this same
 // file in Chromium against the server's own fresh snapshots (Zulip's verify_action idea).
 //
 // Ordering: a conversation summary carries a `version` the server raises with every change it

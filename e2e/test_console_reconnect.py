@@ -11,12 +11,14 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Conversation, Customer, Workstream
+from e2e import test_widget_accessibility as accessibility
 from e2e.conftest import Console
 from e2e.test_gaps import post_as_customer
 from tests.support import app_for
 from tests.test_scaleout import AgentSession
 
 RECONNECT_MS = 20_000
+axe_script = accessibility.axe_script  # the session fixture, shared
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ class Cable:
         self.cut_off = False
 
 
-def test_after_a_reconnect_the_console_shows_what_changed_meanwhile_each_once(chat, contexts, tmp_path):
+def test_after_a_reconnect_the_console_shows_what_changed_meanwhile_each_once(chat, contexts, tmp_path, axe_script):
     server, site, world = chat
     app = app_for(tmp_path)
     with app.app_context():
@@ -114,3 +116,4 @@ def test_after_a_reconnect_the_console_shows_what_changed_meanwhile_each_once(ch
     expect(mine).to_have_count(1)
     expect(queue).to_have_count(2)
     expect(more).to_have_text("and 2 more")
+    assert accessibility.serious_violations(page, axe_script) == []
