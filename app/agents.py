@@ -81,6 +81,8 @@ def add_agent(
     _apply(agent, {"role": role, **settings})
     db.session.add(agent)
     audit.record("agent.create", agent, None, describe(agent))
+    # Colleagues' team lists show the newcomer at once.
+    lifecycle.announce_agent(agent)
     db.session.commit()
     return agent, password
 

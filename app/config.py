@@ -84,6 +84,8 @@ def from_environment(instance: Path) -> dict:
         # A webhook receiver that has not answered in this time counts as a failed attempt.
         "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
         "PRESENCE_GRACE_SECONDS": int(os.environ.get("PRESENCE_GRACE_SECONDS", "60")),
+        # The console lists this many of the queue's conversations; the rest it counts ("and 150 more").
+        "CONSOLE_QUEUE_WINDOW": int(os.environ.get("CONSOLE_QUEUE_WINDOW", "50")),
         # Attachments: storage (see storage.py), a malware scanner, how long a file's link works.
         "ATTACHMENTS_URL": os.environ.get("ATTACHMENTS_URL") or None,
         "ATTACHMENT_SCAN_COMMAND": os.environ.get("ATTACHMENT_SCAN_COMMAND") or None,

@@ -33,9 +33,23 @@ def change_status(conversation: Conversation, to_status: str, actor_kind: str, a
     conversation.updated_at = clock.now()
 
 
+_conversations = Conversation.__table__
+_NEXT_VERSION = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id"))
+    .values(version=_conversations.c.version + 1)
+)
+
+
 def announce(conversation: Conversation, *, widget: bool = True, console: bool = True) -> None:
     """Emit the conversation's state to its customer's widgets and to the agents' consoles."""
     db.session.flush()
+    if console:
+        # Raised in the database, under the row's write lock, and the row read back after it: of two
+        # transactions announcing one conversation, the one that commits later sends the higher version
+        # with the state it commits, not one it read before the other committed.
+        db.session.execute(_NEXT_VERSION, {"conversation_id": conversation.id})
+        db.session.refresh(conversation)
     if widget:
         events.emit(
             db.session,
@@ -80,7 +94,6 @@ def announce_agent(agent: Agent) -> None:
     )
 
 
-_conversations = Conversation.__table__
 # Built once: constructing a statement costs more than SQLite takes to run it (see bench/lifecycle.py).
 _NEXT_SEQ_QUIETLY = (
     update(_conversations)

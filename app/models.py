@@ -175,6 +175,8 @@ class Conversation(db.Model):
         # Retention finds a workstream's long-closed conversations (privacy.py).
         Index("ix_conversation_retention", "workstream_id", "status", "ended_at"),
         Index("ix_conversation_created_at", "created_at"),
+        # An agent's recently ended conversations, newest first (the console's lists).
+        Index("ix_conversation_agent_ended", "agent_id", "ended_at", "id"),
         # At most one current conversation per customer and workstream, even with two devices racing.
         Index(
             "uq_conversation_current",
@@ -192,6 +194,9 @@ class Conversation(db.Model):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     status: Mapped[str] = mapped_column(String(16), default="open")
     last_seq: Mapped[int] = mapped_column(default=0)
+    # Raised by every change announced to the consoles (lifecycle.announce): a console keeps the
+    # summary with the highest, so a late frame never undoes a newer state or snapshot.
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     ended_at: Mapped[datetime | None]

@@ -75,13 +75,32 @@ def opted_out(customer_id: int, workstream_id: str) -> bool:
     return db.session.get(EmailOptOut, (customer_id, workstream_id)) is not None
 
 
-def view(conversation: Conversation) -> dict:
-    """The console's "Emailed 14:02" and "email notifications off"."""
+def opted_out_of(conversations: list[Conversation]) -> set[tuple[int, str]] | None:
+    """The (customer, workstream) pairs of these conversations that unsubscribed, in one query; None
+    without SMTP_URL, where nothing is ever sent and nobody needs to know."""
+    if not mail.configured():
+        return None
+    customers = {c.customer_id for c in conversations}
+    workstreams = {c.workstream_id for c in conversations}
+    rows = db.session.execute(
+        select(EmailOptOut.customer_id, EmailOptOut.workstream_id).where(
+            EmailOptOut.customer_id.in_(customers), EmailOptOut.workstream_id.in_(workstreams)
+        )
+    )
+    return {(customer_id, workstream_id) for customer_id, workstream_id in rows}
+
+
+def view(conversation: Conversation, opted_out_pairs: set[tuple[int, str]] | None = None) -> dict:
+    """The console's "Emailed 14:02" and "email notifications off"; `opted_out_pairs` is what
+    opted_out_of() found for a list of conversations this one is in."""
     workstream = conversation.workstream
-    # Without SMTP_URL nothing is ever sent: no need to look up an unsubscribe on every summary.
     if not mail.configured():
         state = "none"
-    elif opted_out(conversation.customer_id, workstream.id):
+    elif (
+        (conversation.customer_id, workstream.id) in opted_out_pairs
+        if opted_out_pairs is not None
+        else opted_out(conversation.customer_id, workstream.id)
+    ):
         state = "off"
     elif conversation.customer.email and workstream.notify_email_after_minutes:
         state = "on"

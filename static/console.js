@@ -5,7 +5,7 @@
 
 (() => {
   const API = '/console/api';
-  const RECENT_CAP = 20;
+  const Lists = window.ConsoleLists;
   const PING_MS = 25000;
   const PONG_FALLBACK_MS = 5000;
   const BACKOFF_MIN_MS = 1000;
@@ -257,22 +257,23 @@
   // ---------------------------------------------------------------- state
 
   let me = null;
-  const summaries = new Map(); // id -> Summary, for conversations shown in a list
+  // The lists, the team and my capacity, as the snapshot and the live frames left them (console_lists.js).
+  const listState = Lists.create();
   const items = new Map(); // id -> <li>
   const unread = new Set();
   const drafts = new Map(); // id -> unsent reply text, so switching conversations loses nothing
   const lists = {
-    mine: { ids: [], ul: $('list-mine'), empty: $('empty-mine'), newestFirst: true },
-    waiting: { ids: [], ul: $('list-waiting'), empty: $('empty-waiting'), newestFirst: true },
-    queue: { ids: [], ul: $('list-queue'), empty: $('empty-queue'), newestFirst: false },
-    recent: { ids: [], ul: $('list-recent'), empty: $('empty-recent'), newestFirst: true },
+    mine: { ids: [], ul: $('list-mine'), empty: $('empty-mine') },
+    waiting: { ids: [], ul: $('list-waiting'), empty: $('empty-waiting') },
+    queue: { ids: [], ul: $('list-queue'), empty: $('empty-queue'), more: $('more-queue') },
+    recent: { ids: [], ul: $('list-recent'), empty: $('empty-recent') },
   };
-  const snapshotReplays = new Set(); // frames seen while a list snapshot is in flight
+  let snapshotParts = []; // a snapshot split over several frames, until its last part
   // Per conversation assigned to me (mine, waiting: their messages come live), the highest seq up to
   // which the console has seen every message. A message above it (a live event the server missed) or a
   // summary with a higher last_seq makes it fetch the ones in between, so previews, unread marks and the
   // title count miss nothing. Queue and recent items get no message frames: their summaries, sent on
-  // every change and refetched on every reconnect, carry their previews.
+  // every change and in every snapshot, carry their previews.
   const seen = new Map();
   const catchingUp = new Set();
   let current = null; // the open conversation: {id, summary, transcript, loading, pending, filling}
@@ -283,74 +284,84 @@
   let sendDraft = null; // reused after a failed send so a retry keeps its client_id (idempotent)
   const badges = new Map(); // id -> 'returned' | 'assigned', until the agent opens the conversation
   const titleSkips = new Map(); // id -> seq of the customer message a "returned" notification already counted
-  const agents = new Map(); // id -> {id, name, presence, presence_changed_at}
   let notifications = 0;
   // A frame newer than an HTTP answer in flight wins over it (every change sends a frame).
   let capacityFrames = 0;
   let presenceFrames = 0;
 
-  function classify(s) {
-    if (s.status === 'open' && !s.agent) return 'queue';
-    if (!isMine(s)) return null;
-    if (isEnded(s)) return 'recent';
-    return s.status === 'waiting' ? 'waiting' : 'mine';
+  function summaryOf(id) {
+    return Lists.summary(listState, id);
   }
 
+  // Summaries carry the version of the conversation they show: the higher one is the newer state.
   function newer(a, b) {
-    const ta = parseTime(a && a.updated_at);
-    const tb = parseTime(b && b.updated_at);
-    return !ta || !tb || ta >= tb;
+    return !a || !b || (a.version || 0) >= (b.version || 0);
   }
 
-  // A summary built before a message frame arrived may carry an older last_message; keep the newest.
-  function keepLatestMessage(fresh, old) {
-    if (old && old.last_message && (!fresh.last_message || fresh.last_message.seq < old.last_message.seq)) {
-      fresh.last_message = old.last_message;
+  // The ids shown, in the reducer's order; conversations that notified me go first, the latest on top.
+  function relist() {
+    const badged = [...badges.keys()].reverse();
+    for (const name of ['mine', 'waiting', 'recent']) {
+      const ids = Lists.sortedIds(listState, name);
+      const first = badged.filter((id) => ids.includes(id));
+      lists[name].ids = [...first, ...ids.filter((id) => !badges.has(id))];
     }
-    return fresh;
+    const queue = Lists.queueWindow(listState);
+    lists.queue.ids = queue.ids.filter((id) => summaryOf(id));
+    lists.queue.hidden = queue.more + queue.ids.length - lists.queue.ids.length;
+    prune();
+    fetchMissing();
   }
 
   function upsertSummary(s) {
-    keepLatestMessage(s, summaries.get(s.id));
-    const target = classify(s);
-    for (const [name, list] of Object.entries(lists)) {
-      const i = list.ids.indexOf(s.id);
-      if (name === target) {
-        if (i < 0) {
-          if (list.newestFirst) list.ids.unshift(s.id);
-          else list.ids.push(s.id);
-        }
-      } else if (i >= 0) {
-        list.ids.splice(i, 1);
-      }
-    }
-    if (target) summaries.set(s.id, s);
+    const target = Lists.applySummary(listState, s);
     // A badge marks work that came to me; it goes once the conversation is no longer mine and open.
-    if (target !== 'mine' && target !== 'waiting') badges.delete(s.id);
-    lists.recent.ids.length = Math.min(lists.recent.ids.length, RECENT_CAP);
-    prune();
+    if (target !== undefined && target !== 'mine' && target !== 'waiting') badges.delete(s.id);
+    relist();
     return target;
   }
 
   function prune() {
-    const listed = new Set(Object.values(lists).flatMap((list) => list.ids));
-    for (const id of [...summaries.keys()]) if (!listed.has(id)) summaries.delete(id);
-    for (const id of [...items.keys()]) if (!listed.has(id)) items.delete(id);
-    for (const id of [...unread]) if (!listed.has(id)) unread.delete(id);
-    for (const id of [...badges.keys()]) if (!listed.has(id)) badges.delete(id);
-    for (const id of [...seen.keys()]) if (!listed.has(id)) seen.delete(id);
+    const shown = new Set(Object.values(lists).flatMap((list) => list.ids));
+    for (const id of [...items.keys()]) if (!shown.has(id)) items.delete(id);
+    const held = (id) => Lists.listOf(listState, id) !== null;
+    for (const id of [...unread]) if (!held(id)) unread.delete(id);
+    for (const id of [...badges.keys()]) if (!held(id)) badges.delete(id);
+    for (const id of [...seen.keys()]) if (!held(id)) seen.delete(id);
+  }
+
+  // The queue window moved onto conversations the snapshot gave only the ids of: fetch their summaries.
+  let fetchingMissing = false;
+  async function fetchMissing() {
+    const ids = Lists.missing(listState);
+    if (!ids.length || fetchingMissing) return;
+    fetchingMissing = true;
+    try {
+      const data = await api('GET', `/summaries?ids=${ids.join(',')}`);
+      for (const s of data.conversations || []) Lists.applySummary(listState, s);
+      // Gone meanwhile (erased): nothing to show.
+      Lists.drop(listState, ids);
+    } catch (err) {
+      console.warn('Could not load the queue', err);
+      return;
+    } finally {
+      fetchingMissing = false;
+    }
+    relist();
+    renderLists();
   }
 
   // A conversation first listed is taken as it is (its summary carries the news); one already listed
   // whose last_seq went past what was seen has missed messages.
   function track(s, wait) {
-    const kind = classify(s);
-    if (!summaries.has(s.id) || (kind !== 'mine' && kind !== 'waiting')) {
+    const kind = Lists.listOf(listState, s.id);
+    if (kind !== 'mine' && kind !== 'waiting') {
       seen.delete(s.id);
       return;
     }
-    if (!seen.has(s.id)) seen.set(s.id, s.last_seq || 0);
-    else if ((s.last_seq || 0) > seen.get(s.id)) setTimeout(() => catchUp(s.id), wait || 0);
+    const held = summaryOf(s.id);
+    if (!seen.has(s.id)) seen.set(s.id, held.last_seq || 0);
+    else if ((held.last_seq || 0) > seen.get(s.id)) setTimeout(() => catchUp(s.id), wait || 0);
   }
 
   async function catchUp(id) {
@@ -359,7 +370,7 @@
     try {
       for (;;) {
         const after = seen.get(id);
-        const s = summaries.get(id);
+        const s = summaryOf(id);
         if (after === undefined || !s || (s.last_seq || 0) <= after) break;
         const data = await api('GET', `/conversations/${id}/messages?after=${after}&limit=${PAGE}`);
         const messages = data.messages || [];
@@ -374,63 +385,37 @@
     }
   }
 
-  // Conversations that notified the agent go to the top of their list, the latest first.
-  function moveToTop(id) {
-    for (const list of Object.values(lists)) {
-      const i = list.ids.indexOf(id);
-      if (i > 0) {
-        list.ids.splice(i, 1);
-        list.ids.unshift(id);
-      }
-    }
-  }
-
-  async function loadLists() {
-    const replay = [];
-    snapshotReplays.add(replay);
-    let data;
-    try {
-      data = await api('GET', '/conversations');
-    } finally {
-      snapshotReplays.delete(replay);
-    }
+  // Right after the socket subscribes the server sends everything the lists, the team and the capacity
+  // meter show; live frames follow it, and summaries older than it are ignored by version.
+  function onSnapshot(parts) {
     const mineBefore = new Set(lists.mine.ids);
-    const snapshot = new Map();
-    const fresh = { mine: [], waiting: [], queue: [], recent: [] };
-    // The server's "mine" may include wrap_up conversations that also appear in "recent"; show each once.
-    for (const name of ['recent', 'mine', 'waiting', 'queue']) {
-      for (const s of data[name] || []) {
-        if (snapshot.has(s.id)) continue;
-        snapshot.set(s.id, keepLatestMessage(s, summaries.get(s.id)));
-        fresh[classify(s) || name].push(s.id);
-      }
-    }
-    summaries.clear();
-    for (const [id, s] of snapshot) summaries.set(id, s);
-    for (const name of Object.keys(lists)) lists[name].ids = fresh[name];
-    lists.recent.ids.length = Math.min(lists.recent.ids.length, RECENT_CAP);
-    prune();
-    // Frames that arrived during the request may be newer than the snapshot; apply those on top.
-    for (const s of replay) {
-      const snap = snapshot.get(s.id);
-      if (!snap || newer(s, snap)) upsertSummary(s);
-    }
+    Lists.load(listState, parts);
+    const first = !listsLoaded;
+    me = listState.me;
+    presenceFrames += 1;
+    capacityFrames += 1;
+    renderPresence(me.presence);
+    renderCapacity(listState.capacity);
+    showEmailMe(me);
+    renderAgents();
+    relist();
     // Offers pushed before this page was listening (say, right at sign-in) still need the agent's eye.
-    if (!listsLoaded) {
-      for (const id of lists.mine.ids) if (isOffered(summaries.get(id)) && !badges.has(id)) badges.set(id, 'assigned');
-    }
-    for (const id of badges.keys()) moveToTop(id);
-    if (listsLoaded) {
+    if (first) {
+      for (const id of lists.mine.ids) if (isOffered(summaryOf(id)) && !badges.has(id)) badges.set(id, 'assigned');
+      relist();
+    } else {
       for (const id of lists.mine.ids) if (!mineBefore.has(id)) notifyIfHidden();
     }
     listsLoaded = true;
     showError(ui.appError, null);
-    if (current && summaries.has(current.id) && !current.loading) {
-      current.summary = summaries.get(current.id);
+    if (current && summaryOf(current.id) && !current.loading) {
+      current.summary = summaryOf(current.id);
+      current.transcript.summary = current.summary;
       renderHeader();
     }
     renderLists();
-    for (const s of summaries.values()) track(s);
+    for (const list of Object.values(lists)) for (const id of list.ids) track(summaryOf(id));
+    if (first) started();
   }
 
   // ---------------------------------------------------------------- lists
@@ -478,11 +463,16 @@
         li = el('li', { dataset: { conversationId: id } }, el('button', { type: 'button', className: 'conv-item' }));
         items.set(id, li);
       }
-      fillItem(li, summaries.get(id));
+      fillItem(li, summaryOf(id));
       if (list.ul.children[i] !== li) list.ul.insertBefore(li, list.ul.children[i] || null);
     });
     while (list.ul.children.length > list.ids.length) list.ul.lastElementChild.remove();
-    list.empty.hidden = list.ids.length > 0;
+    // Until the first snapshot nothing is known to be empty.
+    list.empty.hidden = !listsLoaded || list.ids.length > 0 || Boolean(list.hidden);
+    if (list.more) {
+      list.more.hidden = !list.hidden;
+      list.more.textContent = list.hidden ? `and ${list.hidden} more` : '';
+    }
   }
 
   function renderLists() {
@@ -593,17 +583,14 @@
 
   // A conversation was pushed or transferred to me, or a waiting one's customer came back.
   function onNotify(kind, s) {
-    for (const replay of snapshotReplays) replay.push(s);
-    const known = summaries.get(s.id);
-    if (!known || newer(s, known)) upsertSummary(s);
-    else upsertSummary(known);
+    upsertSummary(s);
     badges.delete(s.id); // re-inserted, so it counts as the newest for ordering
-    badges.set(s.id, kind === 'returned' ? 'returned' : 'assigned');
-    moveToTop(s.id);
+    if (Lists.listOf(listState, s.id)) badges.set(s.id, kind === 'returned' ? 'returned' : 'assigned');
+    relist();
     // The customer's message that brought it back follows this frame; count it once in the title.
     if (kind === 'returned') titleSkips.set(s.id, (s.last_seq || 0) + 1);
-    if (current && current.id === s.id && (!current.summary || newer(s, current.summary))) {
-      current.summary = summaries.get(s.id) || s;
+    if (current && current.id === s.id && newer(s, current.summary)) {
+      current.summary = summaryOf(s.id) || s;
       current.transcript.summary = current.summary;
       renderHeader();
     }
@@ -612,7 +599,7 @@
     document.body.dataset.notifications = String(notifications);
     notifyIfHidden();
     beep();
-    browserNotification(kind, summaries.get(s.id) || s);
+    browserNotification(kind, summaryOf(s.id) || s);
   }
 
   // ---------------------------------------------------------------- presence, capacity, team
@@ -645,7 +632,9 @@
     if (!me || presenceFrames === framesBefore.presence) {
       me = agent;
       renderPresence(agent.presence);
-      rememberAgent(agent);
+      const { id, name, presence, presence_changed_at: changedAt, disabled } = agent;
+      Lists.apply(listState, { type: 'agent', agent: { id, name, presence, presence_changed_at: changedAt, disabled } });
+      renderAgents();
     } else {
       me = { ...agent, presence: me.presence, presence_changed_at: me.presence_changed_at };
     }
@@ -706,20 +695,7 @@
   });
 
   function sortedAgents() {
-    return [...agents.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)) || a.id - b.id);
-  }
-
-  function rememberAgent(a) {
-    if (!a || !Number.isInteger(a.id)) return;
-    // A disabled agent leaves the team and can no longer be chosen for a transfer.
-    if (a.disabled) {
-      agents.delete(a.id);
-      renderAgents();
-      return;
-    }
-    const known = agents.get(a.id);
-    agents.set(a.id, { ...known, id: a.id, name: a.name, presence: a.presence, presence_changed_at: a.presence_changed_at });
-    renderAgents();
+    return Lists.team(listState);
   }
 
   function renderAgents() {
@@ -743,34 +719,25 @@
     if (ui.transferDialog.open) fillTransferOptions();
   }
 
-  const agentReplays = new Set(); // agent frames seen while the team list is being read
-
-  async function loadAgents() {
-    const replay = [];
-    agentReplays.add(replay);
-    let data;
-    try {
-      data = await api('GET', '/agents');
-    } finally {
-      agentReplays.delete(replay);
-    }
-    agents.clear();
-    for (const a of data.agents || []) agents.set(a.id, a);
-    for (const a of replay) agents.set(a.id, a);
-    renderAgents();
-  }
-
   function onAgent(a) {
-    for (const replay of agentReplays) replay.push(a);
-    rememberAgent(a);
+    Lists.apply(listState, { type: 'agent', agent: a });
+    renderAgents();
     if (me && a.id === me.id) {
       presenceFrames += 1;
-      me = { ...me, presence: a.presence, presence_changed_at: a.presence_changed_at };
+      me = { ...me, name: a.name, presence: a.presence, presence_changed_at: a.presence_changed_at };
       renderPresence(a.presence);
+    }
+    // Summaries show an agent's name: a rename reaches the lists and the open conversation.
+    relist();
+    renderLists();
+    if (current && current.summary && current.summary.agent && current.summary.agent.id === a.id) {
+      current.summary = summaryOf(current.id) || current.summary;
+      renderHeader();
     }
   }
 
   function onCapacity(c) {
+    Lists.apply(listState, { type: 'capacity', capacity: c });
     capacityFrames += 1;
     renderCapacity(c);
   }
@@ -963,6 +930,7 @@
   }
 
   function onRead(frame) {
+    Lists.apply(listState, frame);
     const known = customerRead.get(frame.conversation_id);
     if (known && known.seq >= frame.seq) return;
     customerRead.set(frame.conversation_id, { seq: frame.seq, at: frame.read_at });
@@ -1101,7 +1069,7 @@
     if (current && isOffered(current.summary)) renderCountdown();
     for (const [id, li] of items) {
       const span = li.querySelector('.item-offer');
-      const s = summaries.get(id);
+      const s = summaryOf(id);
       if (span && s && isOffered(s)) span.textContent = ` · Offered, ${countdown(s)} left`;
     }
   }, 1000);
@@ -1182,7 +1150,7 @@
     if (current) drafts.set(current.id, ui.reply.value);
     window.ConsoleFiles.clear();
     showTyping(null);
-    const summary = summaries.get(id) || null;
+    const summary = summaryOf(id);
     current = {
       id,
       summary,
@@ -1225,10 +1193,10 @@
     if (token !== openToken) return;
 
     const c = current;
+    upsertSummary(data.conversation);
     // A conversation frame may have overtaken this response.
-    if (!c.summary || newer(data.conversation, c.summary)) c.summary = data.conversation;
+    c.summary = summaryOf(id) || (newer(data.conversation, c.summary) ? data.conversation : c.summary);
     c.transcript.summary = c.summary;
-    upsertSummary(c.summary);
     renderHistory(data.history || []);
     c.transcript.reset(data.messages || [], data.complete);
     for (const n of (data.notes || []).concat(c.pendingNotes || [])) c.transcript.insertNote(n);
@@ -1328,9 +1296,9 @@
     try {
       const data = await api('POST', `/conversations/${c.id}/${action}`, body || {});
       upsertSummary(data.conversation);
-      if (c === current) {
-        c.summary = data.conversation;
-        c.transcript.summary = data.conversation;
+      if (c === current && newer(data.conversation, c.summary)) {
+        c.summary = summaryOf(c.id) || data.conversation;
+        c.transcript.summary = c.summary;
         renderHeader();
       }
       renderLists();
@@ -1348,9 +1316,9 @@
     try {
       const data = await api('GET', `/conversations/${c.id}`);
       if (c !== current || !newer(data.conversation, c.summary)) return;
-      c.summary = data.conversation;
-      c.transcript.summary = data.conversation;
       upsertSummary(data.conversation);
+      c.summary = summaryOf(c.id) || data.conversation;
+      c.transcript.summary = c.summary;
       renderHeader();
       renderLists();
     } catch (err) {
@@ -1389,9 +1357,6 @@
     fillTransferOptions();
     ui.transferDialog.showModal();
     ui.transferTo.focus();
-    loadAgents().then(() => {
-      if (ui.transferDialog.open) fillTransferOptions();
-    }).catch(() => {});
   });
   ui.transferCancel.addEventListener('click', () => ui.transferDialog.close());
   ui.transferConfirm.addEventListener('click', () => {
@@ -1409,10 +1374,11 @@
   let everConnected = false;
   // The server handles a socket's frames in order and subscribes before reading any, so the pong to a
   // ping sent after the handshake (or after a watch) proves that live frames now reach us. HTTP reads made
-  // earlier could miss a message stored in between; these mark which pong to resync on.
+  // earlier could miss a message stored in between; these mark which pong to resync on. (The lists need
+  // none of this: the socket's snapshot is read after it subscribed.)
   let pingsSent = 0;
   let pongsSeen = 0;
-  let resyncListsAt = 0;
+  let resyncTeamAt = 0;
   let fillGapAt = 0;
 
   function sendFrame(frame) {
@@ -1432,12 +1398,9 @@
   }
 
   function resync(force) {
-    if (resyncListsAt && (force || pongsSeen >= resyncListsAt)) {
-      resyncListsAt = 0;
-      loadLists().catch((err) => showError(ui.appError, err));
+    if (resyncTeamAt && (force || pongsSeen >= resyncTeamAt)) {
+      resyncTeamAt = 0;
       loadTeam();
-      loadAgents().catch((err) => console.warn('Could not reload the team', err));
-      refreshMe();
     }
     if (fillGapAt && (force || pongsSeen >= fillGapAt)) {
       fillGapAt = 0;
@@ -1467,11 +1430,13 @@
       pongsSeen = 0;
       clearInterval(pingTimer);
       pingTimer = setInterval(ping, PING_MS);
-      // Whatever happened while no socket was subscribed was never sent to us, so resync over HTTP.
+      snapshotParts = [];
+      // Whatever happened while no socket was subscribed was never sent to us: the snapshot brings the
+      // lists, and the open conversation and the team view resync over HTTP.
       sendWatch();
-      resyncListsAt = ping();
-      fillGapAt = resyncListsAt;
-      // A server that never answers must not leave the lists stale.
+      resyncTeamAt = ping();
+      fillGapAt = resyncTeamAt;
+      // A server that never answers must not leave them stale.
       setTimeout(() => {
         if (socket === ws) resync(true);
       }, PONG_FALLBACK_MS);
@@ -1501,7 +1466,15 @@
     } catch {
       return;
     }
-    if (frame.type === 'conversation' && frame.conversation) {
+    if (frame.type === 'snapshot') {
+      snapshotParts.push(frame);
+      if (!frame.more) {
+        const parts = snapshotParts;
+        snapshotParts = [];
+        onSnapshot(parts);
+      }
+    }
+    else if (frame.type === 'conversation' && frame.conversation) {
       onConversation(frame.conversation);
       onTeamConversation(frame.conversation);
     }
@@ -1518,19 +1491,18 @@
     }
     else if (frame.type === 'error' && frame.code === 'session_ended') goToLogin();
     else if (frame.type === 'error') console.warn('Console websocket error:', frame.code, frame.message);
-    // The server may have missed live events and closes the socket; the reconnect refetches the lists.
+    // The server may have missed live events and closes the socket; the reconnect brings a new snapshot.
     else if (frame.type === 'resync' && socket) socket.close();
   }
 
   function onConversation(s) {
-    for (const replay of snapshotReplays) replay.push(s);
     // Assignments and returning customers are announced by their own notify frame (onNotify).
     upsertSummary(s);
     // The message frame that raised last_seq is usually right behind this one.
     track(s, GAP_WAIT_MS);
-    if (current && current.id === s.id) {
-      current.summary = s;
-      current.transcript.summary = s;
+    if (current && current.id === s.id && newer(s, current.summary)) {
+      current.summary = summaryOf(s.id) || s;
+      current.transcript.summary = current.summary;
       renderHeader();
       if (!current.loading && current.transcript.last < (s.last_seq || 0)) fillGap();
     }
@@ -1539,7 +1511,10 @@
 
   function onMessage(m) {
     const id = m.conversation_id;
-    const s = summaries.get(id);
+    // The preview, last_seq and the list's order, whatever order messages arrive in.
+    Lists.apply(listState, { type: 'message', message: m });
+    relist();
+    const s = summaryOf(id);
     const before = seen.get(id);
     if (before !== undefined && m.seq !== before + 1) {
       // The open transcript keeps its own order and fills its own gaps.
@@ -1547,20 +1522,12 @@
         if (current.loading) current.pending.push(m);
         else appendMessages([m]);
       }
-      if (m.seq > before + 1) {
-        if (s) s.last_seq = Math.max(s.last_seq || 0, m.seq);
-        catchUp(id); // counts this one too, after the ones missed
-      }
+      if (m.seq > before + 1) catchUp(id); // counts this one too, after the ones missed
       // Otherwise already counted: a live frame repeating a caught-up one, or the echo of a send.
+      renderLists();
       return;
     }
     if (before !== undefined) seen.set(id, m.seq);
-    // Previews show what people wrote: automated messages ("Ada joined the chat.") are not news.
-    if (s && m.sender !== 'system' && (!s.last_message || s.last_message.seq < m.seq)) {
-      s.last_message = m;
-      s.updated_at = m.created_at;
-    }
-    if (s) s.last_seq = Math.max(s.last_seq || 0, m.seq);
     if (current && current.id === id) {
       if (m.sender === 'customer') showTyping(null);
       if (current.loading) current.pending.push(m);
@@ -1973,9 +1940,7 @@
       const data = await api('PUT', `/conversations/${c.id}/labels`, { label_ids: ids });
       if (c === current) {
         c.summary = { ...c.summary, labels: data.labels };
-        upsertSummary(c.summary);
         renderConversationLabels(c.summary);
-        renderLists();
       }
     } catch (err) {
       if (c === current) showError(labelUi.error, err);
@@ -2069,24 +2034,17 @@
 
   // ---------------------------------------------------------------- start
 
-  async function start() {
+  function start() {
     window.ConsoleFiles.mount(ui.compose, ui.reply, () => current && current.id);
     document.body.dataset.notifications = '0';
     renderNotificationButton();
-    try {
-      applyMe(await api('GET', '/me'), { presence: presenceFrames, capacity: capacityFrames });
-    } catch (err) {
-      showError(ui.appError, err);
-    }
-    loadAgents().catch((err) => showError(ui.appError, err));
-    try {
-      await loadLists();
-    } catch (err) {
-      showError(ui.appError, err);
-    }
-    connect();
+    ui.connection.textContent = 'Connecting…';
     loadLabels();
-    loadTeam();
+    connect();
+  }
+
+  // Once the first snapshot has said who I am (the team view loads on the pong that follows it).
+  function started() {
     $('reports-section').hidden = !supervising();
     openFromHash();
   }

@@ -88,6 +88,26 @@ def test_queue_and_take(client, world, app):
     assert response.status_code == 409 and response.json["error"]["code"] == "wrong_state"
 
 
+def test_the_queue_lists_its_first_conversations_and_the_rest_by_id(app, client, world):
+    app.config["CONSOLE_QUEUE_WINDOW"] = 2
+    queued = [customer_says(client, world, "Anyone?", f"c{i}", sub=f"queued{i}")["conversation_id"] for i in range(5)]
+    sign_in(client, world, "ada")
+    client.post("/console/api/presence", json={"presence": "away"})
+    lists = client.get("/console/api/conversations").json
+    # Signing in made Ada available, and routing gave her the first two.
+    assert [c["id"] for c in lists["mine"]] == queued[1::-1]
+    assert [c["id"] for c in lists["queue"]] == queued[2:4]
+    assert [conversation_id for conversation_id, _version in lists["queue_rest"]] == queued[4:]
+    assert lists["limits"] == {"queue": 2, "recent": 20}
+
+    found = client.get(f"/console/api/summaries?ids={queued[4]},{queued[0]},999999").json["conversations"]
+    assert [(c["id"], c["last_message"]["body"]) for c in found] == [(queued[0], "Anyone?"), (queued[4], "Anyone?")]
+    assert client.get("/console/api/summaries").json == {"conversations": []}
+    for query in ("ids=x", "ids=1,,2", "ids=0", "ids=-3", f"ids={2**31}", "ids=" + ",".join(["1"] * 101)):
+        response = client.get(f"/console/api/summaries?{query}")
+        assert response.status_code == 400 and response.json["error"]["code"] == "invalid_request", query
+
+
 @pytest.mark.parametrize(
     ("method", "path", "payload", "status", "code"),
     [

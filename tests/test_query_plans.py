@@ -4,7 +4,8 @@ own EXPLAIN, on whichever database the suite runs on."""
 import pytest
 from sqlalchemy import text
 
-from app import conversations
+from app import conversations, payloads
+from app.console import snapshot
 from app.extensions import db
 
 
@@ -35,3 +36,21 @@ def test_a_customers_earlier_conversations_are_an_index_range_scan(ctx):
         assert "ix_conversation_customer_workstream" in explained and "TEMP B-TREE" not in explained, explained
     else:
         assert "ix_conversation_customer_workstream" in explained and "Sort" not in explained, explained
+
+
+def test_the_previews_of_a_list_are_index_lookups(ctx):
+    explained = plan(payloads.last_messages_query([1, 2, 3]))
+    if db.engine.dialect.name == "sqlite":
+        assert "SCAN message" not in explained and "TEMP B-TREE" not in explained, explained
+        assert explained.count("sqlite_autoindex_message_2 (conversation_id=?") == 2, explained
+    else:
+        assert "Seq Scan on message" not in explained and "uq_message_conversation_id_seq" in explained, explained
+
+
+def test_an_agents_recently_ended_conversations_are_an_index_range_scan(ctx):
+    explained = plan(snapshot.recent_query(1))
+    assert "ix_conversation_agent_ended" in explained, explained
+    if db.engine.dialect.name == "sqlite":
+        assert "TEMP B-TREE" not in explained, explained
+    else:
+        assert "Sort" not in explained, explained

@@ -173,6 +173,7 @@ def test_a_hello_with_huge_cursors_is_still_welcomed_from_scratch(server):
 def test_bad_console_frames_are_error_frames(server):
     cookie = console_cookie(server.url, ROOT_EMAIL, ROOT_PASSWORD)
     peer = Peer(server.url.replace("http", "ws") + "/console/ws", origin=server.url, headers={"Cookie": cookie})
+    assert [f["type"] for f in replies_until_pong(peer)] == ["snapshot"]
     before = dump(server.app)
     for raw, code in (
         ('{"type": "watch", "conversation_id": 9223372036854775808}', "invalid_request"),

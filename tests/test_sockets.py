@@ -255,6 +255,26 @@ def test_the_console_streams_new_conversations_and_messages_to_the_agent(server)
         peer.close()
 
 
+def test_the_console_is_sent_a_snapshot_of_its_lists_first_then_live_frames(server):
+    customer, _, _ = widget(server, "snapshotted")
+    customer.send({"type": "send", "client_id": "n1", "body": "listed at once"})
+    conversation_id = customer.recv_until("ack")["conversation_id"]
+    cookie = sign_in(server)
+    console = Peer(server.url.replace("http", "ws") + "/console/ws", origin=server.url, headers={"Cookie": cookie})
+    snapshot = console.recv()
+    assert snapshot["type"] == "snapshot" and snapshot["more"] is False
+    assert snapshot["agent"]["email"] == server.world.agents["ada"][0] and "percent" in snapshot["capacity"]
+    assert "Ada" in [a["name"] for a in snapshot["agents"]]
+    listed = [s for name in ("mine", "waiting", "queue", "recent") for s in snapshot[name]]
+    assert len({s["id"] for s in listed}) == len(listed)
+    (held,) = [s for s in listed if s["id"] == conversation_id]
+    assert held["last_message"]["body"] == "listed at once" and held["version"] > 0
+    customer.send({"type": "send", "client_id": "n2", "body": "and live after it"})
+    assert console.recv_until("message")["message"]["body"] == "and live after it"
+    for peer in (console, customer):
+        peer.close()
+
+
 def test_open_sockets_waiting_for_their_first_frame_do_not_block_writers(server):
     """A socket's handshake must not leave a database transaction open (on SQLite it would hold the
     write lock and stall every other writer of the process)."""

@@ -4,41 +4,28 @@ from flask import Response, jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .. import canned, capacity, clock, conversations, labels, notes, payloads, reports, routing, search, supervision
+from .. import canned, conversations, labels, notes, payloads, reports, routing, search, supervision
 from ..api import history_page, int_arg, json_body
 from ..errors import ChatError
 from ..extensions import db
-from ..models import ENDED_STATUSES, Agent, Conversation
-from . import bp
+from ..models import Conversation
+from . import bp, snapshot
 
-RECENT = 20
 PAGE = 50
+MAX_SUMMARIES = 100
 
 
 @bp.get("/api/me")
 @login_required
 def me():
-    agent = current_user
-    load = capacity.loads(clock.now(), [agent.id]).get(agent.id, capacity.Load())
-    return jsonify(
-        {
-            "agent": {
-                **payloads.agent(agent),
-                "email": agent.email,
-                "role": agent.role,
-                "notify_email": agent.notify_email,
-            },
-            "capacity": capacity.capacity_view(agent, load),
-        }
-    )
+    return jsonify(snapshot.me(current_user))
 
 
 @bp.get("/api/agents")
 @login_required
 def agents():
     """Everyone's presence, for the transfer menu and to see who is around."""
-    team = select(Agent).where(Agent.disabled_at.is_(None)).order_by(Agent.name)
-    return jsonify({"agents": [payloads.agent(a) for a in db.session.scalars(team)]})
+    return jsonify({"agents": snapshot.team()})
 
 
 @bp.post("/api/presence")
@@ -61,42 +48,26 @@ def notification_settings():
     return me()
 
 
-def _summaries(query) -> list[dict]:
-    return [payloads.summary(c) for c in db.session.scalars(query)]
-
-
 @bp.get("/api/conversations")
 @login_required
 def lists():
-    mine = (
-        select(Conversation)
-        .where(Conversation.agent_id == current_user.id, Conversation.status.in_(("open", "active")))
-        .order_by(Conversation.updated_at.desc())
-    )
-    waiting = (
-        select(Conversation)
-        .where(Conversation.agent_id == current_user.id, Conversation.status == "waiting")
-        .order_by(Conversation.updated_at.desc())
-    )
-    queue = (
-        select(Conversation)
-        .where(Conversation.status == "open", Conversation.agent_id.is_(None))
-        .order_by(Conversation.id)
-    )
-    recent = (
-        select(Conversation)
-        .where(Conversation.agent_id == current_user.id, Conversation.status.in_(ENDED_STATUSES))
-        .order_by(Conversation.ended_at.desc())
-        .limit(RECENT)
-    )
-    return jsonify(
-        {
-            "mine": _summaries(mine),
-            "waiting": _summaries(waiting),
-            "queue": _summaries(queue),
-            "recent": _summaries(recent),
-        }
-    )
+    return jsonify(snapshot.lists(current_user))
+
+
+@bp.get("/api/summaries")
+@login_required
+def summaries():
+    """`?ids=3,5,8`: these conversations' summaries (unknown ids are left out), for a console whose
+    queue window moved onto conversations it holds only the ids of."""
+    raw = request.args.get("ids", "")
+    try:
+        ids = [int(part) for part in raw.split(",")] if raw else []
+    except ValueError:
+        raise ChatError(400, "invalid_request", "ids must be conversation ids separated by commas.") from None
+    if len(ids) > MAX_SUMMARIES or not all(0 < i < 2**31 for i in ids):
+        raise ChatError(400, "invalid_request", f"ids must be 1 to {MAX_SUMMARIES} conversation ids.")
+    found = db.session.scalars(select(Conversation).where(Conversation.id.in_(ids)).order_by(Conversation.id)).all()
+    return jsonify({"conversations": payloads.summaries(list(found))})
 
 
 @bp.get("/api/conversations/<int:conversation_id>")
@@ -115,7 +86,7 @@ def conversation(conversation_id: int):
             "conversation": payloads.summary(found),
             "messages": payloads.messages(page),
             "complete": not page or page[0].seq == 1,
-            "history": [payloads.summary(c) for c in history],
+            "history": payloads.summaries(list(history)),
             "notes": [notes.payload(n) for n in notes.of(found.id)],
         }
     )
@@ -229,15 +200,16 @@ def canned_delete(item_id: int):
 @login_required
 def search_conversations():
     hits = search.search(search.filters_from(request.args), int_arg("limit", 20, low=1, high=search.MAX_RESULTS))
+    found = payloads.summaries([h.conversation for h in hits])
     return jsonify(
         {
             "results": [
                 {
-                    "conversation": payloads.summary(h.conversation),
+                    "conversation": summary,
                     "message": payloads.message(h.message) if h.message else None,
                     "snippet": search.segments(h.snippet) if h.snippet else None,
                 }
-                for h in hits
+                for h, summary in zip(hits, found, strict=True)
             ]
         }
     )
@@ -279,7 +251,7 @@ def conversation_labels(conversation_id: int):
 @login_required
 def team_conversations():
     found = supervision.team_conversations(current_user)
-    return jsonify({"conversations": [payloads.summary(c) for c in found]})
+    return jsonify({"conversations": payloads.summaries(found)})
 
 
 @bp.post("/api/conversations/<int:conversation_id>/reassign")

@@ -7,8 +7,9 @@ from flask_login import current_user
 
 from .. import conversations, ephemeral, events, realtime, routing
 from ..errors import ChatError
-from ..extensions import sock
-from . import bp
+from ..extensions import db, sock
+from ..models import Agent
+from . import bp, snapshot
 
 
 @bp.before_request
@@ -31,11 +32,20 @@ def guard_socket():
 def console_socket(ws) -> None:
     conn = realtime.Connection(ws)
     agent_id = current_user.id
+    # Subscribe before reading the snapshot: nothing committed in between can fall through the gap.
+    # Events queued meanwhile follow the snapshot; the summaries' versions let the console ignore any
+    # it already holds.
     subscription = conn.subscribe([events.CONSOLE_CHANNEL, events.agent_channel(agent_id)])
     # A password change, a disable or a sign-out elsewhere ends this socket too.
     conn.end_on([events.session_channel(agent_id)])
     routing.seen(agent_id)
+    agent = db.session.get(Agent, agent_id)
+    if agent is None:
+        raise ChatError(401, "not_authenticated", "Sign in first.")
+    parts = snapshot.frames(snapshot.snapshot(agent))
     realtime.release_session()
+    for part in parts:
+        conn.send(part)
     conn.forward()
     watched: list[str] = []
 
