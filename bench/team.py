@@ -143,7 +143,10 @@ def team(deployment: Deployment, per_agent: int) -> Clients:
 def measure(deployment: Deployment, clients: Clients, phase: str, seconds: float, *args) -> dict:
     """Run `phase` ("saturate" window, or "offer" rate) in every client process for `seconds`; the server
     CPU counts until the last message is delivered."""
-    servers, infra = deployment.server_pids(), deployment.database_and_redis_pids()
+    return measure_pids(deployment.server_pids(), deployment.database_and_redis_pids(), clients, phase, seconds, *args)
+
+
+def measure_pids(servers: list[int], infra: list[int], clients: Clients, phase: str, seconds: float, *args) -> dict:
     server_cpu, infra_cpu = cpu_seconds(servers), cpu_seconds(infra)
     results = clients.command(phase, seconds, *args)
     server_cpu = cpu_seconds(servers) - server_cpu

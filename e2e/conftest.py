@@ -10,12 +10,28 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import jwt
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from sqlalchemy import func, update
 
-from tests.support import KID, ChatServer, World, free_port, migrated_app, rsa_key_pair, seed
+from app import clock
+from app.extensions import db
+from app.models import Agent, Conversation
+from tests.support import (
+    KID,
+    ChatServer,
+    World,
+    drop_leftover_databases,
+    fail_unmarked_database_skip,
+    free_port,
+    migrated_app,
+    quick_password_hashes,
+    rsa_key_pair,
+    seed,
+)
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -26,6 +42,19 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 expect.set_options(timeout=5000)
+
+
+# Browser tests run on SQLite; a module that needs PostgreSQL or Redis says `pytestmark =
+# pytest.mark.database` and runs again in make test's second run (see tests/conftest.py).
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    fail_unmarked_database_skip(item, outcome.get_result())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish():
+    drop_leftover_databases()
 
 
 def chromium_path() -> str:
@@ -184,26 +213,102 @@ def chat_env() -> dict:
     return {}
 
 
+# Its timers tick twice a second so that what time triggers shows up quickly. A jump of the clock by hours
+# would otherwise count as hours without a console heartbeat, so the presence grace period covers the
+# jumps tests make. Every browser of a module's tests speaks to the one server from 127.0.0.1: the
+# per-address rates are for one client (tests/test_limits.py holds them to that), not for a whole module.
+CHAT_ENV = {
+    "SCHEDULER_INTERVAL": "0.5",
+    "PRESENCE_GRACE_SECONDS": str(6 * 3600),
+    "QUEUE_UPDATE_SECONDS": "1",
+    "HANDSHAKES_PER_ADDRESS": "6000/minute",
+    "WIDGET_REQUESTS_PER_ADDRESS": "60000/minute",
+    "VISITOR_TOKENS_PER_ADDRESS": "3000 per 10 minutes",
+    "LOGIN_FAILURES_PER_ADDRESS": "5000 per 15 minutes",
+}
+
+
+class ModuleServer:
+    """The server a module's tests share, since starting one costs seconds. Each test gets a world of its
+    own in it: an authentication setting (so its customers are new, whatever their sub), a workstream its
+    host site may embed, and agents Ada and Bo. The world before it is retired first: its conversations
+    closed (no email will be due for them) and its agents disabled, so no list shows them and nothing is
+    routed to them; and the server's clock is set right again. A test that left the server stopped, or
+    wants other settings (chat_env), gets a new server and database."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory):
+        self.tmp_path_factory = tmp_path_factory
+        self.server: ChatServer | None = None
+        self.env: dict | None = None
+        self.app = None
+        self.worlds = 0
+
+    def world(self, env: dict, origin: str) -> tuple[ChatServer, World]:
+        if self.reusable(env):
+            retire(self.app)
+            Path(self.server.env["PERSISTENT_CHAT_CLOCK_OFFSET_FILE"]).unlink(missing_ok=True)
+        else:
+            self.stop()
+            instance = self.tmp_path_factory.mktemp("chat")
+            self.app, self.env = migrated_app(instance), env
+            # The server's clock is moved by writing seconds to this file (see app/clock.py).
+            clock_file = {"PERSISTENT_CHAT_CLOCK_OFFSET_FILE": str(instance / "clock_offset")}
+            self.server = ChatServer(instance, env={**env, **clock_file}).start()
+        self.worlds += 1
+        with quick_password_hashes():
+            world = seed(self.app, [origin], {"ada": "Ada", "bo": "Bo"}, domain=f"world{self.worlds}.example.com")
+        return self.server, world
+
+    def reusable(self, env: dict) -> bool:
+        return self.server is not None and env == self.env and self.server.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            with self.app.app_context():
+                db.engine.dispose()
+            self.server = None
+
+
+def retire(app) -> None:
+    """The previous test's conversations closed and its agents disabled (and signed out), in one go."""
+    with app.app_context():
+        now = clock.now()
+        db.session.execute(
+            update(Conversation)
+            .where(Conversation.status != "closed")
+            .values(
+                status="closed",
+                ended_at=func.coalesce(Conversation.ended_at, now),
+                offer_expires_at=None,
+                notify_due_at=None,
+            )
+        )
+        db.session.execute(
+            update(Agent)
+            .where(Agent.disabled_at.is_(None))
+            .values(disabled_at=now, presence="offline", session_version=Agent.session_version + 1)
+        )
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory):
+    shared = ModuleServer(tmp_path_factory)
+    yield shared
+    shared.stop()
+
+
 @pytest.fixture
-def chat(tmp_path, chat_env):
-    """A fresh server with one persistent workstream embedded by one host site, and agents Ada and Bo."""
+def chat(module_server, chat_env):
+    """A server with one persistent workstream embedded by one host site, and agents Ada and Bo; the
+    module's tests share the server, each with a world of its own (see ModuleServer)."""
     host_port = free_port()
-    world = seed(migrated_app(tmp_path), [f"http://127.0.0.1:{host_port}"], {"ada": "Ada", "bo": "Bo"})
-    # The server's clock can be moved by writing seconds to this file (see app/clock.py); its timers tick
-    # twice a second so that what time triggers shows up quickly. A jump of hours would otherwise count
-    # as hours without a console heartbeat, so the presence grace period covers the jumps tests make.
-    env = {
-        "PERSISTENT_CHAT_CLOCK_OFFSET_FILE": str(tmp_path / "clock_offset"),
-        "SCHEDULER_INTERVAL": "0.5",
-        "PRESENCE_GRACE_SECONDS": str(6 * 3600),
-        "QUEUE_UPDATE_SECONDS": "1",
-        **chat_env,
-    }
-    server = ChatServer(tmp_path, env=env).start()
+    server, world = module_server.world({**CHAT_ENV, **chat_env}, f"http://127.0.0.1:{host_port}")
     site = HostSite(server.url, world, host_port)
     yield server, site, world
     site.close()
-    server.stop()
 
 
 @pytest.fixture

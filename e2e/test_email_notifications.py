@@ -34,13 +34,15 @@ def chat_env(smtp):
 
 
 @pytest.fixture
-def mailing(chat, tmp_path):
+def mailing(chat):
     """The shop's page in Finnish is where emails link back to; its customers have email addresses."""
     server, site, world = chat
-    app = app_for(tmp_path)
+    app = app_for(server.instance)
     with app.app_context():
         db.session.execute(
-            update(Workstream).values(notify_return_url=f"{site.origin}/?lang=fi", notify_email_after_minutes=10)
+            update(Workstream)
+            .where(Workstream.id == world.workstream_id)
+            .values(notify_return_url=f"{site.origin}/?lang=fi", notify_email_after_minutes=10)
         )
         db.session.commit()
         db.engine.dispose()

@@ -23,7 +23,10 @@ from tests.support import (
 )
 from tests.test_scaleout import AgentSession
 
-pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL, reason="two processes need PostgreSQL: set TEST_DATABASE_URL")
+pytestmark = [
+    pytest.mark.database,
+    pytest.mark.skipif(not TEST_DATABASE_URL, reason="two processes need PostgreSQL: set TEST_DATABASE_URL"),
+]
 
 
 def listening(store: RedisServer, fragment: str) -> bool:

@@ -20,7 +20,7 @@ from tests.support import (
     use_database,
 )
 
-pytestmark = needs_scale_out
+pytestmark = [pytest.mark.database, needs_scale_out]
 
 
 @pytest.fixture

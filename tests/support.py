@@ -12,10 +12,15 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from http.cookiejar import CookieJar
 from pathlib import Path
+from unittest import mock
 
 import jwt
 import pytest
@@ -26,13 +31,15 @@ from cryptography.hazmat.primitives.serialization import (
     NoEncryption,
     PrivateFormat,
     PublicFormat,
+    load_pem_private_key,
 )
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+from werkzeug.security import generate_password_hash
 
-from app import ROOT, auth_settings, clock, create_app
+from app import ROOT, auth_settings, clock, create_app, passwords
 from app.agents import add_agent
 from app.extensions import db
 from app.models import Workstream
@@ -68,7 +75,12 @@ class World:
             payload["name"] = name
         if alg == "HS256":
             return jwt.encode(payload, self.secret, algorithm="HS256")
-        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": KID})
+        return jwt.encode(payload, self._signing_key, algorithm="RS256", headers={"kid": KID})
+
+    @cached_property
+    def _signing_key(self):
+        # Loading a PEM checks the RSA key, a tenth of a second: once per world, not once per token.
+        return load_pem_private_key(self.private_key.encode(), None)
 
 
 # TEST_DATABASE_URL=postgresql+psycopg://user@host/db runs the tests on PostgreSQL: that server gets a
@@ -82,6 +94,21 @@ needs_scale_out = pytest.mark.skipif(
     reason="scale-out needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL "
     "(make test does when both answer on 127.0.0.1)",
 )
+
+
+def fail_unmarked_database_skip(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A test skipped for want of PostgreSQL or Redis runs only in `make test`'s second run, which takes
+    the tests marked `database`: unmarked, it would run nowhere, so it fails and says so."""
+    if not report.skipped or item.get_closest_marker("database") or not isinstance(report.longrepr, tuple):
+        return
+    reason = report.longrepr[2]
+    if "TEST_DATABASE_URL" in reason or "TEST_REDIS_URL" in reason:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"needs PostgreSQL or Redis but is not marked `database`, so make test runs it nowhere: {reason}"
+        )
+
+
 _databases: dict[Path, str] = {}
 _created: set[str] = set()
 
@@ -104,8 +131,23 @@ def create_database(template: str | None = None) -> str:
     return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
 
 
+# DROP DATABASE waits for a checkpoint of the whole PostgreSQL server (seconds while others write to it),
+# and drops that wait together share one: a test hands its database to these threads and goes on.
+_drops = ThreadPoolExecutor(max_workers=8, thread_name_prefix="drop-database")
+_dropping: list[Future] = []
+
+
 def drop_database(url: str) -> None:
-    drop_databases([make_url(url).database])
+    _dropping.append(_drops.submit(drop_databases, [make_url(url).database]))
+
+
+def drop_leftover_databases() -> None:
+    """Wait for the drops under way, then drop together every other database the tests made (the end of a
+    pytest session; atexit catches the rest, one by one)."""
+    while _dropping:
+        _dropping.pop().result()
+    for future in [_drops.submit(drop_databases, [name]) for name in list(_created)]:
+        future.result()
 
 
 @atexit.register
@@ -147,9 +189,22 @@ def migrated_app(instance: Path, revision: str = "head", **config) -> Flask:
     return app
 
 
-def seed(app: Flask, origins: list[str], agents: dict[str, str] | None = None) -> World:
+# The product hashes passwords with scrypt at a cost of a sixth of a CPU-second, and the tests sign in
+# hundreds of times. The agents of the tests' shared worlds get hashes of a small scrypt cost instead:
+# checking reads the cost from the hash, so signing in still runs the product's code. Tests of hashing
+# itself (its cost, its timing) make their agents at the product's cost.
+QUICK_HASH = "scrypt:1024:8:1"
+
+
+@contextmanager
+def quick_password_hashes() -> Iterator[None]:
+    with mock.patch.object(passwords, "hash_password", lambda password: generate_password_hash(password, QUICK_HASH)):
+        yield
+
+
+def seed(app: Flask, origins: list[str], agents: dict[str, str] | None = None, domain: str = "example.com") -> World:
     """An authentication setting (an RS256 key and an HS256 secret), one persistent workstream embedded
-    by `origins`, and agents {key: name}."""
+    by `origins`, and agents {key: name} with the email key@domain."""
     private_key, public_key = rsa_key_pair()
     with app.app_context():
         setting = auth_settings.create(
@@ -162,7 +217,7 @@ def seed(app: Flask, origins: list[str], agents: dict[str, str] | None = None) -
         db.session.commit()
         world = World(workstream.id, setting.id, setting.hs256_secret, private_key)
         for key, name in (agents or {}).items():
-            email = f"{key}@example.com"
+            email = f"{key}@{domain}"
             _agent, password = add_agent(email, name, "agent", None)
             world.agents[key] = (email, password)
         return world
@@ -202,16 +257,17 @@ class ChatServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        # A bound for a machine busy with other work, not a wait: it returns as soon as the server answers.
+        # Two processes import the app before the first answer: a second or two on a quiet machine, many
+        # more when others share it; the bound is for a server that will never answer.
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.url + "/widget.js", timeout=1).close()
+                urllib.request.urlopen(self.url + "/widget.js", timeout=5).close()
                 return self
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 

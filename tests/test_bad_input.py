@@ -3,6 +3,7 @@ then Hypothesis generating bodies, query strings and path values for every route
 
 import json
 import re
+import shutil
 import tempfile
 from urllib.parse import quote
 
@@ -12,8 +13,18 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.agents import add_agent
+from app.extensions import db
 from tests.snapshot import dump
-from tests.support import HOST_ORIGIN, rsa_key_pair
+from tests.support import (
+    HOST_ORIGIN,
+    TEST_DATABASE_URL,
+    app_for,
+    create_database,
+    database_url,
+    quick_password_hashes,
+    rsa_key_pair,
+    use_database,
+)
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "root@example.com", "a long admin password"
 # Modest and bounded: these run on every `make test`, on SQLite and again on PostgreSQL.
@@ -25,17 +36,30 @@ PROPERTY = settings(
 )
 
 
-@pytest.fixture
-def admin(app, client, world):
-    """An admin signed in, and a conversation with a message, so that ids in paths can exist."""
-    with app.app_context():
+@pytest.fixture(scope="module")
+def template(template, tmp_path_factory):
+    """The tests' database, made once for the module (hashing a password costs as much as many requests):
+    the session's, with an admin and a conversation with a message, so that ids in paths can exist."""
+    path = tmp_path_factory.mktemp("bad-input")
+    shutil.copytree(template[0], path, dirs_exist_ok=True)
+    if TEST_DATABASE_URL:
+        use_database(path, create_database(template=database_url(template[0])))
+    app = app_for(path, TESTING=True, WTF_CSRF_ENABLED=False)
+    with app.app_context(), quick_password_hashes():
         add_agent(ADMIN_EMAIL, "Root", "admin", ADMIN_PASSWORD)
-    response = client.post(
-        f"/api/widget/workstreams/{world.workstream_id}/messages",
-        json={"client_id": "seed-1", "body": "Hello"},
-        headers=widget_headers(world),
-    )
-    assert response.status_code == 201
+        response = app.test_client().post(
+            f"/api/widget/workstreams/{template[1].workstream_id}/messages",
+            json={"client_id": "seed-1", "body": "Hello"},
+            headers=widget_headers(template[1]),
+        )
+        assert response.status_code == 201
+        db.engine.dispose()
+    return path, template[1]
+
+
+@pytest.fixture
+def admin(client):
+    """The admin signed in."""
     client.post("/console/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     return client
 

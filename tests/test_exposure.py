@@ -9,6 +9,9 @@ import pytest
 
 from tests.support import HOST_ORIGIN, ChatServer, app_for, migrated_app, seed
 
+# Headers, routes and the modes of SQLite's own files.
+pytestmark = pytest.mark.database_independent
+
 
 def test_every_response_carries_the_security_headers(client, world):
     token = world.token("alice")

@@ -12,6 +12,9 @@ import pytest
 from app import hours
 from app.errors import ChatError
 
+# Pure functions of a calendar and an instant.
+pytestmark = pytest.mark.database_independent
+
 DAYS = hours.DAY_NAMES
 
 

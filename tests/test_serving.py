@@ -10,6 +10,9 @@ import simple_websocket
 from tests.support import HOST_ORIGIN, ChatServer, migrated_app, seed
 from tests.test_sockets import Peer
 
+# How gunicorn and the socket handle frames, before any query.
+pytestmark = pytest.mark.database_independent
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

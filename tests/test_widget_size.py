@@ -2,6 +2,10 @@
 
 import gzip
 
+import pytest
+
+# The size of a script.
+pytestmark = pytest.mark.database_independent
 BUDGET = 25 * 1024
 
 
