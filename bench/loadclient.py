@@ -6,6 +6,8 @@ own. Times are `time.perf_counter_ns()` (CLOCK_MONOTONIC, the same in every proc
 """
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import json
 import random
@@ -68,6 +70,7 @@ class Client:
         self.answered_no = 0  # handshakes answered with an HTTP error (e.g. 503 while busy)
         self.storm = False
         self.ids = itertools.count()
+        self.reasons: collections.Counter[str] = collections.Counter()
 
     def start_phase(self) -> None:
         self.sent = self.acked = 0
@@ -77,7 +80,8 @@ class Client:
     # Connections --------------------------------------------------------------------------------------
 
     async def connect(self, widget: Widget) -> None:
-        """Connect and say hello, retrying with the widget's backoff until welcomed."""
+        """Connect and say hello until welcomed, retrying as the widget does (its backoff) when the
+        handshake fails or the socket closes before the welcome (e.g. the server's hello deadline)."""
         attempt = 0
         while True:
             try:
@@ -91,23 +95,27 @@ class Client:
                 )
             except ConnectionRefusedError:
                 self.refused += 1
-            except websockets.InvalidStatus:
+            except websockets.InvalidStatus as error:
                 self.answered_no += 1
-            except (TimeoutError, OSError, websockets.InvalidHandshake, EOFError):
+                self.reasons[f"HTTP {error.response.status_code}"] += 1
+            except (TimeoutError, OSError, websockets.InvalidHandshake, EOFError) as error:
                 self.dropped += 1
+                self.reasons[type(error).__name__] += 1
             else:
                 hello = {"type": "hello", "token": widget.token}
                 if widget.conversation_id is not None:
                     hello.update(conversation_id=widget.conversation_id, after=widget.seq)
                 widget.ws = ws
                 widget.welcomed.clear()
-                try:
+                reader = asyncio.get_running_loop().create_task(self.read_widget(widget, ws))
+                with contextlib.suppress(websockets.ConnectionClosed):
                     await ws.send(json.dumps(hello))
-                except websockets.ConnectionClosed:
-                    self.dropped += 1
-                else:
-                    asyncio.get_running_loop().create_task(self.read_widget(widget, ws))
+                await asyncio.wait(
+                    [reader, asyncio.ensure_future(widget.welcomed.wait())], return_when=asyncio.FIRST_COMPLETED
+                )
+                if widget.welcomed.is_set():
                     return
+                self.reasons[f"closed {ws.close_code} before the welcome"] += 1
             await asyncio.sleep(widget_delay(attempt))
             attempt += 1
 
@@ -127,14 +135,16 @@ class Client:
                     if self.storm:
                         self.welcomes.append(time.perf_counter())
                     widget.welcomed.set()
+                elif kind == "error":
+                    self.reasons[frame["code"]] += 1
                 elif kind == "message":
                     message = frame["message"]
                     widget.conversation_id = message["conversation_id"]
                     widget.seq = max(widget.seq, message["seq"])
         except websockets.ConnectionClosed:
             pass
-        if self.storm:
-            # A restart: come back as the widget does.
+        if self.storm and widget.welcomed.is_set():
+            # A restart: come back as the widget does (before the welcome, connect() tries again itself).
             widget.welcomed.clear()
             await asyncio.sleep(widget_delay(0))
             await self.connect(widget)
@@ -171,9 +181,23 @@ class Client:
 
     # Phases -------------------------------------------------------------------------------------------
 
-    async def open_all(self) -> None:
-        await asyncio.gather(*(self.connect(w) for w in self.widgets))
-        await asyncio.gather(*(w.welcomed.wait() for w in self.widgets))
+    async def open_all(self, limit: float = 600) -> None:
+        """Every widget connected and welcomed; a RuntimeError saying how far it got after `limit` s."""
+        try:
+            async with asyncio.timeout(limit):
+                await asyncio.gather(*(self.connect(w) for w in self.widgets))
+                await asyncio.gather(*(w.welcomed.wait() for w in self.widgets))
+        except TimeoutError:
+            welcomed = sum(w.welcomed.is_set() for w in self.widgets)
+            for w in self.widgets:
+                if not w.welcomed.is_set():
+                    state = "no socket" if w.ws is None else f"state {w.ws.state.name} close {w.ws.close_code}"
+                    self.reasons[state] += 1
+            raise RuntimeError(
+                f"{welcomed} of {len(self.widgets)} widgets welcomed after {limit} s; handshakes dropped "
+                f"{self.dropped}, refused {self.refused}, answered with an HTTP error {self.answered_no}; "
+                f"{dict(self.reasons)}"
+            ) from None
         if self.spec.console_url:
             await self.open_console()
 
@@ -235,6 +259,7 @@ class Client:
             "dropped": self.dropped,
             "refused": self.refused,
             "answered_no": self.answered_no,
+            "reasons": dict(self.reasons),
             "cpu": time.process_time(),
             "cursors": [(w.conversation_id, w.seq) for w in self.widgets],
         }
