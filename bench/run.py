@@ -1,21 +1,26 @@
-"""`make bench`: every figure of issue 7 in one table, SQLite with one process beside PostgreSQL + Redis
-with two processes (when they answer), each the median of several runs.
+"""`make bench`: the server's figures in one table, in the shape a team creates (bench/team.py): SQLite
+with one process beside PostgreSQL + Redis with two (when they answer), and the floor under both, a
+flask-sock server that does one INSERT per message and nothing else (bench/floor.py). Each figure is the
+median of several runs; the machine's cores and load average are printed with it.
 
-    .venv/bin/python -m bench.run [--runs 3] [--seconds 5] [--idle 2000 10000]
+    .venv/bin/python -m bench.run [--runs 3] [--seconds 5] [--idle 2000 10000] [--storm 2000 5000 10000]
 """
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 
-from bench import lifecycle, realtime
+from bench import console, floor, lifecycle, team
 from tests import support
 from tests.reachable import problem
 
 POSTGRES = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+OFFERED = 500  # messages/s over the team's conversations
 
 
 def median_of(runs: int, measure: Callable[[], dict]) -> dict:
@@ -23,84 +28,135 @@ def median_of(runs: int, measure: Callable[[], dict]) -> dict:
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
+def _team_rows(column: dict[str, str], mode: str, per_agent: int, args) -> None:
+    deployment = team.start(mode, POSTGRES, REDIS, per_agent)
+    try:
+        clients = team.team(deployment, per_agent)
+        shape = f"{per_agent} per agent"
+        sat = median_of(args.runs, lambda: team.measure(deployment, clients, "saturate", args.seconds, 2))
+        column[f"{shape}: server CPU per message, saturated (+ PostgreSQL, Redis)"] = _cpu(sat)
+        column[f"{shape}: persisted, delivered messages/s, saturated"] = f"{sat['rate']:,.0f}"
+        offer = median_of(
+            args.runs, lambda: team.measure(deployment, clients, "offer", args.seconds, OFFERED / team.CLIENTS)
+        )
+        column[f"{shape}: {OFFERED} msg/s offered: delivered/s, p50 / p99"] = _offered(offer)
+        clients.close()
+    finally:
+        deployment.stop()
+
+
+def _idle_on_a_fresh_server(mode: str, count: int, args) -> dict:
+    """Memory per idle socket on a server that has served nothing else yet (memory freed by earlier runs
+    would be reused by the new sockets and hide their cost), with a small team's conversations active."""
+    deployment = team.start(mode, POSTGRES, REDIS, 5)
+    try:
+        clients = team.team(deployment, 5)
+        result = team.idle(deployment, clients, count, args.seconds, 100)
+        clients.close()
+        return result
+    finally:
+        deployment.stop()
+
+
+def _idle_rows(column: dict[str, str], mode: str, args) -> None:
+    for count in args.idle:
+        runs = args.runs if count <= 2000 else 1
+        idle = median_of(runs, lambda count=count: _idle_on_a_fresh_server(mode, count, args))
+        column[f"memory per idle widget socket, {count:,} open"] = f"{idle['kib']:.1f} KiB"
+        column[f"  delivery p50 / p99 at 100 msg/s among {count:,} idle"] = f"{idle['p50']:.1f} / {idle['p99']:.1f} ms"
+
+
+def _storm_rows(column: dict[str, str], mode: str, args) -> None:
+    for count in args.storm:
+        deployment = team.start(mode, POSTGRES, REDIS, 1)
+        try:
+            result = team.storm(deployment, count)
+        finally:
+            deployment.stop()
+        column[f"{count:,} widgets reconnecting after a restart: last welcome, dropped"] = (
+            f"{result['welcomed']:,} in {result['seconds']:.1f} s, {result['dropped']} dropped"
+        )
+
+
 def figures(mode: str, args) -> dict[str, str]:
     """One column of the table."""
     column: dict[str, str] = {}
-    deployment = realtime.Deployment.start(mode, POSTGRES, REDIS)
-    try:
-        lat = median_of(args.runs, lambda: realtime.latency(deployment, 100, 500, args.seconds))
-        column["delivery p50 / p95 / p99 at 500 msg/s, 100 conversations"] = (
-            f"{lat['p50']:.1f} / {lat['p95']:.1f} / {lat['p99']:.1f} ms"
-        )
-        column["  server CPU per message (+ PostgreSQL, Redis) at 500 msg/s"] = _cpu(lat)
-        column["  client CPU per message at 500 msg/s"] = f"{lat['client_us']:.0f} µs"
-        slow = median_of(args.runs, lambda: realtime.latency(deployment, 100, 100, args.seconds))
-        column["delivery p50 / p95 / p99 at 100 msg/s, 100 conversations"] = (
-            f"{slow['p50']:.1f} / {slow['p95']:.1f} / {slow['p99']:.1f} ms"
-        )
-        tp = median_of(args.runs, lambda: realtime.throughput(deployment, 100, args.seconds))
-        column["saturated persisted messages/s"] = f"{tp['rate']:.0f}"
-        column["  server CPU per message (+ PostgreSQL, Redis), saturated"] = _cpu(tp)
-        column["  client CPU per message, saturated"] = f"{tp['client_us']:.0f} µs"
-    finally:
-        deployment.stop()
-    for count in args.idle:
-        runs = args.runs if count <= 2000 else 1
-        idle = median_of(runs, lambda count=count: _idle_on_fresh_servers(mode, count, args.seconds))
-        column[f"memory per idle widget, {count:,} open"] = f"{idle['kib']:.1f} KiB"
-        column[f"  delivery p50 / p99, 5 active conversations, {count:,} idle"] = (
-            f"{idle['p50']:.1f} / {idle['p99']:.1f} ms"
-        )
+    for per_agent in args.per_agent:
+        _team_rows(column, mode, per_agent, args)
+    _idle_rows(column, mode, args)
+    _storm_rows(column, mode, args)
     # The in-process figures use the same database kind (tests.support reads the URL at call time).
     support.TEST_DATABASE_URL = POSTGRES if mode == "postgres" else None
+    load = [console.first_load_ms(200, 20) for _ in range(args.runs)]
+    column["console first load, 200 queued: page + snapshot, server CPU"] = (
+        f"{statistics.median(x['first load (page + snapshot), CPU'] for x in load):.1f} ms"
+    )
     domain = [lifecycle.messages_per_second(2000) for _ in range(args.runs)]
-    column["domain only, in process: persisted messages/s"] = f"{statistics.median(d[0] for d in domain):.0f}"
-    column["  CPU per message, domain only"] = f"{statistics.median(d[1] for d in domain):.0f} µs"
+    column["domain only, in process, general path: CPU per message"] = (
+        f"{statistics.median(d[1] for d in domain):.0f} µs"
+    )
     pages = [lifecycle.first_page_ms(10_000) for _ in range(args.runs)]
     column["history: newest page of 10,000 messages"] = f"{statistics.median(p[0] for p in pages):.2f} ms"
-    column["history: page deep inside 10,000 messages"] = f"{statistics.median(p[1] for p in pages):.2f} ms"
     many = [lifecycle.conversations_page_ms(200) for _ in range(args.runs)]
     column["history: customer with 200 earlier conversations"] = f"{statistics.median(many):.2f} ms"
-    routes = [lifecycle.routing_seconds(1000, 100) for _ in range(args.runs)]
-    column["routing: 1,000 queued to 100 agents"] = f"{statistics.median(routes):.2f} s"
     return column
 
 
-def _idle_on_fresh_servers(mode: str, count: int, seconds: float) -> dict:
-    """On servers that have served nothing else yet: memory freed by earlier runs would otherwise be
-    reused by the new connections and hide their cost."""
-    deployment = realtime.Deployment.start(mode, POSTGRES, REDIS)
-    try:
-        return realtime.idle(deployment, count, seconds)
-    finally:
-        deployment.stop()
+def floor_column(args) -> dict[str, str]:
+    column: dict[str, str] = {}
+    for per_agent in args.per_agent:
+        results = [floor.figures(per_agent, args.seconds, OFFERED) for _ in range(args.runs)]
+        sat = {k: statistics.median(r["saturated"][k] for r in results) for k in results[0]["saturated"]}
+        offer = {k: statistics.median(r["offered"][k] for r in results) for k in results[0]["offered"]}
+        shape = f"{per_agent} per agent"
+        column[f"{shape}: server CPU per message, saturated (+ PostgreSQL, Redis)"] = _cpu(sat)
+        column[f"{shape}: persisted, delivered messages/s, saturated"] = f"{sat['rate']:,.0f}"
+        column[f"{shape}: {OFFERED} msg/s offered: delivered/s, p50 / p99"] = _offered(offer)
+    return column
 
 
 def _cpu(result: dict) -> str:
     extra = f" (+ {result['infra_us']:.0f})" if result["infra_us"] else ""
-    return f"{result['server_us']:.0f} µs{extra}"
+    return f"{result['server_us']:,.0f} µs{extra}"
+
+
+def _offered(result: dict) -> str:
+    return f"{result['rate']:,.0f}/s, {result['p50']:.1f} / {result['p99']:.1f} ms"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--per-agent", type=int, nargs="*", default=[5, 50])
     parser.add_argument("--idle", type=int, nargs="*", default=[2000, 10000])
-    parser.add_argument("--modes", nargs="*", default=["sqlite", "postgres"])
+    parser.add_argument("--storm", type=int, nargs="*", default=[2000, 5000, 10000])
+    parser.add_argument("--modes", nargs="*", default=["sqlite", "postgres", "floor"])
     args = parser.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    started, load_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     columns = {}
     for mode in args.modes:
         if mode == "postgres" and (reason := problem(POSTGRES) or problem(REDIS)):
             print(f"PostgreSQL + Redis skipped: {reason}", file=sys.stderr)
             continue
-        columns[mode] = figures(mode, args)
-    titles = {"sqlite": "SQLite, 1 process", "postgres": "PostgreSQL + Redis, 2 processes"}
-    rows = list(next(iter(columns.values())))
+        columns[mode] = floor_column(args) if mode == "floor" else figures(mode, args)
+    titles = {
+        "sqlite": "SQLite, 1 process",
+        "postgres": "PostgreSQL + Redis, 2 processes",
+        "floor": "floor: flask-sock + 1 INSERT",
+    }
+    rows = list(dict.fromkeys(row for column in columns.values() for row in column))
     width = max(len(r) for r in rows)
-    print(f"cores: {os.cpu_count()}; median of {args.runs} runs ({args.seconds:g} s each); load client on this machine")
-    print(" " * width + "".join(f" | {titles[m]:>32}" for m in columns))
+    print(
+        f"commit {commit}, {started}; {os.cpu_count()} cores, load average {load_before:.1f} before and "
+        f"{os.getloadavg()[0]:.1f} after; median of {args.runs} runs of {args.seconds:g} s (10,000 idle and "
+        "the reconnect herds: 1 run); the load client on this machine"
+    )
+    print("| figure | " + " | ".join(titles[m] for m in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
     for row in rows:
-        print(row.ljust(width) + "".join(f" | {columns[m][row]:>32}" for m in columns))
+        print(f"| {row.ljust(width)} | " + " | ".join(columns[m].get(row, "") for m in columns) + " |")
 
 
 if __name__ == "__main__":
