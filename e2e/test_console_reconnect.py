@@ -54,12 +54,12 @@ class Cable:
         self.cut_off = False
 
 
-def test_after_a_reconnect_the_console_shows_what_changed_meanwhile_each_once(chat, contexts, tmp_path, axe_script):
+def test_after_a_reconnect_the_console_shows_what_changed_meanwhile_each_once(chat, contexts, axe_script):
     server, site, world = chat
-    app = app_for(tmp_path)
+    app = app_for(server.instance)
     with app.app_context():
         # Pick mode: nobody is pushed work, the queue stays as the customers leave it.
-        db.session.execute(update(Workstream).values(distribution="pick"))
+        db.session.execute(update(Workstream).where(Workstream.id == world.workstream_id).values(distribution="pick"))
         db.session.commit()
     for sub in ("alice", "bob", "carol", "dave", "erin"):
         post_as_customer(site, world, sub, f"{sub.title()} asks")
@@ -87,7 +87,13 @@ def test_after_a_reconnect_the_console_shows_what_changed_meanwhile_each_once(ch
     cable.cut()
     expect(page.locator("#connection")).to_have_text("Connection lost. Reconnecting…")
     with app.app_context():
-        ids = dict(db.session.execute(select(Customer.sub, Conversation.id).join(Conversation.customer)).all())
+        ids = dict(
+            db.session.execute(
+                select(Customer.sub, Conversation.id)
+                .join(Conversation.customer)
+                .where(Conversation.workstream_id == world.workstream_id)
+            ).all()
+        )
         db.engine.dispose()
     server.world = world
     AgentSession(server, "bo").post(server, f"/conversations/{ids['bob']}/take")
