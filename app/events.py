@@ -34,13 +34,21 @@ RESYNC = '{"type":"resync"}'
 QUEUE_LIMIT_BYTES = 1024 * 1024
 
 
+# Held for a few list operations at a time by every subscription of the process: a lock per subscription
+# would cost each idle socket memory for nothing.
+_state = threading.Lock()
+
+
 class Subscription:
+    """A socket's queue of frames. Idle sockets are most of a server's, so it holds a plain list and makes
+    the event a blocking `get` waits on only while one waits."""
+
     def __init__(self, hub: "LocalHub", channels: Iterable[str], limit: int = QUEUE_LIMIT_BYTES):
         self._hub = hub
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._frames: list[str] = []
         self._limit = limit
         self._queued = 0
-        self._state = threading.Lock()
+        self._waiter: threading.Event | None = None
         # Once told to resync, the socket is going away: nothing more is queued for it.
         self.resyncing = False
         # Called after each delivery, so a socket needs no greenlet waiting on an empty queue.
@@ -66,17 +74,31 @@ class Subscription:
             self._hub._detach(channel, self)
 
     def get(self, timeout: float | None = None) -> str | None:
-        try:
-            # Not waiting at all skips the timer a timed wait arms (under gevent, one per call).
-            frame = self._queue.get(block=False) if timeout == 0 else self._queue.get(timeout=timeout)
-        except queue.Empty:
+        """The next frame, waiting for one up to `timeout` seconds (None: as long as it takes)."""
+        with _state:
+            if self._frames or timeout == 0:
+                return self._pop()
+            waiter = self._waiter = threading.Event()
+        waiter.wait(timeout)
+        with _state:
+            self._waiter = None
+            return self._pop()
+
+    def take(self) -> list[str]:
+        """Every frame queued, at once."""
+        with _state:
+            frames, self._frames, self._queued = self._frames, [], 0
+        return frames
+
+    def _pop(self) -> str | None:
+        if not self._frames:
             return None
-        with self._state:
-            self._queued -= len(frame)
+        frame = self._frames.pop(0)
+        self._queued -= len(frame)
         return frame
 
     def deliver(self, frame: str) -> None:
-        with self._state:
+        with _state:
             if self.resyncing:
                 return
             if self._queued + len(frame) > self._limit:
@@ -84,13 +106,15 @@ class Subscription:
                 self._resync()
             else:
                 self._queued += len(frame)
-                self._queue.put(frame)
+                self._frames.append(frame)
+                if self._waiter is not None:
+                    self._waiter.set()
         if self.on_delivery is not None:
             self.on_delivery()
 
     def resync(self) -> None:
         """This subscription may have missed events: drop what is queued and queue RESYNC instead."""
-        with self._state:
+        with _state:
             if self.resyncing:
                 return
             self._resync()
@@ -99,13 +123,12 @@ class Subscription:
 
     def _resync(self) -> None:
         self.resyncing = True
-        while not self._queue.empty():
-            self._queue.get(block=False)
-        self._queued = len(RESYNC)
-        self._queue.put(RESYNC)
+        self._frames, self._queued = [RESYNC], len(RESYNC)
+        if self._waiter is not None:
+            self._waiter.set()
 
     def empty(self) -> bool:
-        return self._queue.empty()
+        return not self._frames
 
     def close(self) -> None:
         for channel in list(self.channels):

@@ -41,6 +41,8 @@ CLOSE_SERVER_ERROR = 1011
 CLOSE_RESYNC = 1012
 
 _connections: "WeakKeyDictionary[Any, Connection]" = WeakKeyDictionary()
+# Guards every connection's writer flags, each for a moment: one lock per idle socket would cost memory.
+_flags = threading.Lock()
 
 
 class _WholeWrites:
@@ -62,6 +64,17 @@ class _WholeWrites:
         return getattr(self._sock, name)
 
 
+class _Accepted:
+    """Stands in for wsproto's finished handshake, whose HTTP parser state (kilobytes a socket) it would
+    otherwise keep for the socket's life: after the upgrade it has no more events to give."""
+
+    def events(self):
+        return iter(())
+
+
+_ACCEPTED = _Accepted()
+
+
 class Close(Exception):
     """Ends the socket with `code` (e.g. 1008) and `reason`, after `frame` when there is one to explain."""
 
@@ -80,13 +93,14 @@ class Connection:
     def __init__(self, ws):
         self.ws = ws
         ws.sock = _WholeWrites(ws.sock)
+        if ws.ws.connection is not None:
+            ws.ws.handshake = _ACCEPTED
         # While set (a time.monotonic() instant), the peer owes a frame by then or the socket is closed.
         self.deadline: float | None = None
         self.deadline_reason = "timeout"
         self._lock = threading.Lock()
         self._subscription: Subscription | None = None
         self._ending: list[Subscription] = []
-        self._writing = threading.Lock()
         self._writer_running = False
         self._closed = False
         _connections[ws] = self
@@ -148,7 +162,7 @@ class Connection:
         self._wake()  # what arrived between subscribing and now
 
     def _wake(self) -> None:
-        with self._writing:
+        with _flags:
             if self._writer_running or self._closed:
                 return
             self._writer_running = True
@@ -159,23 +173,22 @@ class Connection:
         assert subscription is not None
         try:
             while True:
-                frame = subscription.get(timeout=0)
-                if frame is None:
+                batch = subscription.take()
+                if not batch:
                     frame = subscription.get(timeout=WRITER_LINGER_SECONDS)
-                if frame is None:
-                    with self._writing:
-                        # Checked again under the lock: a frame delivered meanwhile saw a writer running.
-                        if subscription.empty() or self._closed:
-                            self._writer_running = False
-                            return
-                    continue
-                # Whatever else is queued goes in the same write; nothing follows a frame that ends it.
-                batch = [frame]
-                while frame != events.RESYNC and frame not in CLOSING_FRAMES:
-                    frame = subscription.get(timeout=0)
                     if frame is None:
+                        with _flags:
+                            # Checked again under the lock: a frame delivered meanwhile saw a writer running.
+                            if subscription.empty() or self._closed:
+                                self._writer_running = False
+                                return
+                        continue
+                    batch = [frame, *subscription.take()]
+                # Everything queued goes in one write; nothing follows a frame that ends the socket.
+                for index, frame in enumerate(batch):
+                    if frame == events.RESYNC or frame in CLOSING_FRAMES:
+                        del batch[index + 1 :]
                         break
-                    batch.append(frame)
                 self._send_all(batch)
                 if batch[-1] == events.RESYNC:
                     self.close_socket(CLOSE_RESYNC, "resync")
@@ -185,7 +198,7 @@ class Connection:
                     return
         except Exception as error:
             # Whatever ended this writer, the next delivery must be able to start another.
-            with self._writing:
+            with _flags:
                 self._writer_running = False
             if not isinstance(error, ConnectionClosed):
                 raise
@@ -235,7 +248,7 @@ class Connection:
             self.close_socket(CLOSE_POLICY, json.loads(frame).get("code", ""))
 
     def close(self) -> None:
-        with self._writing:
+        with _flags:
             self._closed = True
         for subscription in [self._subscription, *self._ending]:
             if subscription is not None:
