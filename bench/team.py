@@ -212,9 +212,52 @@ def storm(deployment: Deployment, count: int) -> dict:
     }
 
 
+def top_frames(raw: str, count: int = 20) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """The functions of py-spy's raw (collapsed) output with the largest shares of its samples: inclusive
+    (a sample counts for every function on its stack) and self (for the one running)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        total += int(samples)
+        # "function (file:line)" -> "function (file)": a function counts once whichever line ran.
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + int(samples)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(samples)
+
+    def ranked(counts: dict[str, int]) -> list[tuple[float, str]]:
+        top = sorted(counts.items(), key=lambda item: -item[1])[:count]
+        return [(100 * n / max(total, 1), frame) for frame, n in top]
+
+    return ranked(inclusive), ranked(own)
+
+
+def profile(deployment: Deployment, clients: Clients, seconds: float, path: str) -> dict:
+    """Saturate while py-spy samples the customers' worker (every greenlet's stack is not visible: only
+    the one running, which is where the CPU goes); its raw output is kept at `path`."""
+    import subprocess
+
+    worker = deployment.worker_pids(deployment.customers_server)[0]
+    spy = subprocess.Popen(
+        [".venv/bin/py-spy", "record", "--format", "raw", "-r", "250", "-o", path, "--pid", str(worker),
+         "-d", str(int(seconds) + 2)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1)
+    figures = measure(deployment, clients, "saturate", seconds, 2)
+    spy.wait()
+    return figures
+
+
 def main() -> None:
     import argparse
     import os
+    from pathlib import Path
 
     from bench.run import POSTGRES, REDIS
 
@@ -224,36 +267,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--rates", type=float, nargs="*", default=[500])
-    parser.add_argument("--profile", help="py-spy's raw output of the customers' worker while saturated")
+    parser.add_argument("--profile", help="keep py-spy's raw output of the saturated customers' worker here")
     args = parser.parse_args()
     deployment = start(args.mode, POSTGRES, REDIS, args.per_agent)
     try:
         clients = team(deployment, args.per_agent)
         if args.profile:
-            import subprocess
-
-            worker = deployment.worker_pids(deployment.customers_server)[0]
-            spy = subprocess.Popen(
-                [
-                    ".venv/bin/py-spy",
-                    "record",
-                    "--format",
-                    "raw",
-                    "-r",
-                    "250",
-                    "-o",
-                    args.profile,
-                    "--pid",
-                    str(worker),
-                    "-d",
-                    str(int(args.seconds) + 2),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(1)
-            print("saturated", measure(deployment, clients, "saturate", args.seconds, 2), flush=True)
-            spy.wait()
+            print("saturated, sampled", profile(deployment, clients, args.seconds, args.profile), flush=True)
+            inclusive, own = top_frames(Path(args.profile).read_text(), 30)
+            for title, ranked in (("inclusive", inclusive), ("self", own)):
+                print(f"{title}:")
+                for share, frame in ranked:
+                    print(f"{share:5.1f} %  {frame}")
         for _ in range(args.runs):
             print(
                 "saturated", measure(deployment, clients, "saturate", args.seconds, 2), os.getloadavg()[0], flush=True
