@@ -72,7 +72,10 @@ def customer_for(identity: Identity) -> Customer:
         if customer.email != identity.email:
             # The site's latest token says where the customer wants email, or (no claim) that they don't.
             customer.email = identity.email
-        db.session.commit()
+        # A returning customer with nothing new is most hellos (a herd after a restart is all of them):
+        # no commit, so nothing loaded so far is expired and read again.
+        if db.session.new or db.session.dirty:
+            db.session.commit()
         return customer
 
     return _retry_on_conflict(get_or_create)
