@@ -284,7 +284,8 @@ def register(app: Flask) -> None:
         type=click.IntRange(1, 1_000_000),
         default=10_000,
         show_default=True,
-        help="Open sockets per process.",
+        envvar="WORKER_CONNECTIONS",
+        help="Open sockets per process, every kind counted (or WORKER_CONNECTIONS).",
     )
     @click.option("--demo", is_flag=True, help="Also serve the demo site (/demo/), as `make run` does.")
     def serve(workers: int, worker_connections: int, demo: bool) -> None:

@@ -100,7 +100,14 @@ class Deployment:
                 prepare()
             db.engine.dispose()
         # The load client sends no console heartbeats: the agent must not be taken offline meanwhile.
-        env = {"SECRET_KEY": secrets.token_urlsafe(32), "PRESENCE_GRACE_SECONDS": "86400", **limits}
+        env = {
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "PRESENCE_GRACE_SECONDS": "86400",
+            # Room for 10,000 idle widgets beside the team's sockets: connections past a process's
+            # worker connections wait unanswered.
+            "WORKER_CONNECTIONS": "20000",
+            **limits,
+        }
         instances = [first]
         if mode == "postgres":
             second = Path(tempfile.mkdtemp(prefix="pc-bench-b-"))

@@ -23,6 +23,19 @@ REDIS = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 OFFERED = 500  # messages/s over the team's conversations
 
 
+class Column(dict):
+    """A column of the table; each figure is also printed as it is measured, so a long run that fails
+    late still shows what it got."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def __setitem__(self, row: str, figure: str) -> None:
+        print(f"{self.mode}: {row.strip()}: {figure}", file=sys.stderr, flush=True)
+        super().__setitem__(row, figure)
+
+
 def median_of(runs: int, measure: Callable[[], dict]) -> dict:
     results = [measure() for _ in range(runs)]
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
@@ -80,7 +93,7 @@ def _storm_rows(column: dict[str, str], mode: str, args) -> None:
 
 def figures(mode: str, args) -> dict[str, str]:
     """One column of the table."""
-    column: dict[str, str] = {}
+    column = Column(mode)
     for per_agent in args.per_agent:
         _team_rows(column, mode, per_agent, args)
     _idle_rows(column, mode, args)
@@ -103,7 +116,7 @@ def figures(mode: str, args) -> dict[str, str]:
 
 
 def floor_column(args) -> dict[str, str]:
-    column: dict[str, str] = {}
+    column = Column("floor")
     for per_agent in args.per_agent:
         results = [floor.figures(per_agent, args.seconds, OFFERED) for _ in range(args.runs)]
         sat = {k: statistics.median(r["saturated"][k] for r in results) for k in results[0]["saturated"]}
