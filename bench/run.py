@@ -86,9 +86,11 @@ def _storm_rows(column: dict[str, str], mode: str, args) -> None:
             result = team.storm(deployment, count)
         finally:
             deployment.stop()
-        column[f"{count:,} widgets reconnecting after a restart: last welcome, dropped"] = (
-            f"{result['welcomed']:,} in {result['seconds']:.1f} s, {result['dropped']} dropped"
+        welcomed = f"{result['welcomed']:,}" if result["welcomed"] == count else f"only {result['welcomed']:,}"
+        column[f"{count:,} widgets reconnecting after a restart: welcomed, dropped"] = (
+            f"{welcomed} in {result['seconds']:.1f} s, {result['dropped']} dropped"
         )
+        print(f"{mode}: {count:,} reconnecting: what failed before the welcomes: {result['reasons']}", file=sys.stderr)
 
 
 def figures(mode: str, args) -> dict[str, str]:

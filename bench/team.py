@@ -9,6 +9,7 @@ messages/s, delivery at an offered 500 messages/s, memory per idle widget socket
 they are open, and a herd of widgets reconnecting at once after a restart.
 """
 
+import collections
 import multiprocessing
 import re
 import secrets
@@ -204,11 +205,16 @@ def storm(deployment: Deployment, count: int) -> dict:
     results = clients.collect("wait_welcomed")
     welcomes = [t for r in results for t in r["welcomes"]]
     clients.close()
+    reasons: collections.Counter[str] = collections.Counter()
+    for r in results:
+        reasons.update(r["reasons"])
     return {
         "welcomed": len(welcomes),
         "seconds": (max(welcomes) - ready) if welcomes else float("nan"),
         "dropped": sum(r["dropped"] for r in results),
         "refused_503": sum(r["answered_no"] for r in results),
+        # Why attempts before the welcomes failed: HTTP statuses, error codes, close codes.
+        "reasons": dict(reasons),
     }
 
 
