@@ -1,6 +1,7 @@
 """Tables and small per-row behaviour."""
 
 import secrets
+import string
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -21,8 +22,12 @@ ROLES = ("agent", "supervisor", "admin")
 DAY = 24 * 3600
 
 
+_PUBLIC_ID_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_public_id() -> str:
-    return secrets.token_urlsafe(9)
+    # Letters and digits only: an id that began with "-" would read as an option on the command line.
+    return "".join(secrets.choice(_PUBLIC_ID_ALPHABET) for _ in range(12))
 
 
 class AuthSetting(db.Model):

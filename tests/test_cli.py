@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app import automated_messages, passwords
 from app.extensions import db
-from app.models import Agent, AuthSetting, Workstream
+from app.models import Agent, AuthSetting, Workstream, new_public_id
 from tests.support import app_for
 
 
@@ -194,3 +194,10 @@ def test_bad_arguments_get_one_line_and_exit_status_2(app, world, tmp_path):
     with app.app_context():
         assert db.session.scalar(select(Workstream).where(Workstream.name == "Live")) is None
         assert db.session.scalar(select(Agent).where(Agent.email == "x@example.com")) is None
+
+
+def test_a_workstream_id_never_reads_as_an_option(app):
+    # Every command takes a workstream's id as an argument; one that began with "-" would be parsed as an option.
+    ids = {new_public_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.fullmatch(r"[A-Za-z0-9]{12}", workstream_id) for workstream_id in ids)
