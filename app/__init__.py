@@ -6,7 +6,19 @@ from pathlib import Path
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admission, attachments, checked, clock, config, errors, events, rates, security_headers, sqlite
+from . import (
+    admission,
+    attachments,
+    checked,
+    clock,
+    config,
+    errors,
+    events,
+    rates,
+    security_headers,
+    sqlite,
+    workstream_copies,
+)
 from .extensions import csrf, db, login, migrate, sock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +62,7 @@ def create_app(config_overrides: dict | None = None) -> Flask:
     events.configure(app)
     rates.init_app(app)
     admission.init_app(app)
+    workstream_copies.init_app(app)
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from . import attachments, automated_messages, bots, clock, lifecycle, notifications, posting, rates, routing
 from .config import MAX_MESSAGE_CHARS
@@ -500,6 +501,12 @@ BACKLOG_MAX_MESSAGES = 500
 BACKLOG_RESET_PAGE = 100
 
 
+def _page_after(conversation: Conversation, after: int) -> list[Message]:
+    if after >= conversation.last_seq:
+        return []
+    return messages_page(conversation.id, after=after, limit=BACKLOG_MAX_MESSAGES)
+
+
 def backlog(
     customer_id: int, workstream_id: str, conversation_id: object, after: object
 ) -> tuple[bool, list[tuple[Conversation, list[Message], bool]]]:
@@ -509,22 +516,23 @@ def backlog(
     one, or too far behind, the latest conversation's last page (reset True): the client starts over.
     """
     if isinstance(conversation_id, int) and isinstance(after, int) and after >= 0:
-        held = db.session.scalar(
-            _customer_conversations(customer_id, workstream_id).where(Conversation.id == conversation_id)
-        )
-        if held is not None and after <= held.last_seq:
-            newer = list(
-                db.session.scalars(
-                    _customer_conversations(customer_id, workstream_id)
-                    .where(Conversation.id > held.id)
-                    .order_by(Conversation.id)
-                    .limit(BACKLOG_MAX_MESSAGES)
-                )
+        # The held conversation and every newer one in one statement (with their agents, whom the
+        # payload names): a widget that missed nothing, most of a herd after a restart, needs no other.
+        found = list(
+            db.session.scalars(
+                _customer_conversations(customer_id, workstream_id)
+                .where(Conversation.id >= conversation_id)
+                .options(joinedload(Conversation.agent))
+                .order_by(Conversation.id)
+                .limit(BACKLOG_MAX_MESSAGES + 1)
             )
+        )
+        held, newer = (found[0], found[1:]) if found and found[0].id == conversation_id else (None, [])
+        if held is not None and after <= held.last_seq:
             missing = held.last_seq - after + sum(c.last_seq for c in newer)
             if missing <= BACKLOG_MAX_MESSAGES:
-                entries = [(held, messages_page(held.id, after=after, limit=BACKLOG_MAX_MESSAGES), True)]
-                entries += [(c, messages_page(c.id, limit=BACKLOG_MAX_MESSAGES), True) for c in newer]
+                entries = [(held, _page_after(held, after), True)]
+                entries += [(c, _page_after(c, 0), True) for c in newer]
                 return False, entries
     latest = db.session.scalar(_customer_conversations(customer_id, workstream_id).order_by(Conversation.id.desc()))
     if latest is None:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.pool import NullPool
 from werkzeug.security import generate_password_hash
 
@@ -175,6 +175,21 @@ def database_url(instance: Path) -> str | None:
 
 def use_database(instance: Path, url: str) -> None:
     _databases[Path(instance).resolve()] = url
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL the current app's engine runs inside the block."""
+    executed: list[str] = []
+
+    def count(_conn, _cursor, statement, _parameters, _context, _executemany):
+        executed.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield executed
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def app_for(instance: Path, **config) -> Flask:

@@ -2,16 +2,15 @@
 snapshot's frames split and join. (e2e/test_console_lists.py runs the console's reducer on it.)"""
 
 import json
-from contextlib import contextmanager
 
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from app import conversations, csat, labels, routing
 from app.console import snapshot
 from app.customer_auth import Identity
 from app.extensions import db
 from app.models import Agent, Conversation, Customer, Workstream
-from tests.support import Clock
+from tests.support import Clock, statements
 
 
 def customer(world, sub: str, name: str | None = None) -> int:
@@ -35,20 +34,6 @@ def rate(world, customer_id: int, conversation_id: int) -> None:
         5,
         "Quick and kind",
     )
-
-
-@contextmanager
-def statements():
-    executed: list[str] = []
-
-    def count(_conn, _cursor, statement, _parameters, _context, _executemany):
-        executed.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield executed
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def test_the_lists_come_from_a_constant_number_of_queries(app, world):

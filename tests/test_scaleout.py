@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from http.cookiejar import CookieJar
 
 import pytest
+import simple_websocket
 from sqlalchemy import func, select, text, update
 
+from app import events, workstream_copies, workstreams
 from app.extensions import db
-from app.models import Agent, Conversation, ConversationEvent
+from app.models import Agent, Conversation, ConversationEvent, Workstream
 from app.timers import ADVISORY_LOCK_KEY
 from tests.support import (
     HOST_ORIGIN,
     TEST_REDIS_URL,
     ChatServer,
     World,
+    app_for,
     database_url,
     migrated_app,
     needs_scale_out,
@@ -257,3 +260,34 @@ def test_concurrent_routing_on_both_processes_never_double_assigns(cluster):
                 notified.add(frame["conversation"]["id"])
         assert notified == expected, f"{key} was told of {notified}, given {expected}"
         peer.close()
+
+
+def embeds(server: ChatServer, origin: str) -> bool:
+    url = server.url.replace("http", "ws") + f"/ws/widget?workstream={server.world.workstream_id}"
+    try:
+        Peer(url, origin=origin).ws.close()
+    except simple_websocket.ConnectionError:
+        return False
+    return True
+
+
+def test_a_workstream_changed_on_one_process_is_seen_by_the_other_at_once(cluster):
+    """Each process keeps a copy of the workstream for its sockets' handshakes (workstream_copies.py); a
+    change committed anywhere reaches every process's copy over Redis within moments, well before the
+    copy's maximum age."""
+    shop = "https://new-shop.example"
+    assert not embeds(cluster.b, shop)
+    # The site owner's change, committed by a third process that publishes as the servers do.
+    admin = app_for(cluster.a.instance, REDIS_URL=TEST_REDIS_URL)
+    try:
+        with admin.app_context():
+            workstream = db.session.get(Workstream, cluster.world.workstream_id)
+            workstreams.update(workstream, {"allowed_origins": [HOST_ORIGIN, shop]})
+            soon = workstream_copies.MAX_AGE_SECONDS / 3
+            wait_for(lambda: embeds(cluster.b, shop) and embeds(cluster.a, shop), timeout=soon)
+            workstreams.update(workstream, {"allowed_origins": [HOST_ORIGIN]})
+            wait_for(lambda: not embeds(cluster.b, shop) and not embeds(cluster.a, shop), timeout=soon)
+            db.engine.dispose()
+    finally:
+        events.hub.close()
+        events.hub = events.InProcessHub()

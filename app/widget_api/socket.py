@@ -17,13 +17,14 @@ from .. import (
     read_state,
     realtime,
     routing,
+    workstream_copies,
 )
 from ..appearance import for_widget as appearance_for_widget
 from ..errors import BUSY, ChatError
 from ..extensions import db, sock
 from ..models import Customer, Workstream
 from . import bp
-from .routes import check_origin, workstream_or_404
+from .routes import check_origin
 
 
 @bp.before_request
@@ -33,11 +34,20 @@ def guard_socket() -> None:
         # First, before any database access: a flood of handshakes is refused as cheaply as it can be.
         admission.admit()
         try:
-            check_origin(workstream_or_404(request.args.get("workstream")))
+            check_origin(_workstream(request.args.get("workstream")))
         finally:
             # The handshake and the wait for hello yield to other greenlets: no transaction (and so
             # no SQLite write lock) may stay open across them.
             realtime.release_session()
+
+
+def _workstream(workstream_id: str | None) -> Workstream:
+    """The process's copy (workstream_copies.py): nothing a widget socket reads of its workstream costs
+    the database a statement per handshake or hello."""
+    workstream = workstream_copies.workstream(workstream_id)
+    if workstream is None:
+        raise ChatError(404, "unknown_workstream", "No such workstream.")
+    return workstream
 
 
 def _hours(workstream: Workstream, locale: str | None) -> dict:
@@ -56,7 +66,7 @@ def _hours(workstream: Workstream, locale: str | None) -> dict:
 def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict:
     """Authenticate a hello and send welcome and backlog; returns what the socket keeps of it: the
     identity, the customer's id and when the token runs out (so a send needs no lookups)."""
-    workstream = db.session.get(Workstream, workstream_id)
+    workstream = _workstream(workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
     customer = conversations.customer_for(identity)
     admission.said_hello(customer.id)
@@ -118,7 +128,7 @@ def widget_socket(ws) -> None:
         elif kind == "locale":
             session["locale"] = automated_messages.validate_locale(frame.get("locale"))
             # An out-of-hours notice on screen is in the old language: send it again in the new one.
-            hours = _hours(db.session.get(Workstream, workstream_id), session["locale"])
+            hours = _hours(_workstream(workstream_id), session["locale"])
             realtime.release_session()
             conn.send({"type": "hours", "hours": hours})
         elif kind == "send":
