@@ -8,6 +8,8 @@ process's connections (gunicorn's --worker-connections) and stall HTTP for every
 - A socket says hello within HELLO_TIMEOUT_SECONDS or is closed (1008 `hello_timeout`).
 - At hello: at most SOCKETS_PER_ADDRESS signed-in sockets per client address and SOCKETS_PER_CUSTOMER
   per customer (error frame `too_many_connections`, then 1008).
+- On PostgreSQL, at most HELLOS_AT_ONCE hellos of the process use the database at a time; the others
+  wait their turn, holding no connection, for up to HELLO_QUEUE_SECONDS (then `database_busy`).
 
 Open sockets are counted per process: a socket lives in one process, and that process's connections
 are what the caps protect. With N processes behind a balancer an address may hold N times the cap.
@@ -15,19 +17,22 @@ are what the caps protect. With N processes behind a balancer an address may hol
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g, request
 
 from . import attachments, rates
-from .errors import ChatError
+from .errors import Busy, ChatError
 
 
 class Admission:
     """The process's open widget sockets: those still owing a hello, and the signed-in ones by client
     address and by customer."""
 
-    def __init__(self):
+    def __init__(self, hellos_at_once: int):
         self._lock = threading.Lock()
+        self.hellos = threading.BoundedSemaphore(hellos_at_once) if hellos_at_once > 0 else None
         self.waiting = 0
         self.waiting_by_address: Counter[str] = Counter()
         self.by_address: Counter[str] = Counter()
@@ -79,7 +84,7 @@ class Ticket:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["admission"] = Admission()
+    app.extensions["admission"] = Admission(app.config.get("HELLOS_AT_ONCE", 0))
 
     @app.teardown_request
     def release_ticket(_error: BaseException | None) -> None:
@@ -109,6 +114,25 @@ def said_hello(customer_id: int) -> None:
     """This request's socket has authenticated as `customer_id`: it leaves the waiting ones, within
     the caps per address and per customer (ChatError `too_many_connections` when over)."""
     g.socket_ticket.said_hello(customer_id)
+
+
+@contextmanager
+def hello_turn() -> Iterator[None]:
+    """A hello's turn at the database. A herd of widgets reconnecting after a restart would otherwise
+    take every pooled connection at once, each held while its greenlet waits behind thousands of
+    others for the CPU; past DATABASE_POOL_TIMEOUT most are refused, come back and queue again, and
+    the herd never drains. Waiting here holds no connection, so the herd is welcomed in order at the
+    pool's pace. SQLite needs no turns: its statements never yield."""
+    hellos = current_app.extensions["admission"].hellos
+    if hellos is None:
+        yield
+        return
+    if not hellos.acquire(timeout=current_app.config["HELLO_QUEUE_SECONDS"]):
+        raise Busy()
+    try:
+        yield
+    finally:
+        hellos.release()
 
 
 def read_body_first() -> None:

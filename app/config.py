@@ -61,6 +61,10 @@ def from_environment(instance: Path) -> dict:
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": _pool(database_url),
+        # admission.hello_turn: on PostgreSQL, hellos take at most the pool's steady size, and the
+        # overflow stays for everything else (sends, the console, the timers).
+        "HELLOS_AT_ONCE": int(os.environ.get("HELLOS_AT_ONCE", _pool(database_url).get("pool_size", 0))),
+        "HELLO_QUEUE_SECONDS": float(os.environ.get("HELLO_QUEUE_SECONDS", "30")),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "REDIS_CHANNEL_PREFIX": os.environ.get("REDIS_CHANNEL_PREFIX") or None,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -68,30 +68,32 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     identity, the customer's id and when the token runs out (so a send needs no lookups)."""
     workstream = _workstream(workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
-    customer = conversations.customer_for(identity)
-    admission.said_hello(customer.id)
-    # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
-    conn.subscribe([events.customer_channel(customer.id, workstream.id)])
-    if identity.kid is not None:
-        conn.end_on([events.auth_key_channel(identity.auth_setting_id, identity.kid)])
-    reset, entries = conversations.backlog(customer.id, workstream.id, hello.get("conversation_id"), hello.get("after"))
-    welcome = {
-        "type": "welcome",
-        "customer": {"id": customer.id, "sub": customer.sub},
-        "workstream": payloads.widget_workstream(workstream),
-        "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
-        "appearance": appearance_for_widget(workstream),
-    }
-    backlog = realtime.backlog_frames(
-        reset,
-        [(payloads.widget_conversation(c), payloads.messages(page), complete) for c, page, complete in entries],
-    )
-    kept = {
-        "identity": identity,
-        "customer_id": customer.id,
-        "valid_until": customer_auth.valid_until(identity, workstream.auth_setting),
-    }
-    realtime.release_session()
+    with admission.hello_turn():
+        customer = conversations.customer_for(identity)
+        admission.said_hello(customer.id)
+        # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
+        conn.subscribe([events.customer_channel(customer.id, workstream.id)])
+        if identity.kid is not None:
+            conn.end_on([events.auth_key_channel(identity.auth_setting_id, identity.kid)])
+        cursor = hello.get("conversation_id"), hello.get("after")
+        reset, entries = conversations.backlog(customer.id, workstream.id, *cursor)
+        welcome = {
+            "type": "welcome",
+            "customer": {"id": customer.id, "sub": customer.sub},
+            "workstream": payloads.widget_workstream(workstream),
+            "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
+            "appearance": appearance_for_widget(workstream),
+        }
+        backlog = realtime.backlog_frames(
+            reset,
+            [(payloads.widget_conversation(c), payloads.messages(page), complete) for c, page, complete in entries],
+        )
+        kept = {
+            "identity": identity,
+            "customer_id": customer.id,
+            "valid_until": customer_auth.valid_until(identity, workstream.auth_setting),
+        }
+        realtime.release_session()
     conn.send(welcome)
     for part in backlog:
         conn.send(part)

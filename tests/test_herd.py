@@ -1,0 +1,66 @@
+"""A herd: hundreds of widgets saying hello at once, as after a restart, against a server whose pool of
+PostgreSQL connections is far smaller than the herd. Every one is welcomed with its backlog, and none
+is told the database is busy (admission.hello_turn); on SQLite the same herd is the baseline."""
+
+import pytest
+from sqlalchemy import update
+
+from app import conversations
+from app.customer_auth import Identity
+from app.extensions import db
+from app.models import Agent
+from bench.wsclient import handshake_all
+from tests.support import HOST_ORIGIN, ChatServer, migrated_app, seed
+
+HERD = 300
+SMALL_POOL = {"DATABASE_POOL_SIZE": "2", "DATABASE_POOL_OVERFLOW": "0", "DATABASE_POOL_TIMEOUT": "0.5"}
+ROOM = {
+    "SOCKETS_BEFORE_HELLO_PER_ADDRESS": str(HERD),
+    "SOCKETS_PER_ADDRESS": str(HERD),
+    "HANDSHAKES_PER_ADDRESS": "100000/minute",
+    "FRAMES_PER_SOCKET": "100000/minute",
+}
+
+
+@pytest.fixture(scope="module")
+def herd(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("herd")
+    app = migrated_app(instance)
+    world = seed(app, [HOST_ORIGIN], {"ada": "Ada"})
+    cursors = {}
+    with app.app_context():
+        db.session.execute(update(Agent).values(capacity=0))
+        for i in range(HERD):
+            customer_id = conversations.customer_for(Identity(world.auth_setting_id, f"herd-{i}", None)).id
+            message, _ = conversations.post_customer_message(world.workstream_id, customer_id, "first", "Hello")
+            cursors[f"herd-{i}"] = (message.conversation_id, message.seq)
+        db.session.commit()
+        db.engine.dispose()
+    server = ChatServer(instance, {**SMALL_POOL, **ROOM}).start()
+    server.world = world
+    yield server, cursors
+    server.stop()
+
+
+def test_a_herd_far_larger_than_the_pool_is_welcomed_with_nothing_refused(herd):
+    server, cursors = herd
+    path = f"/ws/widget?workstream={server.world.workstream_id}"
+    widgets = handshake_all(server.port, path, {"Origin": HOST_ORIGIN}, HERD)
+    for widget, (sub, (conversation_id, seq)) in zip(widgets, cursors.items(), strict=True):
+        widget.sock.settimeout(60)
+        widget.state["conversation_id"] = conversation_id
+        token = server.world.token(sub)
+        widget.send({"type": "hello", "token": token, "conversation_id": conversation_id, "after": seq})
+    answers = []
+    for widget in widgets:
+        frames: list[dict] = []
+        while not widget.closed and not any(f["type"] in ("backlog", "error") for f in frames):
+            frames += widget.feed()
+        answers.append([f["type"] for f in frames if f["type"] != "error"] or [f.get("code") for f in frames])
+        backlog = next((f for f in frames if f["type"] == "backlog"), None)
+        if backlog is not None:
+            # Nothing new since the cursor: the held conversation comes back with no messages.
+            assert [c["conversation"]["id"] for c in backlog["conversations"]] == [widget.state["conversation_id"]]
+            assert backlog["reset"] is False and backlog["conversations"][0]["messages"] == []
+        widget.close()
+    assert answers == [["welcome", "backlog"]] * HERD
