@@ -6,6 +6,7 @@ text, from its own queue. `InProcessHub` (the default) serves one server process
 subscribed to the channels its own sockets listen to, and only while they do.
 """
 
+import atexit
 import json
 import logging
 import queue
@@ -268,9 +269,19 @@ class RedisHub(LocalHub):
                     failing = True
                 time.sleep(0.2)
                 continue
+            finally:
+                for _sent in batch:
+                    self._outgoing.task_done()
             if failing:
                 log.warning("publishing to Redis works again: sent RESYNC to %d channels", len(owed))
                 failing = False
+
+    def drain(self, timeout: float = 2.0) -> None:
+        """Wait, a little, until what was published has gone to Redis. A command (`retire-auth-key`,
+        `disable-agent`, …) exits right after its commit, and its queued events would die with it."""
+        deadline = time.monotonic() + timeout
+        while not self._closed and (self._outgoing.unfinished_tasks or self._owed) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _next_batch(self) -> list[tuple[tuple[str, ...], str]]:
         try:
@@ -415,6 +426,7 @@ def configure(app: Flask) -> None:
     )
     if not (isinstance(hub, RedisHub) and (hub.url, hub.prefix) == (url, prefix)):
         hub = RedisHub(url, prefix)
+        atexit.register(hub.drain)
     hub.queue_limit = app.config.get("SOCKET_QUEUE_LIMIT_BYTES", QUEUE_LIMIT_BYTES)
 
 

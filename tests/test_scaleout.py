@@ -2,8 +2,11 @@
 the agents on the other, and routing racing on both."""
 
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -11,11 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 
+import jwt
 import pytest
 import simple_websocket
 from sqlalchemy import func, select, text, update
 
-from app import events, workstream_copies, workstreams
+from app import ROOT, events, workstream_copies, workstreams
 from app.extensions import db
 from app.models import Agent, Conversation, ConversationEvent, Workstream
 from app.timers import ADVISORY_LOCK_KEY
@@ -28,6 +32,7 @@ from tests.support import (
     database_url,
     migrated_app,
     needs_scale_out,
+    rsa_key_pair,
     seed,
     use_database,
 )
@@ -291,3 +296,58 @@ def test_a_workstream_changed_on_one_process_is_seen_by_the_other_at_once(cluste
     finally:
         events.hub.close()
         events.hub = events.InProcessHub()
+
+
+def command(cluster, *args: str) -> str:
+    """A `persistent-chat` command, run as a site owner runs it beside the servers."""
+    env = {**os.environ, "DATABASE_URL": database_url(cluster.a.instance), "REDIS_URL": TEST_REDIS_URL}
+    env["PERSISTENT_CHAT_INSTANCE"] = str(cluster.a.instance)
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def hello(server: ChatServer, token: str) -> tuple[Peer, dict]:
+    peer = Peer(server.url.replace("http", "ws") + f"/ws/widget?workstream={server.world.workstream_id}")
+    peer.send({"type": "hello", "token": token})
+    return peer, peer.recv()
+
+
+def test_a_key_added_and_retired_with_commands_is_heard_by_every_process(cluster, tmp_path):
+    """A command exits right after its commit: what it announces (the settings changed, the key's sockets
+    must end) still reaches the servers over Redis."""
+    private, public = rsa_key_pair()
+    (tmp_path / "new.pem").write_text(public)
+    setting = str(cluster.world.auth_setting_id)
+    command(cluster, "add-auth-key", setting, "--kid", "rotated", "--public-key", str(tmp_path / "new.pem"))
+    now = int(time.time())
+    claims = {"sub": "rotated-customer", "iat": now, "exp": now + 600}
+    token = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "rotated"})
+
+    def welcomed_on_both() -> bool:
+        answers = [hello(server, token) for server in (cluster.a, cluster.b)]
+        for peer, _ in answers:
+            peer.ws.close()
+        return all(frame["type"] == "welcome" for _, frame in answers)
+
+    soon = workstream_copies.MAX_AGE_SECONDS / 3
+    wait_for(welcomed_on_both, timeout=soon)
+    open_on_b, welcome = hello(cluster.b, token)
+    assert welcome["type"] == "welcome"
+    assert open_on_b.recv()["type"] == "backlog"
+
+    command(cluster, "retire-auth-key", setting, "rotated")
+    assert open_on_b.recv_until("error")["code"] == "token_key_retired"
+
+    def refused_on_both() -> bool:
+        answers = [hello(server, token)[1] for server in (cluster.a, cluster.b)]
+        return all(frame.get("code") == "token_unknown_kid" for frame in answers)
+
+    wait_for(refused_on_both, timeout=soon)
