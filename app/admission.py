@@ -3,8 +3,8 @@ process's connections (gunicorn's --worker-connections) and stall HTTP for every
 
 - At the handshake, refused as plain HTTP before anything is upgraded: more than HANDSHAKES_PER_ADDRESS
   from one client address (`429 rate_limited`, shared through Redis), SOCKETS_BEFORE_HELLO_PER_ADDRESS
-  sockets of that address still waiting for their hello (`429 too_many_connections`), or
-  SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`).
+  sockets of that address still anonymous, that is without a hello whose token verified (`429
+  too_many_connections`), or SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`).
 - A socket says hello within HELLO_TIMEOUT_SECONDS or is closed (1008 `hello_timeout`).
 - At hello: at most SOCKETS_PER_ADDRESS signed-in sockets per client address and SOCKETS_PER_CUSTOMER
   per customer (error frame `too_many_connections`, then 1008).
@@ -54,6 +54,21 @@ class Ticket:
         self.address = address
         self.customer_id: int | None = None
         self._open = True
+        self._anonymous = True
+
+    def verified(self) -> None:
+        """The socket has shown a valid token: it leaves the anonymous ones that SOCKETS_BEFORE_HELLO
+        caps. In a herd after a restart it may wait a while for its turn at the database (hello_turn);
+        counted as anonymous, the herd's own queue would refuse the rest of the herd at the handshake,
+        and their retries would take the CPU the queue needs."""
+        with self._admission._lock:
+            self._leave_anonymous()
+
+    def _leave_anonymous(self) -> None:
+        """Called with the lock held."""
+        if self._anonymous:
+            self._anonymous = False
+            self._admission.stops_waiting(self.address)
 
     def said_hello(self, customer_id: int) -> None:
         admission = self._admission
@@ -63,7 +78,7 @@ class Ticket:
                 raise ChatError(429, "too_many_connections", "Too many open chats from this network.")
             if admission.by_customer[customer_id] >= config["SOCKETS_PER_CUSTOMER"]:
                 raise ChatError(429, "too_many_connections", "Too many open chat windows; close one and reload.")
-            admission.stops_waiting(self.address)
+            self._leave_anonymous()
             admission.by_address[self.address] += 1
             admission.by_customer[customer_id] += 1
             self.customer_id = customer_id
@@ -74,8 +89,8 @@ class Ticket:
             if not self._open:
                 return
             self._open = False
+            self._leave_anonymous()
             if self.customer_id is None:
-                admission.stops_waiting(self.address)
                 return
             for counter, item in ((admission.by_address, self.address), (admission.by_customer, self.customer_id)):
                 counter[item] -= 1
@@ -108,6 +123,11 @@ def admit() -> Ticket:
         admission.waiting_by_address[address] += 1
     g.socket_ticket = Ticket(admission, address)
     return g.socket_ticket
+
+
+def verified() -> None:
+    """This request's socket has shown a valid customer token (see Ticket.verified)."""
+    g.socket_ticket.verified()
 
 
 def said_hello(customer_id: int) -> None:

@@ -68,6 +68,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     identity, the customer's id and when the token runs out (so a send needs no lookups)."""
     workstream = _workstream(workstream_id)
     identity = customer_auth.verify(workstream, hello.get("token"))
+    admission.verified()
     with admission.hello_turn():
         customer = conversations.customer_for(identity)
         admission.said_hello(customer.id)
