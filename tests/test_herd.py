@@ -2,21 +2,24 @@
 PostgreSQL connections is far smaller than the herd. Every one is welcomed with its backlog, and none
 is told the database is busy (admission.hello_turn); on SQLite the same herd is the baseline."""
 
+import time
+
 import pytest
-from sqlalchemy import update
+from sqlalchemy import create_engine, text, update
 
 from app import conversations
 from app.customer_auth import Identity
 from app.extensions import db
 from app.models import Agent
 from bench.wsclient import handshake_all
-from tests.support import HOST_ORIGIN, ChatServer, migrated_app, seed
+from tests.support import HOST_ORIGIN, TEST_DATABASE_URL, ChatServer, database_url, migrated_app, seed
 
 HERD = 300
 SMALL_POOL = {"DATABASE_POOL_SIZE": "2", "DATABASE_POOL_OVERFLOW": "0", "DATABASE_POOL_TIMEOUT": "0.5"}
 ROOM = {
+    "SOCKETS_BEFORE_HELLO": str(HERD),
     "SOCKETS_BEFORE_HELLO_PER_ADDRESS": str(HERD),
-    "SOCKETS_PER_ADDRESS": str(HERD),
+    "SOCKETS_PER_ADDRESS": str(2 * HERD),
     "HANDSHAKES_PER_ADDRESS": "100000/minute",
     "FRAMES_PER_SOCKET": "100000/minute",
 }
@@ -64,3 +67,44 @@ def test_a_herd_far_larger_than_the_pool_is_welcomed_with_nothing_refused(herd):
             assert backlog["reset"] is False and backlog["conversations"][0]["messages"] == []
         widget.close()
     assert answers == [["welcome", "backlog"]] * HERD
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs PostgreSQL: set TEST_DATABASE_URL (make test does then)")
+def test_widgets_waiting_their_turn_with_valid_tokens_do_not_fill_the_anonymous_quota(herd):
+    """More widgets than SOCKETS_BEFORE_HELLO say hello one after another while the database holds every
+    hello up (another session locks the customers' table). Each shows a valid token, so it leaves the
+    anonymous quota as it joins the queue for a turn: every handshake is let in, and once the lock goes
+    every widget is welcomed."""
+    server, _cursors = herd
+    path = f"/ws/widget?workstream={server.world.workstream_id}"
+    locker = create_engine(database_url(server.instance))
+    lock = locker.connect()
+    transaction = lock.begin()
+    lock.execute(text("LOCK TABLE customer IN ACCESS EXCLUSIVE MODE"))
+    widgets = []
+    try:
+        for i in range(HERD + 20):
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    (widget,) = handshake_all(server.port, path, {"Origin": HOST_ORIGIN}, 1)
+                    break
+                except ConnectionError as refused:
+                    # The hellos just sent may not have been read yet; a quota full of queued ones stays full.
+                    assert time.monotonic() < deadline, f"widget {i}: {refused}"
+                    time.sleep(0.01)
+            widget.sock.settimeout(60)
+            widget.send({"type": "hello", "token": server.world.token(f"queued-{i}")})
+            widgets.append(widget)
+    finally:
+        transaction.rollback()
+        lock.close()
+        locker.dispose()
+    answers = []
+    for widget in widgets:
+        frames: list[dict] = []
+        while not widget.closed and not any(f["type"] in ("backlog", "error") for f in frames):
+            frames += widget.feed()
+        answers.append([f["type"] for f in frames])
+        widget.close()
+    assert answers == [["welcome", "backlog"]] * (HERD + 20)
