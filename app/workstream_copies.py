@@ -40,21 +40,25 @@ class Copies:
         self._generation = 0
         self._subscription: events.Subscription | None = None
         self._hub: events.LocalHub | None = None
+        self._subscribing = False
+        self._retry_at = 0.0
 
     def get(self, workstream_id: str) -> Workstream | None:
         kept = self._fresh(workstream_id)
         if kept is not None:
             return kept
+        if not self._listening():
+            # Nothing is kept, so nothing waits for a turn: each reads the database, as without copies.
+            return _load(workstream_id)
         # One load at a time: a herd's thousand hellos find the copy the first of them made.
         with self._loading:
             kept = self._fresh(workstream_id)
             if kept is not None:
                 return kept
-            listening = self._listen()
             with self._lock:
                 generation = self._generation
             workstream = _load(workstream_id)
-            if workstream is not None and listening:
+            if workstream is not None:
                 with self._lock:
                     if generation == self._generation:
                         self._rows[workstream_id] = (time.monotonic(), workstream)
@@ -68,28 +72,46 @@ class Copies:
     def _fresh(self, workstream_id: str) -> Workstream | None:
         with self._lock:
             kept = self._rows.get(workstream_id)
-        if kept is None or time.monotonic() - kept[0] > MAX_AGE_SECONDS or self._hub is not events.hub:
+        if kept is None or time.monotonic() - kept[0] > MAX_AGE_SECONDS or not self._heard_of_changes():
             return None
         return kept[1]
 
-    def _listen(self) -> bool:
-        """Whether this process hears of changes (subscribing first if it does not yet)."""
+    def _heard_of_changes(self) -> bool:
         subscription = self._subscription
-        if subscription is not None and not subscription.resyncing and self._hub is events.hub:
+        return subscription is not None and not subscription.resyncing and self._hub is events.hub
+
+    def _listening(self) -> bool:
+        """Whether changes are heard of; if not, one caller tries to subscribe (Redis may take up to its
+        timeout to say no, so at most once per MAX_AGE_SECONDS) while the others go on without copies."""
+        if self._heard_of_changes():
             return True
-        if subscription is not None:
-            subscription.on_delivery = None
-            subscription.close()
-        self.drop()
-        self._subscription, self._hub = None, events.hub
+        with self._lock:
+            if self._subscribing or time.monotonic() < self._retry_at:
+                return False
+            self._subscribing = True
         try:
-            subscription = events.hub.subscribe([CHANNEL])
+            self._subscribe()
+        finally:
+            with self._lock:
+                self._subscribing = False
+        return self._heard_of_changes()
+
+    def _subscribe(self) -> None:
+        old = self._subscription
+        if old is not None:
+            old.on_delivery = None
+            old.close()
+        self._subscription, self._hub = None, None
+        # Whatever was kept may have missed a change while nobody listened.
+        self.drop()
+        hub = events.hub
+        try:
+            subscription = hub.subscribe([CHANNEL])
         except Exception:
-            # Redis away: every handshake and hello reads the database, as without copies.
-            return False
+            self._retry_at = time.monotonic() + MAX_AGE_SECONDS
+            return
         subscription.on_delivery = lambda: self._heard(subscription)
-        self._subscription = subscription
-        return True
+        self._subscription, self._hub = subscription, hub
 
     def _heard(self, subscription: events.Subscription) -> None:
         # A resync means changes may have been missed: the copies go, and the next load listens anew.

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import text, update
 
-from app import auth_settings, conversations, customer_auth, workstream_copies, workstreams
+from app import auth_settings, conversations, customer_auth, events, workstream_copies, workstreams
 from app.customer_auth import Identity
 from app.errors import ChatError
 from app.extensions import db
@@ -102,3 +102,22 @@ def test_a_change_the_hub_cannot_see_is_seen_within_the_maximum_age(ctx, world, 
 def test_an_unknown_workstream_is_none_and_not_kept(ctx, world):
     assert workstream_copies.workstream("nope") is None
     assert workstream_copies.workstream(None) is None
+
+
+def test_while_changes_cannot_be_heard_nothing_is_kept_and_subscribing_is_not_retried_at_once(ctx, world, monkeypatch):
+    """Redis away at start-up: each handshake reads the database, and only one in MAX_AGE_SECONDS pays
+    for another try at subscribing (a frozen Redis takes seconds to say no)."""
+    app_copies = workstream_copies.Copies()
+    tries = []
+
+    def refuse(channels):
+        tries.append(channels)
+        raise TimeoutError("Redis did not confirm the subscription")
+
+    monkeypatch.setattr(events.hub, "subscribe", refuse)
+    first, second = app_copies.get(world.workstream_id), app_copies.get(world.workstream_id)
+    assert first is not second and first.id == second.id == world.workstream_id
+    assert len(tries) == 1
+    monkeypatch.undo()
+    app_copies._retry_at = 0
+    assert app_copies.get(world.workstream_id) is app_copies.get(world.workstream_id)
