@@ -5,7 +5,7 @@ of widgets reconnecting after a restart then costs the database only what depend
 A copy is dropped in every process when any process commits a change to a workstream, an
 authentication setting or a key (an event through the hub, which Redis carries between processes), and
 in any case after MAX_AGE_SECONDS: that bounds what the hub cannot see, a command run beside a server
-on SQLite or SQL typed by hand. While the hub cannot be listened to, nothing is kept.
+on SQLite, SQL typed by hand, or any change while Redis is away.
 
 A copy is detached from every session and shared by the process's sockets: read it, never change it
 or hand it to a session (a new row's relationship, say).
@@ -47,9 +47,7 @@ class Copies:
         kept = self._fresh(workstream_id)
         if kept is not None:
             return kept
-        if not self._listening():
-            # Nothing is kept, so nothing waits for a turn: each reads the database, as without copies.
-            return _load(workstream_id)
+        self._listen()
         # One load at a time: a herd's thousand hellos find the copy the first of them made.
         with self._loading:
             kept = self._fresh(workstream_id)
@@ -72,7 +70,7 @@ class Copies:
     def _fresh(self, workstream_id: str) -> Workstream | None:
         with self._lock:
             kept = self._rows.get(workstream_id)
-        if kept is None or time.monotonic() - kept[0] > MAX_AGE_SECONDS or not self._heard_of_changes():
+        if kept is None or time.monotonic() - kept[0] > MAX_AGE_SECONDS:
             return None
         return kept[1]
 
@@ -80,21 +78,21 @@ class Copies:
         subscription = self._subscription
         return subscription is not None and not subscription.resyncing and self._hub is events.hub
 
-    def _listening(self) -> bool:
-        """Whether changes are heard of; if not, one caller tries to subscribe (Redis may take up to its
-        timeout to say no, so at most once per MAX_AGE_SECONDS) while the others go on without copies."""
+    def _listen(self) -> None:
+        """Hear of changes, if this process does not yet: one caller tries to subscribe, at most once per
+        MAX_AGE_SECONDS (a frozen Redis takes seconds to say no), while the others go on. Until it
+        succeeds, copies are kept for MAX_AGE_SECONDS like any change the hub cannot see."""
         if self._heard_of_changes():
-            return True
+            return
         with self._lock:
             if self._subscribing or time.monotonic() < self._retry_at:
-                return False
+                return
             self._subscribing = True
         try:
             self._subscribe()
         finally:
             with self._lock:
                 self._subscribing = False
-        return self._heard_of_changes()
 
     def _subscribe(self) -> None:
         old = self._subscription
