@@ -288,7 +288,7 @@ def test_a_workstream_changed_on_one_process_is_seen_by_the_other_at_once(cluste
         with admin.app_context():
             workstream = db.session.get(Workstream, cluster.world.workstream_id)
             workstreams.update(workstream, {"allowed_origins": [HOST_ORIGIN, shop]})
-            soon = workstream_copies.MAX_AGE_SECONDS / 3
+            soon = workstream_copies.MAX_AGE_SECONDS / 2
             wait_for(lambda: embeds(cluster.b, shop) and embeds(cluster.a, shop), timeout=soon)
             workstreams.update(workstream, {"allowed_origins": [HOST_ORIGIN]})
             wait_for(lambda: not embeds(cluster.b, shop) and not embeds(cluster.a, shop), timeout=soon)
@@ -337,7 +337,7 @@ def test_a_key_added_and_retired_with_commands_is_heard_by_every_process(cluster
             peer.ws.close()
         return all(frame["type"] == "welcome" for _, frame in answers)
 
-    soon = workstream_copies.MAX_AGE_SECONDS / 3
+    soon = workstream_copies.MAX_AGE_SECONDS / 2
     wait_for(welcomed_on_both, timeout=soon)
     open_on_b, welcome = hello(cluster.b, token)
     assert welcome["type"] == "welcome"
