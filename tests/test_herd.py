@@ -46,6 +46,14 @@ def herd(tmp_path_factory):
     server.stop()
 
 
+def answer(widget) -> list[dict]:
+    """The frames a widget gets for its hello, up to its backlog or an error."""
+    frames: list[dict] = []
+    while not widget.closed and not any(f["type"] in ("backlog", "error") for f in frames):
+        frames += widget.feed()
+    return frames
+
+
 def test_a_herd_far_larger_than_the_pool_is_welcomed_with_nothing_refused(herd):
     server, cursors = herd
     path = f"/ws/widget?workstream={server.world.workstream_id}"
@@ -57,9 +65,7 @@ def test_a_herd_far_larger_than_the_pool_is_welcomed_with_nothing_refused(herd):
         widget.send({"type": "hello", "token": token, "conversation_id": conversation_id, "after": seq})
     answers = []
     for widget in widgets:
-        frames: list[dict] = []
-        while not widget.closed and not any(f["type"] in ("backlog", "error") for f in frames):
-            frames += widget.feed()
+        frames = answer(widget)
         answers.append([f["type"] for f in frames if f["type"] != "error"] or [f.get("code") for f in frames])
         backlog = next((f for f in frames if f["type"] == "backlog"), None)
         if backlog is not None:
@@ -103,9 +109,6 @@ def test_widgets_waiting_their_turn_with_valid_tokens_do_not_fill_the_anonymous_
         locker.dispose()
     answers = []
     for widget in widgets:
-        frames: list[dict] = []
-        while not widget.closed and not any(f["type"] in ("backlog", "error") for f in frames):
-            frames += widget.feed()
-        answers.append([f["type"] for f in frames])
+        answers.append([f["type"] for f in answer(widget)])
         widget.close()
     assert answers == [["welcome", "backlog"]] * (HERD + 20)

@@ -50,12 +50,8 @@ def test_the_copy_is_loaded_once_and_read_without_the_database(ctx, world):
     first = copy(world)
     with statements() as executed:
         again = copy(world)
-        assert again.auth_setting.keys[0].kid == KID and again.allows_origin(world_origin(again))
+        assert again.auth_setting.keys[0].kid == KID and again.allows_origin(again.origins()[0])
     assert again is first and executed == []
-
-
-def world_origin(workstream: Workstream) -> str:
-    return workstream.origins()[0]
 
 
 def test_a_changed_workstream_is_seen_at_once(ctx, world):
@@ -99,9 +95,12 @@ def test_a_change_the_hub_cannot_see_is_seen_within_the_maximum_age(ctx, world, 
     assert copy(world).name == "Renamed by hand"
 
 
-def test_an_unknown_workstream_is_none_and_not_kept(ctx, world):
-    assert workstream_copies.workstream("nope") is None
+def test_an_unknown_workstream_is_none_and_looked_up_again(ctx, world):
     assert workstream_copies.workstream(None) is None
+    assert workstream_copies.workstream("nope") is None
+    with statements() as executed:
+        assert workstream_copies.workstream("nope") is None
+    assert executed, "nothing is kept for an id with no workstream"
 
 
 def test_while_changes_cannot_be_heard_copies_live_their_age_and_subscribing_waits_its_turn(ctx, world, monkeypatch):
