@@ -12,6 +12,7 @@ import pytest
 import simple_websocket
 from playwright.sync_api import expect
 from sqlalchemy import func, select
+from wsproto.utilities import LocalProtocolError
 
 from app.extensions import db
 from app.models import Customer, Message
@@ -65,8 +66,8 @@ class Flooder(threading.Thread):
             if ws is None:
                 time.sleep(0.2)
                 continue
-            ws.send(json.dumps({"type": "hello", "token": self.token}))
             try:
+                ws.send(json.dumps({"type": "hello", "token": self.token}))
                 while not self.stop.is_set():
                     n += 1
                     kind = ("send", "typing", "read")[n % 3]
@@ -77,8 +78,9 @@ class Flooder(threading.Thread):
                     while (raw := ws.receive(timeout=0)) is not None:
                         if json.loads(raw).get("code") == "rate_limited":
                             self.refusals += 1
-            except (simple_websocket.ConnectionClosed, OSError):
-                # A send after the server's close may meet a reset connection instead of the close frame.
+            except (simple_websocket.ConnectionClosed, LocalProtocolError, OSError):
+                # A send racing the server's close meets the close frame (ConnectionClosed), a connection
+                # wsproto already knows is closing (LocalProtocolError) or a reset one (OSError).
                 self.closes.append(ws.close_reason)
 
     def end(self) -> None:
