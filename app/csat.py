@@ -20,12 +20,13 @@ def of(conversation: Conversation) -> Rating | None:
 
 
 def wanted(conversation: Conversation, rating: Rating | None) -> bool:
-    """Ask for a rating: the workstream asks, an agent answered and it has ended, and none is given yet."""
+    """Ask for a rating: the workstream asks, an agent answered and it has ended, and none is given yet.
+    The workstream last: for a conversation still going, which is most of them, it is not loaded."""
     return (
-        conversation.workstream.csat_enabled
-        and conversation.ended
+        conversation.ended
         and conversation.agent_id is not None
         and rating is None
+        and conversation.workstream.csat_enabled
     )
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import text, update
 
-from app import auth_settings, conversations, customer_auth, events, workstream_copies, workstreams
+from app import auth_settings, conversations, customer_auth, events, payloads, workstream_copies, workstreams
 from app.customer_auth import Identity
 from app.errors import ChatError
 from app.extensions import db
@@ -25,12 +25,15 @@ def test_a_returning_widget_with_nothing_new_costs_two_statements(ctx, world):
     db.session.remove()
     copy(world)
     with statements() as executed:
-        # What a hello reads: the workstream and its keys, the token, the customer, the backlog.
+        # What a hello reads: the workstream and its keys, the token, the customer, the backlog, and
+        # what the welcome says of each conversation.
         workstream = copy(world)
         identity = customer_auth.verify(workstream, world.token("returning"))
         returning = conversations.customer_for(identity).id
         reset, entries = conversations.backlog(returning, world.workstream_id, message.conversation_id, 1)
+        welcomed = [payloads.widget_conversation(c) for c, _page, _complete in entries]
     assert not reset and [(c.id, page) for c, page, _ in entries] == [(message.conversation_id, [])]
+    assert [c["rating_wanted"] for c in welcomed] == [False]
     selects = [s for s in executed if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 2, executed
 
