@@ -4,7 +4,8 @@ process's connections (gunicorn's --worker-connections) and stall HTTP for every
 - At the handshake, refused as plain HTTP before anything is upgraded: more than HANDSHAKES_PER_ADDRESS
   from one client address (`429 rate_limited`, shared through Redis), SOCKETS_BEFORE_HELLO_PER_ADDRESS
   sockets of that address still anonymous, that is without a hello whose token verified (`429
-  too_many_connections`), or SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`).
+  too_many_connections`), or SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`,
+  answered before Flask sees the request).
 - A socket says hello within HELLO_TIMEOUT_SECONDS or is closed (1008 `hello_timeout`).
 - At hello: at most SOCKETS_PER_ADDRESS signed-in sockets per client address and SOCKETS_PER_CUSTOMER
   per customer (error frame `too_many_connections`, then 1008).
@@ -15,14 +16,15 @@ Open sockets are counted per process: a socket lives in one process, and that pr
 are what the caps protect. With N processes behind a balancer an address may hold N times the cap.
 """
 
+import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from flask import Flask, current_app, g, request
 
-from . import attachments, rates
+from . import attachments, rates, security_headers
 from .errors import Busy, ChatError
 
 
@@ -98,8 +100,13 @@ class Ticket:
                     del counter[item]
 
 
+FULL = ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
+WIDGET_SOCKET_PATH = "/ws/widget"
+
+
 def init_app(app: Flask) -> None:
-    app.extensions["admission"] = Admission(app.config.get("HELLOS_AT_ONCE", 0))
+    admission = app.extensions["admission"] = Admission(app.config.get("HELLOS_AT_ONCE", 0))
+    app.wsgi_app = _shedding(app, admission, app.wsgi_app)
 
     @app.teardown_request
     def release_ticket(_error: BaseException | None) -> None:
@@ -107,6 +114,26 @@ def init_app(app: Flask) -> None:
         ticket = g.pop("socket_ticket", None)
         if ticket is not None:
             ticket.release()
+
+
+WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def _shedding(app: Flask, admission: Admission, wsgi_app: WSGIApplication) -> WSGIApplication:
+    """While SOCKETS_BEFORE_HELLO sockets wait for their hello, a widget socket's handshake is refused
+    before Flask sees it. A herd of widgets reconnecting after a restart is mostly such refusals (the
+    widgets come back on their backoff), and through Flask's request, hooks and error handler each
+    cost most of a millisecond of the CPU the welcomes need. admit() checks again under its lock."""
+    body = json.dumps(FULL.body()).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *security_headers.HEADERS]
+
+    def shed(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == WIDGET_SOCKET_PATH and admission.waiting >= app.config["SOCKETS_BEFORE_HELLO"]:
+            start_response("503 SERVICE UNAVAILABLE", headers)
+            return [body]
+        return wsgi_app(environ, start_response)
+
+    return shed
 
 
 def admit() -> Ticket:
@@ -118,7 +145,7 @@ def admit() -> Ticket:
         if admission.waiting_by_address[address] >= current_app.config["SOCKETS_BEFORE_HELLO_PER_ADDRESS"]:
             raise ChatError(429, "too_many_connections", "Too many chats from this network are still connecting.")
         if admission.waiting >= current_app.config["SOCKETS_BEFORE_HELLO"]:
-            raise ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
+            raise FULL
         admission.waiting += 1
         admission.waiting_by_address[address] += 1
     g.socket_ticket = Ticket(admission, address)

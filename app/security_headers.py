@@ -4,13 +4,18 @@ origin, since a script tag is not framing and it is served with its real type.""
 
 from flask import Flask, Response
 
+HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    # No page of this server is meant to be shown inside another site's frame (clickjacking).
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+)
+
 
 def _headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    # No page of this server is meant to be shown inside another site's frame (clickjacking).
-    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in HEADERS:
+        response.headers.setdefault(name, value)
     return response
 
 

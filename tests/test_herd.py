@@ -5,6 +5,8 @@ is told the database is busy (admission.hello_turn); on SQLite the same herd is 
 import time
 
 import pytest
+from flask import request
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text, update
 
 from app import conversations
@@ -112,3 +114,26 @@ def test_widgets_waiting_their_turn_with_valid_tokens_do_not_fill_the_anonymous_
         answers.append([f["type"] for f in answer(widget)])
         widget.close()
     assert answers == [["welcome", "backlog"]] * (HERD + 20)
+
+
+def test_while_the_anonymous_quota_is_full_a_handshake_is_refused_before_flask_does_anything(app, world):
+    """Most of a big herd's handshakes are refused while earlier sockets wait for their turn; each is
+    answered before any of the app's hooks runs, as Flask would answer it."""
+    app.config["SOCKETS_BEFORE_HELLO"] = 1
+    seen: list[str] = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: seen.append(request.path))
+    client = FlaskClient(app)
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Origin": HOST_ORIGIN}
+    handshake["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    admission = app.extensions["admission"]
+
+    admission.waiting = 1
+    refused = client.get(f"/ws/widget?workstream={world.workstream_id}", headers=handshake)
+    assert refused.status_code == 503 and refused.json["error"]["code"] == "too_many_connections"
+    assert refused.headers["X-Content-Type-Options"] == "nosniff" and seen == []
+
+    # Below the quota the handshake is Flask's again (here refused for naming no workstream it knows).
+    admission.waiting = 0
+    unknown = client.get("/ws/widget?workstream=nosuchworkstream", headers=handshake)
+    assert unknown.status_code == 404 and unknown.json["error"]["code"] == "unknown_workstream"
+    assert seen == ["/ws/widget"] and admission.waiting == 0

@@ -102,7 +102,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     return kept
 
 
-@sock.route("/ws/widget", bp=bp)
+@sock.route(admission.WIDGET_SOCKET_PATH, bp=bp)
 @realtime.errors_as_frames
 def widget_socket(ws) -> None:
     conn = realtime.Connection(ws)
