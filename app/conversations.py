@@ -58,13 +58,18 @@ def validate_client_id(client_id: object) -> str:
 # Reading ----------------------------------------------------------------------------------------------
 
 
+# Statements a hello runs, built once: in a herd of reconnecting widgets, building and keying them again
+# for every hello cost more than SQLite took to run them.
+_CUSTOMER = select(Customer).where(
+    Customer.auth_setting_id == bindparam("auth_setting_id"), Customer.sub == bindparam("sub")
+)
+
+
 def customer_for(identity: Identity) -> Customer:
     """The customer record for a verified token: the same (setting, sub) on any device is one customer."""
 
     def get_or_create() -> Customer:
-        customer = db.session.scalar(
-            select(Customer).where(Customer.auth_setting_id == identity.auth_setting_id, Customer.sub == identity.sub)
-        )
+        customer = db.session.scalar(_CUSTOMER, {"auth_setting_id": identity.auth_setting_id, "sub": identity.sub})
         if customer is None:
             customer = Customer(auth_setting_id=identity.auth_setting_id, sub=identity.sub)
             db.session.add(customer)
@@ -507,6 +512,19 @@ def _page_after(conversation: Conversation, after: int) -> list[Message]:
     return messages_page(conversation.id, after=after, limit=BACKLOG_MAX_MESSAGES)
 
 
+_HELD_AND_NEWER = (
+    select(Conversation)
+    .where(
+        Conversation.customer_id == bindparam("customer_id"),
+        Conversation.workstream_id == bindparam("workstream_id"),
+        Conversation.id >= bindparam("conversation_id"),
+    )
+    .options(joinedload(Conversation.agent))
+    .order_by(Conversation.id)
+    .limit(BACKLOG_MAX_MESSAGES + 1)
+)
+
+
 def backlog(
     customer_id: int, workstream_id: str, conversation_id: object, after: object
 ) -> tuple[bool, list[tuple[Conversation, list[Message], bool]]]:
@@ -520,11 +538,8 @@ def backlog(
         # payload names): a widget that missed nothing, most of a herd after a restart, needs no other.
         found = list(
             db.session.scalars(
-                _customer_conversations(customer_id, workstream_id)
-                .where(Conversation.id >= conversation_id)
-                .options(joinedload(Conversation.agent))
-                .order_by(Conversation.id)
-                .limit(BACKLOG_MAX_MESSAGES + 1)
+                _HELD_AND_NEWER,
+                {"customer_id": customer_id, "workstream_id": workstream_id, "conversation_id": conversation_id},
             )
         )
         held, newer = (found[0], found[1:]) if found and found[0].id == conversation_id else (None, [])

@@ -5,6 +5,7 @@ says. The algorithm is pinned by the key the token names (or by the shared secre
 the token's header alone. Every refusal has its own `token_…` code, and nothing is created for it.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -70,7 +71,18 @@ def _key_for(setting: AuthSetting, header: dict) -> tuple[object, str, str | Non
         raise refuse("key_expired", f"The key {key.kid!r} has expired.")
     if key.algorithm != alg:
         raise refuse("alg_not_allowed", f"The key {key.kid!r} signs with {key.algorithm}, not {alg}.")
-    return key.public_key_pem, key.algorithm, key.kid
+    return _public_key(key.public_key_pem, key.algorithm), key.algorithm, key.kid
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(pem: str, algorithm: str) -> object:
+    """A site's public key, parsed once: PyJWT would parse the PEM again for every token, most of a
+    token check's cost when a herd of widgets reconnects. A PEM that does not parse is left to PyJWT,
+    which refuses it as it always has."""
+    try:
+        return jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
+    except (jwt.PyJWTError, ValueError):
+        return pem
 
 
 def _decode(token: str, key: object, algorithm: str, issuer: str | None, leeway: int) -> dict:
