@@ -68,6 +68,7 @@ clean:
 # then honest traffic under attack (bench/abuse.py, about five minutes).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.herd
 	$(BIN)/python bench/launcher.py
 	$(BIN)/python bench/attachments.py
 	$(BIN)/python -m bench.abuse
