@@ -63,13 +63,18 @@ def validate_client_id(client_id: object) -> str:
 _CUSTOMER = select(Customer).where(
     Customer.auth_setting_id == bindparam("auth_setting_id"), Customer.sub == bindparam("sub")
 )
+# A visitor's (no authentication setting): a bound None would compare `= NULL`, which matches no row.
+_VISITOR = select(Customer).where(Customer.auth_setting_id.is_(None), Customer.sub == bindparam("sub"))
 
 
 def customer_for(identity: Identity) -> Customer:
     """The customer record for a verified token: the same (setting, sub) on any device is one customer."""
 
     def get_or_create() -> Customer:
-        customer = db.session.scalar(_CUSTOMER, {"auth_setting_id": identity.auth_setting_id, "sub": identity.sub})
+        if identity.auth_setting_id is None:
+            customer = db.session.scalar(_VISITOR, {"sub": identity.sub})
+        else:
+            customer = db.session.scalar(_CUSTOMER, {"auth_setting_id": identity.auth_setting_id, "sub": identity.sub})
         if customer is None:
             customer = Customer(auth_setting_id=identity.auth_setting_id, sub=identity.sub)
             db.session.add(customer)

@@ -185,3 +185,11 @@ def test_backlog_far_behind_resets_to_the_last_page(parties, app):
     assert reset
     ((conversation, page, complete),) = entries
     assert len(page) == conversations.BACKLOG_RESET_PAGE and page[-1].seq == m.seq and not complete
+
+
+def test_a_visitor_and_a_signed_in_customer_are_found_again_not_made_twice(ctx, world):
+    for identity in (Identity(None, "visitor-1", None), Identity(world.auth_setting_id, "signed-in-1", None)):
+        first = conversations.customer_for(identity).id
+        db.session.remove()
+        assert conversations.customer_for(identity).id == first
+    assert db.session.scalar(select(func.count()).select_from(Customer)) == 2
