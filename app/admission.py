@@ -100,8 +100,13 @@ class Ticket:
                     del counter[item]
 
 
-FULL = ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
 WIDGET_SOCKET_PATH = "/ws/widget"
+WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def _full() -> ChatError:
+    # A new one each time: a raised exception keeps the frames it was raised from.
+    return ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
 
 
 def init_app(app: Flask) -> None:
@@ -116,15 +121,12 @@ def init_app(app: Flask) -> None:
             ticket.release()
 
 
-WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
-
-
 def _shedding(app: Flask, admission: Admission, wsgi_app: WSGIApplication) -> WSGIApplication:
     """While SOCKETS_BEFORE_HELLO sockets wait for their hello, a widget socket's handshake is refused
     before Flask sees it. A herd of widgets reconnecting after a restart is mostly such refusals (the
     widgets come back on their backoff), and through Flask's request, hooks and error handler each
     cost most of a millisecond of the CPU the welcomes need. admit() checks again under its lock."""
-    body = json.dumps(FULL.body()).encode()
+    body = json.dumps(_full().body()).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *security_headers.HEADERS]
 
     def shed(environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -145,7 +147,7 @@ def admit() -> Ticket:
         if admission.waiting_by_address[address] >= current_app.config["SOCKETS_BEFORE_HELLO_PER_ADDRESS"]:
             raise ChatError(429, "too_many_connections", "Too many chats from this network are still connecting.")
         if admission.waiting >= current_app.config["SOCKETS_BEFORE_HELLO"]:
-            raise FULL
+            raise _full()
         admission.waiting += 1
         admission.waiting_by_address[address] += 1
     g.socket_ticket = Ticket(admission, address)

@@ -41,13 +41,6 @@ def guard_socket() -> None:
             realtime.release_session()
 
 
-@rates.limiter.request_filter
-def _admitted_instead() -> bool:
-    """Flask-Limiter has no limit for the widget socket's handshake (admission counts those, by address,
-    before anything else), but would look for one on every handshake of a reconnect herd."""
-    return request.endpoint == "widget_api.widget_socket"
-
-
 def _workstream(workstream_id: str | None) -> Workstream:
     """The process's copy (workstream_copies.py): nothing a widget socket reads of its workstream costs
     the database a statement per handshake or hello."""
