@@ -16,7 +16,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from functools import wraps
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import gevent
 from flask import request
@@ -40,7 +39,8 @@ CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
 CLOSE_RESYNC = 1012
 
-_connections: "WeakKeyDictionary[Any, Connection]" = WeakKeyDictionary()
+# Each socket's connection while its handler runs (errors_as_frames removes it).
+_connections: dict[Any, "Connection"] = {}
 # Guards every connection's writer flags, each for a moment: one lock per idle socket would cost memory.
 _flags = threading.Lock()
 
@@ -335,6 +335,7 @@ def errors_as_frames(handler: Callable[..., None]) -> Callable[..., None]:
         except Exception as error:
             (_connections.get(ws) or Connection(ws)).fail(error)
         finally:
+            _connections.pop(ws, None)
             with suppress(Exception):
                 release_session()
 
