@@ -1,0 +1,59 @@
+"""The collector's schedule for a serving process (app/collector.py), in a fresh interpreter of its own:
+what survives a full collection is frozen, a frozen object still goes when nothing refers to it, and
+reference cycles among frozen objects are freed once the frozen objects have doubled."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.support import ROOT
+
+pytestmark = pytest.mark.database_independent
+
+
+def run(code: str) -> list[str]:
+    script = "import gc, weakref\nfrom app import collector\n" + textwrap.dedent(code)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_still_freed_when_nothing_refers_to_them():
+    before, held, released = run(
+        """
+        collector.hold_long_lived()
+        before = gc.get_freeze_count()
+        sockets = [{"socket": [i, str(i)]} for i in range(50_000)]
+        gc.collect()
+        held = gc.get_freeze_count()
+        del sockets
+        print(before, held, held - gc.get_freeze_count())
+        """
+    )
+    assert int(held) - int(before) >= 100_000  # each dict and its list
+    assert int(released) >= 100_000
+
+
+def test_cycles_among_frozen_objects_are_freed_once_the_frozen_objects_have_doubled():
+    after_freezing, after_doubling = run(
+        """
+        class Node:
+            pass
+
+        collector.hold_long_lived()
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gc.collect()  # a and b survive it: frozen
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        print(gone() is None)
+        held = [[i] for i in range(2 * gc.get_freeze_count())]
+        gc.collect()  # finds the frozen objects doubled: the next walks everything
+        gc.collect()
+        print(gone() is None)
+        """
+    )
+    assert (after_freezing, after_doubling) == ("False", "True")
