@@ -3,7 +3,7 @@ with one process beside PostgreSQL + Redis with two (when they answer), and the 
 flask-sock server that does one INSERT per message and nothing else (bench/floor.py). Each figure is the
 median of several runs; the machine's cores and load average are printed with it.
 
-    .venv/bin/python -m bench.run [--runs 3] [--seconds 5] [--idle 2000 10000] [--storm 2000 5000 10000]
+    .venv/bin/python -m bench.run [--runs 3] [--seconds 5] [--idle 2000 10000] [--churn 100] [--storm 2000 5000 10000]
 """
 
 import argparse
@@ -58,13 +58,16 @@ def _team_rows(column: dict[str, str], mode: str, per_agent: int, args) -> None:
         deployment.stop()
 
 
-def _idle_on_a_fresh_server(mode: str, count: int, args) -> dict:
+def _idle_on_a_fresh_server(mode: str, count: int, args, churn: float = 0) -> dict:
     """Memory per idle socket on a server that has served nothing else yet (memory freed by earlier runs
-    would be reused by the new sockets and hide their cost), with a small team's conversations active."""
+    would be reused by the new sockets and hide their cost), with a small team's conversations active;
+    with `churn`, delivery while that many idle widgets a second leave and come back, for longer, since
+    what it shows (the collector's walks as new sockets' objects pile up) comes every few thousand."""
     deployment = team.start(mode, POSTGRES, REDIS, 5)
     try:
         clients = team.team(deployment, 5)
-        result = team.idle(deployment, clients, count, args.seconds, 100)
+        seconds = args.churn_seconds if churn else args.seconds
+        result = team.idle(deployment, clients, count, seconds, 100, churn)
         clients.close()
         return result
     finally:
@@ -77,6 +80,12 @@ def _idle_rows(column: dict[str, str], mode: str, args) -> None:
         idle = median_of(runs, lambda count=count: _idle_on_a_fresh_server(mode, count, args))
         column[f"memory per idle widget socket, {count:,} open"] = f"{idle['kib']:.1f} KiB"
         column[f"  delivery p50 / p99 at 100 msg/s among {count:,} idle"] = f"{idle['p50']:.1f} / {idle['p99']:.1f} ms"
+    if args.churn and args.idle:
+        count = max(args.idle)
+        churn = _idle_on_a_fresh_server(mode, count, args, args.churn)
+        column[f"  the same while {args.churn:.0f} a second come and go ({args.churn_seconds:.0f} s)"] = (
+            f"{churn['p50']:.1f} / {churn['p99']:.1f} ms"
+        )
 
 
 def _storm_rows(column: dict[str, str], mode: str, args) -> None:
@@ -145,6 +154,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--per-agent", type=int, nargs="*", default=[5, 50])
     parser.add_argument("--idle", type=int, nargs="*", default=[2000, 10000])
+    parser.add_argument("--churn", type=float, default=100, help="idle widgets a second that leave and come back")
+    parser.add_argument("--churn-seconds", type=float, default=30)
     parser.add_argument("--storm", type=int, nargs="*", default=[2000, 5000, 10000])
     parser.add_argument("--modes", nargs="*", default=["sqlite", "postgres", "floor"])
     args = parser.parse_args()

@@ -178,17 +178,22 @@ def _widgets(deployment: Deployment, count: int, with_conversation: bool) -> lis
     return [loadclient.Spec(url, deployment.world.workstream_id, ORIGIN, widgets[i::CLIENTS]) for i in range(CLIENTS)]
 
 
-def idle(deployment: Deployment, active: Clients, count: int, seconds: float, rate: float) -> dict:
+def idle(deployment: Deployment, active: Clients, count: int, seconds: float, rate: float, churn: float = 0) -> dict:
     """Memory per idle widget socket (past hello) in the customers' worker, and delivery for the team's
-    active conversations while they are open."""
+    active conversations while they are open; with `churn`, while that many a second of them close and
+    connect again (customers moving from page to page)."""
     pids = deployment.worker_pids(deployment.customers_server)
     before = rss_bytes(pids)
     idle_clients = Clients(_widgets(deployment, count, with_conversation=False))
     idle_clients.command("open")
     after = rss_bytes(pids)
+    if churn:
+        idle_clients.send("churn", churn / CLIENTS, seconds)
     figures = measure(deployment, active, "offer", seconds, rate / CLIENTS)
+    reopened = sum(r["reopened"] for r in idle_clients.collect("churn")) if churn else 0
     idle_clients.close()
-    return {"kib": (after - before) / count / 1024, "p50": figures["p50"], "p99": figures["p99"]}
+    kib = (after - before) / count / 1024
+    return {"kib": kib, "p50": figures["p50"], "p99": figures["p99"], "reopened": reopened}
 
 
 def storm(deployment: Deployment, count: int) -> dict:
