@@ -1,7 +1,7 @@
 """When the garbage collector walks what: a serving process holds thousands of sockets for hours, and a
 full collection walks every object they hold (about 180 tracked objects an idle widget socket). CPython
 runs one whenever the survivors have grown by a quarter since the last, so while sockets keep opening
-the walks get longer: at 10,000 sockets, a pause of about a second in every delivery.
+the walks get longer: at 10,000 sockets, each holds up every delivery for about a second.
 
 So what a full collection finds alive is frozen: later ones walk only what is newer. A frozen object
 still goes as soon as nothing refers to it; what freezing gives up is finding reference cycles among
