@@ -530,6 +530,20 @@ _HELD_AND_NEWER = (
 )
 
 
+# A cursor past a 64-bit integer is no conversation of anyone's (and the drivers refuse the parameter).
+_INTEGER_LIMIT = 2**63
+
+
+def is_cursor(conversation_id: object, after: object) -> bool:
+    """Whether a hello holds a cursor worth reading after: a conversation and a seq in it."""
+    return (
+        isinstance(conversation_id, int)
+        and isinstance(after, int)
+        and 0 <= after < _INTEGER_LIMIT
+        and abs(conversation_id) < _INTEGER_LIMIT
+    )
+
+
 def backlog(
     customer_id: int, workstream_id: str, conversation_id: object, after: object
 ) -> tuple[bool, list[tuple[Conversation, list[Message], bool]]]:
@@ -538,7 +552,7 @@ def backlog(
     With a known cursor: every message after it and every newer conversation (reset False). Without
     one, or too far behind, the latest conversation's last page (reset True): the client starts over.
     """
-    if isinstance(conversation_id, int) and isinstance(after, int) and after >= 0:
+    if is_cursor(conversation_id, after):
         # The held conversation and every newer one in one statement (with their agents, whom the
         # payload names): a widget that missed nothing, most of a herd after a restart, needs no other.
         found = list(

@@ -15,7 +15,6 @@ path, which is the reference for what a message does. The result is the same eit
 
 import json
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +23,7 @@ from flask import current_app
 from gevent import monkey
 from sqlalchemy.engine import Engine
 
-from . import clock, events, payloads, sqlite, webhooks
+from . import clock, driver, events, payloads, sqlite, webhooks
 from .errors import BUSY
 from .extensions import db
 from .models import Conversation, Message, OutboxWebhook, Webhook
@@ -92,21 +91,14 @@ class _Job:
 
 
 class _Statements:
-    """The statements in the driver's own parameter style, and its form of a timestamp."""
+    """The statements in the driver's own parameter style."""
 
     def __init__(self, engine: Engine):
-        self.sqlite = engine.dialect.name == "sqlite"
-
-        def native(sql: str) -> str:
-            # sqlite3 takes :name as it is; psycopg wants %(name)s.
-            return sql if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", sql)
-
-        self.sent_before, self.next_seq = native(_SENT_BEFORE), native(_NEXT_SEQ)
-        self.insert, self.webhook_outbox = native(_INSERT), native(_WEBHOOK_OUTBOX)
-
-    def timestamp(self, value: datetime) -> object:
-        # SQLAlchemy's SQLite DateTime stores this text; psycopg takes the datetime.
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else value
+        self.sqlite = driver.is_sqlite(engine)
+        self.sent_before = driver.native(_SENT_BEFORE, self.sqlite)
+        self.next_seq = driver.native(_NEXT_SEQ, self.sqlite)
+        self.insert = driver.native(_INSERT, self.sqlite)
+        self.webhook_outbox = driver.native(_WEBHOOK_OUTBOX, self.sqlite)
 
 
 class Writer:
@@ -164,7 +156,7 @@ class Writer:
                 sqlite.begin_immediate(connection.dbapi_connection, self.lock_wait)
             cursor = connection.cursor()
             now = clock.now()
-            stamp = self.statements.timestamp(now)
+            stamp = driver.timestamp(now, self.statements.sqlite)
             for job in batch:
                 published += self._append(cursor, job, now, stamp)
             cursor.close()

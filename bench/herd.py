@@ -1,7 +1,8 @@
 """What one widget of a reconnect herd costs the server, in its two parts:
 
 - the reads of a returning widget's hello with nothing new (token, customer, backlog, the welcome's
-  conversation payloads), in process on SQLite;
+  conversation payloads), in process on SQLite, on the driver as the server reads them and by the
+  general path alone;
 - a handshake refused `503 too_many_connections` while SOCKETS_BEFORE_HELLO sockets wait for their
   hello: server CPU per refusal, against a real server (gunicorn's gevent worker).
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import simple_websocket
 
-from app import conversations, customer_auth, payloads, workstream_copies
+from app import conversations, customer_auth, payloads, returning, workstream_copies
 from app.customer_auth import Identity
 from app.extensions import db
 from bench.realtime import cpu_seconds, process_tree
@@ -29,8 +30,9 @@ from tests.support import HOST_ORIGIN, ChatServer, migrated_app, seed
 CUSTOMERS = 200
 
 
-def hello_reads(runs: int) -> float:
-    """µs per returning widget's hello, median of `runs` passes over CUSTOMERS customers."""
+def hello_reads(runs: int) -> dict[str, float]:
+    """µs per returning widget's hello, by the path a hello takes (returning.py) and by the general path
+    alone (conversations.py): each the median of `runs` passes over CUSTOMERS customers."""
     instance = Path(tempfile.mkdtemp(prefix="pc-bench-herd-"))
     app = migrated_app(instance)
     world = seed(app, [HOST_ORIGIN], {"ada": "Ada"})
@@ -43,21 +45,26 @@ def hello_reads(runs: int) -> float:
             cursors[sub], tokens[sub] = (message.conversation_id, message.seq), world.token(sub)
         db.session.commit()
 
-        def hello(sub: str) -> None:
+        def hello(sub: str, general: bool) -> None:
             workstream = workstream_copies.workstream(world.workstream_id)
-            customer = conversations.customer_for(customer_auth.verify(workstream, tokens[sub]))
-            _reset, entries = conversations.backlog(customer.id, workstream.id, *cursors[sub])
+            identity = customer_auth.verify(workstream, tokens[sub])
+            customer_id = None if general else returning.customer_id(identity)
+            if customer_id is None:
+                customer_id = conversations.customer_for(identity).id
+            found = None if general else returning.backlog(customer_id, workstream, *cursors[sub])
+            _reset, entries = found or conversations.backlog(customer_id, workstream.id, *cursors[sub])
             for conversation, _page, _complete in entries:
                 payloads.widget_conversation(conversation)
             db.session.remove()
 
-        figures = []
+        figures: dict[str, list[float]] = {"returning": [], "general": []}
         for _ in range(runs + 1):  # the first pass warms the statement caches
-            started = time.perf_counter()
-            for sub in tokens:
-                hello(sub)
-            figures.append((time.perf_counter() - started) / CUSTOMERS * 1e6)
-    return statistics.median(figures[1:])
+            for path, general in (("returning", False), ("general", True)):
+                started = time.perf_counter()
+                for sub in tokens:
+                    hello(sub, general)
+                figures[path].append((time.perf_counter() - started) / CUSTOMERS * 1e6)
+    return {path: statistics.median(values[1:]) for path, values in figures.items()}
 
 
 async def _refuse_all(port: int, workstream_id: str, count: int) -> dict[str, int]:
@@ -114,7 +121,11 @@ def main() -> None:
     parser.add_argument("--refusals", type=int, default=3000)
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"a returning widget's hello, reads in process (SQLite): {hello_reads(args.runs):.0f} µs")
+    reads = hello_reads(args.runs)
+    print(
+        f"a returning widget's hello, reads in process (SQLite): {reads['returning']:.0f} µs "
+        f"({reads['general']:.0f} µs by the general path alone)"
+    )
     print(f"a handshake refused for a full anonymous quota, server CPU: {refusals(args.runs, args.refusals):.0f} µs")
 
 

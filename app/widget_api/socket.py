@@ -16,6 +16,7 @@ from .. import (
     rates,
     read_state,
     realtime,
+    returning,
     routing,
     workstream_copies,
 )
@@ -70,17 +71,20 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
     identity = customer_auth.verify(workstream, hello.get("token"))
     admission.verified()
     with admission.hello_turn():
-        customer = conversations.customer_for(identity)
-        admission.said_hello(customer.id)
+        customer_id = returning.customer_id(identity)
+        if customer_id is None:
+            customer_id = conversations.customer_for(identity).id
+        admission.said_hello(customer_id)
         # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
-        conn.subscribe([events.customer_channel(customer.id, workstream.id)])
+        conn.subscribe([events.customer_channel(customer_id, workstream.id)])
         if identity.kid is not None:
             conn.end_on([events.auth_key_channel(identity.auth_setting_id, identity.kid)])
         cursor = hello.get("conversation_id"), hello.get("after")
-        reset, entries = conversations.backlog(customer.id, workstream.id, *cursor)
+        found = returning.backlog(customer_id, workstream, *cursor)
+        reset, entries = found or conversations.backlog(customer_id, workstream.id, *cursor)
         welcome = {
             "type": "welcome",
-            "customer": {"id": customer.id, "sub": customer.sub},
+            "customer": {"id": customer_id, "sub": identity.sub},
             "workstream": payloads.widget_workstream(workstream),
             "hours": _hours(workstream, automated_messages.validate_locale(hello.get("locale"))),
             "appearance": appearance_for_widget(workstream),
@@ -91,7 +95,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
         )
         kept = {
             "identity": identity,
-            "customer_id": customer.id,
+            "customer_id": customer_id,
             "valid_until": customer_auth.valid_until(identity, workstream.auth_setting),
         }
         realtime.release_session()
