@@ -104,6 +104,14 @@ WIDGET_SOCKET_PATH = "/ws/widget"
 WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
 
 
+@rates.limiter.request_filter
+def _counted_by_admit() -> bool:
+    """admit() counts a widget socket's handshakes, and no decorator's limit applies to them: Flask-Limiter
+    finding that out for every handshake cost a twentieth of a worker busy with customers coming and
+    going."""
+    return request.path == WIDGET_SOCKET_PATH
+
+
 def _full() -> ChatError:
     # A new one each time: a raised exception keeps the frames it was raised from.
     return ChatError(503, "too_many_connections", "The chat is busy; try again shortly.")
