@@ -4,8 +4,10 @@ process's connections (gunicorn's --worker-connections) and stall HTTP for every
 - At the handshake, refused as plain HTTP before anything is upgraded: more than HANDSHAKES_PER_ADDRESS
   from one client address (`429 rate_limited`, shared through Redis), SOCKETS_BEFORE_HELLO_PER_ADDRESS
   sockets of that address still anonymous, that is without a hello whose token verified (`429
-  too_many_connections`), or SOCKETS_BEFORE_HELLO of them in this process (`503 too_many_connections`,
-  answered before Flask sees the request).
+  too_many_connections`), or SOCKETS_BEFORE_HELLO of them in this process. Past that quota a handshake
+  waits in line, before Flask sees it, for up to HANDSHAKE_LINE_SECONDS until a place frees; with
+  HANDSHAKES_IN_LINE already waiting, or when its wait runs out, it is answered `503
+  too_many_connections`.
 - A socket says hello within HELLO_TIMEOUT_SECONDS or is closed (1008 `hello_timeout`).
 - At hello: at most SOCKETS_PER_ADDRESS signed-in sockets per client address and SOCKETS_PER_CUSTOMER
   per customer (error frame `too_many_connections`, then 1008).
@@ -39,6 +41,9 @@ class Admission:
         self.waiting_by_address: Counter[str] = Counter()
         self.by_address: Counter[str] = Counter()
         self.by_customer: Counter[int] = Counter()
+        # Handshakes waiting for a place below the quota (see `wait_for_room`).
+        self.in_line = 0
+        self._room = threading.Condition(self._lock)
 
     def stops_waiting(self, address: str) -> None:
         """Called with the lock held."""
@@ -46,6 +51,23 @@ class Admission:
         self.waiting_by_address[address] -= 1
         if self.waiting_by_address[address] <= 0:
             del self.waiting_by_address[address]
+        self._room.notify()
+
+    def wait_for_room(self, quota: int, line: int, seconds: float) -> bool:
+        """Whether fewer than `quota` sockets owe a hello, now or, waiting in a line of at most `line`,
+        within `seconds`. The wait costs no CPU, where a refusal costs a retry: in a herd after a
+        restart the widgets refused came back on their backoff so often that refusing them took a third
+        of the process's CPU. admit() checks again: a place may be taken before the one woken gets it."""
+        with self._lock:
+            if self.waiting < quota:
+                return True
+            if self.in_line >= line:
+                return False
+            self.in_line += 1
+            try:
+                return self._room.wait_for(lambda: self.waiting < quota, timeout=seconds)
+            finally:
+                self.in_line -= 1
 
 
 class Ticket:
@@ -130,15 +152,17 @@ def init_app(app: Flask) -> None:
 
 
 def _shedding(app: Flask, admission: Admission, wsgi_app: WSGIApplication) -> WSGIApplication:
-    """While SOCKETS_BEFORE_HELLO sockets wait for their hello, a widget socket's handshake is refused
-    before Flask sees it. A herd of widgets reconnecting after a restart is mostly such refusals (the
-    widgets come back on their backoff), and through Flask's request, hooks and error handler each
-    cost most of a millisecond of the CPU the welcomes need. admit() checks again under its lock."""
+    """While SOCKETS_BEFORE_HELLO sockets wait for their hello, a widget socket's handshake waits in line
+    for a place or is refused, before Flask sees it. A herd of widgets reconnecting after a restart is
+    mostly such handshakes, and through Flask's request, hooks and error handler each refusal cost most
+    of a millisecond of the CPU the welcomes need. admit() checks again under its lock."""
     body = json.dumps(_full().body()).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *security_headers.HEADERS]
 
     def shed(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == WIDGET_SOCKET_PATH and admission.waiting >= app.config["SOCKETS_BEFORE_HELLO"]:
+        if environ.get("PATH_INFO") == WIDGET_SOCKET_PATH and not admission.wait_for_room(
+            app.config["SOCKETS_BEFORE_HELLO"], app.config["HANDSHAKES_IN_LINE"], app.config["HANDSHAKE_LINE_SECONDS"]
+        ):
             start_response("503 SERVICE UNAVAILABLE", headers)
             return [body]
         return wsgi_app(environ, start_response)

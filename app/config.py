@@ -113,6 +113,7 @@ def _limits() -> dict:
     # `persistent-chat serve` passes its --worker-connections: sockets that have not said hello may
     # take only a tenth of them, so HTTP and signed-in sockets always find room.
     worker_connections = int(env("PERSISTENT_CHAT_WORKER_CONNECTIONS", "10000"))
+    sockets_before_hello = int(env("SOCKETS_BEFORE_HELLO", str(max(1, worker_connections // 10))))
     return {
         # Werkzeug's ProxyFix: how many proxies in front set X-Forwarded-For/-Proto (0: none, trust no header).
         "TRUSTED_PROXIES": int(env("TRUSTED_PROXIES", "0")),
@@ -123,7 +124,12 @@ def _limits() -> dict:
         # (rates.py); a Redis that answers does so in well under a millisecond.
         "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 0.25, "socket_connect_timeout": 0.25},
         "HELLO_TIMEOUT_SECONDS": float(env("HELLO_TIMEOUT_SECONDS", "10")),
-        "SOCKETS_BEFORE_HELLO": int(env("SOCKETS_BEFORE_HELLO", str(max(1, worker_connections // 10)))),
+        "SOCKETS_BEFORE_HELLO": sockets_before_hello,
+        # Handshakes past SOCKETS_BEFORE_HELLO wait in line for a place, unanswered, rather than being
+        # refused at once: a herd after a restart would otherwise spend the CPU its welcomes need on
+        # refusing its own retries. Two more tenths of the connections at most, and for a bounded time.
+        "HANDSHAKES_IN_LINE": int(env("HANDSHAKES_IN_LINE", str(2 * sockets_before_hello))),
+        "HANDSHAKE_LINE_SECONDS": float(env("HANDSHAKE_LINE_SECONDS", "10")),
         "SOCKETS_BEFORE_HELLO_PER_ADDRESS": int(env("SOCKETS_BEFORE_HELLO_PER_ADDRESS", "10")),
         "SOCKETS_PER_ADDRESS": int(env("SOCKETS_PER_ADDRESS", "50")),
         "SOCKETS_PER_CUSTOMER": int(env("SOCKETS_PER_CUSTOMER", "10")),

@@ -94,8 +94,10 @@ def refusals(runs: int, count: int) -> float:
     """Server CPU µs per handshake refused for a full anonymous quota, median of `runs` rounds of `count`."""
     instance = Path(tempfile.mkdtemp(prefix="pc-bench-herd-"))
     world = seed(migrated_app(instance), [HOST_ORIGIN])
-    # One socket that never says hello fills the quota, and is not closed for it while the rounds run.
-    env = {"SOCKETS_BEFORE_HELLO": "1", "HELLO_TIMEOUT_SECONDS": "3600", "TRUSTED_PROXIES": "1"}
+    # One socket that never says hello fills the quota, and is not closed for it while the rounds run;
+    # with no line to wait in, every other handshake is refused.
+    env = {"SOCKETS_BEFORE_HELLO": "1", "HANDSHAKES_IN_LINE": "0", "HELLO_TIMEOUT_SECONDS": "3600"}
+    env["TRUSTED_PROXIES"] = "1"
     env["HANDSHAKES_PER_ADDRESS"] = "1000000/minute"
     server = ChatServer(instance, env=env).start()
     try:

@@ -3,6 +3,7 @@ PostgreSQL connections is far smaller than the herd. Every one is welcomed with 
 is told the database is busy (admission.hello_turn); on SQLite the same herd is the baseline."""
 
 import os
+import threading
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -156,24 +157,63 @@ def test_widgets_waiting_their_turn_with_valid_tokens_do_not_fill_the_anonymous_
     assert answers == [["welcome", "backlog"]] * (HERD + 20)
 
 
-def test_while_the_anonymous_quota_is_full_a_handshake_is_refused_before_flask_does_anything(app, world):
-    """Most of a big herd's handshakes are refused while earlier sockets wait for their turn; each is
-    answered before any of the app's hooks runs, as Flask would answer it."""
-    app.config["SOCKETS_BEFORE_HELLO"] = 1
+HANDSHAKE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Origin": HOST_ORIGIN,
+}
+
+
+def test_while_the_anonymous_quota_and_its_line_are_full_a_handshake_is_refused_before_flask_does_anything(app, world):
+    """A handshake past the quota, with no room in the line, is answered before any of the app's hooks
+    runs, as Flask would answer it."""
+    app.config.update(SOCKETS_BEFORE_HELLO=1, HANDSHAKES_IN_LINE=0)
     seen: list[str] = []
     app.before_request_funcs.setdefault(None, []).insert(0, lambda: seen.append(request.path))
     client = FlaskClient(app)
-    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Origin": HOST_ORIGIN}
-    handshake["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
     admission = app.extensions["admission"]
 
     admission.waiting = 1
-    refused = client.get(f"/ws/widget?workstream={world.workstream_id}", headers=handshake)
+    refused = client.get(f"/ws/widget?workstream={world.workstream_id}", headers=HANDSHAKE)
     assert refused.status_code == 503 and refused.json["error"]["code"] == "too_many_connections"
     assert refused.headers["X-Content-Type-Options"] == "nosniff" and seen == []
 
     # Below the quota the handshake is Flask's again (here refused for naming no workstream it knows).
     admission.waiting = 0
-    unknown = client.get("/ws/widget?workstream=nosuchworkstream", headers=handshake)
+    unknown = client.get("/ws/widget?workstream=nosuchworkstream", headers=HANDSHAKE)
     assert unknown.status_code == 404 and unknown.json["error"]["code"] == "unknown_workstream"
     assert seen == ["/ws/widget"] and admission.waiting == 0
+
+
+def test_past_the_quota_a_handshake_waits_in_line_until_a_place_frees_or_its_wait_runs_out(app, world):
+    app.config.update(SOCKETS_BEFORE_HELLO=1, HANDSHAKES_IN_LINE=1, HANDSHAKE_LINE_SECONDS=30)
+    admission = app.extensions["admission"]
+    with admission._lock:
+        admission.waiting, admission.waiting_by_address["elsewhere"] = 1, 1
+    answers: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(
+            FlaskClient(app).get("/ws/widget?workstream=nosuchworkstream", headers=HANDSHAKE).status_code
+        )
+    )
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while admission.in_line == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert admission.in_line == 1 and answers == []
+    # The line holds one: the next is refused at once.
+    refused = FlaskClient(app).get(f"/ws/widget?workstream={world.workstream_id}", headers=HANDSHAKE)
+    assert refused.status_code == 503 and answers == []
+    # A socket says hello (or closes): the one in line goes on to the app.
+    with admission._lock:
+        admission.stops_waiting("elsewhere")
+    waiting.join(10)
+    assert answers == [404] and admission.in_line == 0 and admission.waiting == 0
+
+    app.config["HANDSHAKE_LINE_SECONDS"] = 0.3
+    admission.waiting = 1
+    started = time.monotonic()
+    timed_out = FlaskClient(app).get(f"/ws/widget?workstream={world.workstream_id}", headers=HANDSHAKE)
+    assert timed_out.status_code == 503 and 0.25 < time.monotonic() - started < 5 and admission.in_line == 0

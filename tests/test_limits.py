@@ -10,6 +10,7 @@ import re
 import secrets
 import shutil
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -44,6 +45,7 @@ LIMITS = {
     "TRUSTED_PROXIES": "1",
     "HELLO_TIMEOUT_SECONDS": "1.5",
     "SOCKETS_BEFORE_HELLO": "5",
+    "HANDSHAKES_IN_LINE": "1",
     "SOCKETS_BEFORE_HELLO_PER_ADDRESS": "2",
     "SOCKETS_PER_ADDRESS": "3",
     "SOCKETS_PER_CUSTOMER": "2",
@@ -110,27 +112,39 @@ def closed_with(peer: Peer, timeout: float = 5) -> tuple[int, str]:
     return peer.ws.close_reason, peer.ws.close_message
 
 
+def _handshake(server, client_address: str) -> tuple[HTTPConnection, object]:
+    connection = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request(
+        "GET",
+        ws_url(server).removeprefix(server.url.replace("http", "ws")),
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+            "Origin": HOST_ORIGIN,
+            "X-Forwarded-For": client_address,
+        },
+    )
+    return connection, connection.getresponse()
+
+
 def refused_handshake(server, client_address: str) -> tuple[int, str]:
     """The status and error code of a websocket handshake the server refuses before upgrading."""
-    connection = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection, response = _handshake(server, client_address)
     try:
-        connection.request(
-            "GET",
-            ws_url(server).removeprefix(server.url.replace("http", "ws")),
-            headers={
-                "Upgrade": "websocket",
-                "Connection": "Upgrade",
-                "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
-                "Sec-WebSocket-Version": "13",
-                "Origin": HOST_ORIGIN,
-                "X-Forwarded-For": client_address,
-            },
-        )
-        response = connection.getresponse()
         assert response.status != 101, "the handshake was accepted"
         return response.status, json.loads(response.read())["error"]["code"]
     finally:
         connection.close()
+
+
+def answered_handshake(server, client_address: str) -> tuple[int, float]:
+    """The status a websocket handshake is answered with (101: upgraded), and after how many seconds."""
+    started = time.monotonic()
+    connection, response = _handshake(server, client_address)
+    connection.close()
+    return response.status, time.monotonic() - started
 
 
 def widget_script_seconds(server) -> float:
@@ -208,10 +222,19 @@ def test_sockets_waiting_for_hello_are_capped_per_address(server):
 
 def test_sockets_waiting_for_hello_are_capped_so_http_keeps_answering(server):
     idle = [open_socket(server, address()) for _ in range(5)]
-    assert refused_handshake(server, address()) == (503, "too_many_connections")
+    # The quota is full. Of two more handshakes, one waits in the line (which holds one) until the
+    # deadline closes an idle socket, and the other is refused without waiting.
+    answers: list[tuple[int, float]] = []
+    both = [threading.Thread(target=lambda: answers.append(answered_handshake(server, address()))) for _ in "ab"]
+    for handshake in both:
+        handshake.start()
     assert widget_script_seconds(server) < 1
     for peer in idle:
         assert closed_with(peer)[0] == 1008
+    for handshake in both:
+        handshake.join(10)
+    (refused, refused_after), (upgraded, upgraded_after) = sorted(answers, key=lambda answer: answer[0] == 101)
+    assert (refused, upgraded) == (503, 101) and refused_after < upgraded_after
     # Their places are free again once the deadline has closed them.
     wait_for(lambda: hello(server, address(), "after-idle"))
 
