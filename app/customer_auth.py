@@ -10,8 +10,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import jwt
 from flask import current_app
@@ -186,6 +189,10 @@ def verify(workstream: Workstream, token: object) -> Identity:
     setting = workstream.auth_setting
     if setting is None:
         raise refuse("not_accepted", "This workstream has no authentication setting.")
+    verified_key = _verified_key(setting, token)
+    identity = _verified.get(verified_key)
+    if identity is not None:
+        return identity
     key, algorithm, kid = _key_for(setting, header)
     claims = _decode(token, key, algorithm, setting.issuer or None, setting.clock_skew_seconds)
     exp, iat = claims["exp"], claims["iat"]
@@ -205,7 +212,7 @@ def verify(workstream: Workstream, token: object) -> Identity:
             checked.clean_text(name)
     except ChatError as e:
         raise refuse("malformed", "The token's sub and name must be text without NUL or lone surrogates.") from e
-    return Identity(
+    identity = Identity(
         setting.id,
         sub,
         name[:200] if isinstance(name, str) and name.strip() else None,
@@ -214,6 +221,50 @@ def verify(workstream: Workstream, token: object) -> Identity:
         kid=kid,
         email=_email(claims),
     )
+    key_expires_at = next((k.expires_at for k in setting.keys if kid is not None and k.kid == kid), None)
+    _verified.put(verified_key, identity, exp + setting.clock_skew_seconds, key_expires_at)
+    return identity
+
+
+class _Verified:
+    """Tokens this process has verified, by their digest and by everything that verified them (the
+    setting and its keys as they stand now), until they run out: a widget back with the token it had
+    (the next page, a network that dropped) is not verified again, and a changed setting or key misses.
+    The least recently seen go first past `size`."""
+
+    def __init__(self, size: int):
+        self._lock = threading.Lock()
+        self._size = size
+        self._entries: OrderedDict[tuple, tuple[Identity, float, datetime | None]] = OrderedDict()
+
+    def get(self, key: tuple) -> Identity | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            identity, until, key_expires_at = found
+            # As PyJWT counts exp (with the setting's leeway) and _key_for a key's expiry.
+            if time.time() >= until or (key_expires_at is not None and key_expires_at <= clock.now()):
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return identity
+
+    def put(self, key: tuple, identity: Identity, until: float, key_expires_at: datetime | None) -> None:
+        with self._lock:
+            self._entries[key] = (identity, until, key_expires_at)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+_verified = _Verified(20_000)
+
+
+def _verified_key(setting: AuthSetting, token: str) -> tuple:
+    keys = tuple((k.kid, k.algorithm, k.public_key_pem, k.expires_at, k.retired_at) for k in setting.keys)
+    state = (setting.id, setting.issuer, setting.hs256_secret, setting.clock_skew_seconds, setting.max_lifetime_seconds)
+    return state, keys, hashlib.sha256(token.encode()).digest()
 
 
 def valid_until(identity: Identity, setting: AuthSetting | None) -> float | None:

@@ -96,8 +96,9 @@ def _storm_rows(column: dict[str, str], mode: str, args) -> None:
         finally:
             deployment.stop()
         welcomed = f"{result['welcomed']:,}" if result["welcomed"] == count else f"only {result['welcomed']:,}"
-        column[f"{count:,} widgets reconnecting after a restart: welcomed, dropped"] = (
-            f"{welcomed} in {result['seconds']:.1f} s, {result['dropped']} dropped"
+        column[f"{count:,} widgets reconnecting after a restart: welcomed, dropped, refused, server CPU"] = (
+            f"{welcomed} in {result['seconds']:.1f} s, {result['dropped']} dropped, "
+            f"{result['refused_503']:,} refused, {result['server_cpu']:.1f} s"
         )
         print(f"{mode}: {count:,} reconnecting: what failed before the welcomes: {result['reasons']}", file=sys.stderr)
 

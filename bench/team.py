@@ -22,7 +22,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Agent, Workstream
 from bench import loadclient
-from bench.realtime import ORIGIN, UNLIMITED, Deployment, cpu_seconds, rss_bytes
+from bench.realtime import ORIGIN, UNLIMITED, Deployment, cpu_seconds, process_tree, rss_bytes
 from tests.support import ChatServer, World, console_cookie
 
 CLIENTS = 2  # load client processes, one per agent
@@ -206,8 +206,10 @@ def storm(deployment: Deployment, count: int) -> dict:
     server = deployment.customers_server
     server.restart()
     ready = time.perf_counter()
+    pids = process_tree(server.proc.pid)
     clients.send("wait_welcomed", 120)
     results = clients.collect("wait_welcomed")
+    server_cpu = cpu_seconds(pids)
     welcomes = [t for r in results for t in r["welcomes"]]
     clients.close()
     reasons: collections.Counter[str] = collections.Counter()
@@ -218,6 +220,8 @@ def storm(deployment: Deployment, count: int) -> dict:
         "seconds": (max(welcomes) - ready) if welcomes else float("nan"),
         "dropped": sum(r["dropped"] for r in results),
         "refused_503": sum(r["answered_no"] for r in results),
+        # The restarted server's, from its start until every widget was welcomed.
+        "server_cpu": server_cpu,
         # Why attempts before the welcomes failed: HTTP statuses, error codes, close codes.
         "reasons": dict(reasons),
     }

@@ -256,3 +256,49 @@ def test_a_signed_sub_or_name_that_cannot_be_stored_is_refused(world, workstream
 def test_a_token_header_nested_too_deep_is_malformed(world, workstream):
     header = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()
     assert refused(workstream, f"{header}.e30.c2ln") == "token_malformed"
+
+
+def verifications(monkeypatch) -> list[str]:
+    """The tokens whose signature and claims are checked from here on (not answered from the cache)."""
+    checked: list[str] = []
+    decode = customer_auth._decode
+
+    def counted(token, *args):
+        checked.append(token)
+        return decode(token, *args)
+
+    monkeypatch.setattr(customer_auth, "_decode", counted)
+    return checked
+
+
+def test_a_token_verified_once_is_not_verified_again_until_it_expires(world, workstream, setting, monkeypatch):
+    checked = verifications(monkeypatch)
+    setting.clock_skew_seconds = 0
+    token = rs256(world, claims(sub="returning", exp=int(time.time()) + 2))
+    first = customer_auth.verify(workstream, token)
+    assert customer_auth.verify(workstream, token) == first and checked == [token]
+    # A widget holding it past its exp is refused as before: the token is checked again, and fails.
+    deadline = first.expires_at + 5
+    while time.time() < first.expires_at and time.time() < deadline:
+        time.sleep(0.05)
+    assert refused(workstream, token) == "token_expired" and checked == [token, token]
+
+
+def test_a_token_verified_before_a_change_of_its_setting_or_key_is_checked_again(world, workstream, setting):
+    token = rs256(world, claims(sub="before-the-change"))
+    assert customer_auth.verify(workstream, token).sub == "before-the-change"
+    setting.issuer = "https://shop.example"
+    assert refused(workstream, token) == "token_missing_claim", "the token names no issuer"
+    setting.issuer = None
+    assert customer_auth.verify(workstream, token).sub == "before-the-change"
+    auth_settings.retire_key(setting, KID)
+    assert refused(workstream, token) == "token_unknown_kid"
+
+
+def test_a_token_verified_before_its_key_expired_is_refused_after(world, workstream, setting):
+    setting.keys[0].expires_at = clock.now() + timedelta(hours=1)
+    token = rs256(world, claims(sub="key-expiring"))
+    assert customer_auth.verify(workstream, token).sub == "key-expiring"
+    later = clock.now() + timedelta(hours=2)
+    clock.set_source(lambda: later)
+    assert refused(workstream, token) == "token_key_expired"
