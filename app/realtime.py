@@ -105,10 +105,10 @@ class Connection:
         self._closed = False
         _connections[ws] = self
 
-    def send(self, frame: dict | str) -> None:
-        """Send now, ahead of anything queued: for what comes before the live stream (welcome, backlog)
-        and errors."""
-        self._send_all([frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))])
+    def send(self, *frames: dict | str) -> None:
+        """Send now, in one write, ahead of anything queued: for what comes before the live stream
+        (welcome, backlog) and errors."""
+        self._send_all([f if isinstance(f, str) else json.dumps(f, separators=(",", ":")) for f in frames])
 
     def queue(self, frame: dict) -> None:
         """Send after what is already queued for this socket, in its writer's next write: an ack goes out
@@ -159,7 +159,9 @@ class Connection:
         of them, keeps no greenlet, and a slow socket never holds up whoever published."""
         assert self._subscription is not None
         self._subscription.on_delivery = self._wake
-        self._wake()  # what arrived between subscribing and now
+        # What arrived between subscribing and now. Most welcomes find nothing, and start no writer.
+        if not self._subscription.empty():
+            self._wake()
 
     def _wake(self) -> None:
         with _flags:

@@ -44,8 +44,7 @@ def console_socket(ws) -> None:
         raise ChatError(401, "not_authenticated", "Sign in first.")
     parts = snapshot.frames(snapshot.snapshot(agent))
     realtime.release_session()
-    for part in parts:
-        conn.send(part)
+    conn.send(*parts)
     conn.forward()
     watched: list[str] = []
 

@@ -99,9 +99,7 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
             "valid_until": customer_auth.valid_until(identity, workstream.auth_setting),
         }
         realtime.release_session()
-    conn.send(welcome)
-    for part in backlog:
-        conn.send(part)
+    conn.send(welcome, *backlog)
     conn.forward()
     return kept
 
