@@ -31,23 +31,26 @@ CUSTOMERS = 200
 
 
 def hello_reads(runs: int) -> dict[str, float]:
-    """µs per returning widget's hello, by the path a hello takes (returning.py) and by the general path
-    alone (conversations.py): each the median of `runs` passes over CUSTOMERS customers."""
+    """µs per returning widget's hello, each the median of `runs` passes over CUSTOMERS customers:
+    - "general": by the general path alone (conversations.py), with a token not seen before;
+    - "returning": by the path a hello takes (returning.py), with a token not seen before (a herd after
+      a restart);
+    - "same token": the same, with the token the widget had (the next page, a dropped network)."""
     instance = Path(tempfile.mkdtemp(prefix="pc-bench-herd-"))
     app = migrated_app(instance)
     world = seed(app, [HOST_ORIGIN], {"ada": "Ada"})
     with app.app_context():
-        cursors, tokens = {}, {}
+        cursors = {}
         for i in range(CUSTOMERS):
             sub = f"returning-{i}"
             customer_id = conversations.customer_for(Identity(world.auth_setting_id, sub, None)).id
             message, _ = conversations.post_customer_message(world.workstream_id, customer_id, "first", "Hello")
-            cursors[sub], tokens[sub] = (message.conversation_id, message.seq), world.token(sub)
+            cursors[sub] = (message.conversation_id, message.seq)
         db.session.commit()
 
-        def hello(sub: str, general: bool) -> None:
+        def hello(sub: str, token: str, general: bool) -> None:
             workstream = workstream_copies.workstream(world.workstream_id)
-            identity = customer_auth.verify(workstream, tokens[sub])
+            identity = customer_auth.verify(workstream, token)
             customer_id = None if general else returning.customer_id(identity)
             if customer_id is None:
                 customer_id = conversations.customer_for(identity).id
@@ -57,12 +60,15 @@ def hello_reads(runs: int) -> dict[str, float]:
                 payloads.widget_conversation(conversation)
             db.session.remove()
 
-        figures: dict[str, list[float]] = {"returning": [], "general": []}
-        for _ in range(runs + 1):  # the first pass warms the statement caches
-            for path, general in (("returning", False), ("general", True)):
+        paths = (("general", True, False), ("returning", False, False), ("same token", False, True))
+        figures: dict[str, list[float]] = {path: [] for path, _general, _same in paths}
+        for run in range(runs + 1):  # the first pass warms the statement caches
+            for path, general, same in paths:
+                # A claim of its own makes each pass's tokens new to the process's verified tokens.
+                tokens = {sub: world.token(sub, pass_=f"{run}{path}" if not same else "same") for sub in cursors}
                 started = time.perf_counter()
-                for sub in tokens:
-                    hello(sub, general)
+                for sub, token in tokens.items():
+                    hello(sub, token, general)
                 figures[path].append((time.perf_counter() - started) / CUSTOMERS * 1e6)
     return {path: statistics.median(values[1:]) for path, values in figures.items()}
 
@@ -125,8 +131,8 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     reads = hello_reads(args.runs)
     print(
-        f"a returning widget's hello, reads in process (SQLite): {reads['returning']:.0f} µs "
-        f"({reads['general']:.0f} µs by the general path alone)"
+        f"a returning widget's hello, reads in process (SQLite): {reads['returning']:.0f} µs, "
+        f"{reads['same token']:.0f} µs with the token it had ({reads['general']:.0f} µs by the general path alone)"
     )
     print(f"a handshake refused for a full anonymous quota, server CPU: {refusals(args.runs, args.refusals):.0f} µs")
 
