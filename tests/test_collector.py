@@ -1,6 +1,7 @@
 """The collector's schedule for a serving process (app/collector.py), in a fresh interpreter of its own:
-what survives a full collection is frozen, a frozen object still goes when nothing refers to it, and
-reference cycles among frozen objects are freed once the frozen objects have doubled."""
+what survives a full collection, or is promoted to the oldest generation, is frozen; a frozen object
+still goes when nothing refers to it; and reference cycles among frozen objects are freed once the
+frozen objects have doubled."""
 
 import subprocess
 import sys
@@ -34,6 +35,20 @@ def test_survivors_of_a_full_collection_are_frozen_and_still_freed_when_nothing_
     )
     assert int(held) - int(before) >= 100_000  # each dict and its list
     assert int(released) >= 100_000
+
+
+def test_what_a_collection_of_the_middle_generation_promotes_is_frozen_so_full_collections_stay_small():
+    before, promoted, walked = run(
+        """
+        collector.hold_long_lived()
+        before = gc.get_freeze_count()
+        sockets = [{"socket": [i, str(i)]} for i in range(50_000)]
+        gc.collect(1)
+        promoted = gc.get_freeze_count()
+        print(before, promoted, len(gc.get_objects(2)))
+        """
+    )
+    assert int(promoted) - int(before) >= 100_000 and int(walked) < 1_000
 
 
 def test_cycles_among_frozen_objects_are_freed_once_the_frozen_objects_have_doubled():
