@@ -91,7 +91,7 @@ def customer_id(identity: Identity) -> int | None:
         return None
     found, display_name, email = rows[0]
     # What customer_for would write.
-    if identity.display_name and identity.display_name != display_name or identity.email != email:
+    if (identity.display_name and identity.display_name != display_name) or identity.email != email:
         return None
     return found
 
