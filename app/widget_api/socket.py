@@ -74,6 +74,10 @@ def _welcome(conn: realtime.Connection, workstream_id: str, hello: dict) -> dict
         customer_id = returning.customer_id(identity)
         if customer_id is None:
             customer_id = conversations.customer_for(identity).id
+            # Its connection goes back before the backlog's reads take one: a hello holds one at a
+            # time, or the hellos that hello_turn lets in at once (the pool's size) would want twice
+            # as many.
+            realtime.release_session()
         admission.said_hello(customer_id)
         # Subscribe before reading the backlog: nothing committed in between can fall through the gap.
         conn.subscribe([events.customer_channel(customer_id, workstream.id)])
