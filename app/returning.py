@@ -66,21 +66,15 @@ class _Statements:
         self.held_and_newer, self.any = driver.native(_HELD_AND_NEWER, sqlite), driver.native(_ANY, sqlite)
 
 
-_statements: dict[bool, _Statements] = {}
-
-
-def _prepared(sqlite: bool) -> _Statements:
-    statements = _statements.get(sqlite)
-    if statements is None:
-        statements = _statements[sqlite] = _Statements(sqlite)
-    return statements
+# By whether the engine is SQLite's.
+_STATEMENTS = {True: _Statements(True), False: _Statements(False)}
 
 
 def customer_id(identity: Identity) -> int | None:
     """The customer's id when their record exists and this token changes nothing in it; None when
     `conversations.customer_for` has a record to write."""
     engine = db.engine
-    statements = _prepared(driver.is_sqlite(engine))
+    statements = _STATEMENTS[driver.is_sqlite(engine)]
     with driver.reading(engine) as cursor:
         if identity.auth_setting_id is None:
             cursor.execute(statements.visitor, {"sub": identity.sub})
@@ -103,7 +97,7 @@ def backlog(
     with no message after its cursor and none newer (reset False); or no conversation at all (reset
     True, nothing). None for anything else."""
     engine = db.engine
-    statements = _prepared(driver.is_sqlite(engine))
+    statements = _STATEMENTS[driver.is_sqlite(engine)]
     keys = {"customer_id": customer_id, "workstream_id": workstream.id}
     with driver.reading(engine) as cursor:
         if not conversations.is_cursor(conversation_id, after):

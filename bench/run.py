@@ -62,7 +62,7 @@ def _idle_on_a_fresh_server(mode: str, count: int, args, churn: float = 0) -> di
     """Memory per idle socket on a server that has served nothing else yet (memory freed by earlier runs
     would be reused by the new sockets and hide their cost), with a small team's conversations active;
     with `churn`, delivery while that many idle widgets a second leave and come back, for longer, since
-    what it shows (the collector's walks as new sockets' objects pile up) comes every few thousand."""
+    the pauses churn brings (collections of the newcomers' objects) come seconds apart."""
     deployment = team.start(mode, POSTGRES, REDIS, 5)
     try:
         clients = team.team(deployment, 5)
