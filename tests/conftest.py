@@ -10,7 +10,7 @@ from tests.support import (
     HOST_ORIGIN,
     TEST_DATABASE_URL,
     app_for,
-    create_database,
+    copy_of,
     database_url,
     drop_database,
     drop_leftover_databases,
@@ -71,7 +71,7 @@ def app(template, tmp_path):
     instance = tmp_path / "instance"
     shutil.copytree(template[0], instance)
     if TEST_DATABASE_URL:
-        use_database(instance, create_database(template=database_url(template[0])))
+        use_database(instance, copy_of(database_url(template[0])))
     app = app_for(instance, TESTING=True, WTF_CSRF_ENABLED=False)
     # Every answer a test receives is held to the API's OpenAPI document.
     app.test_client_class = CheckedClient

@@ -19,7 +19,7 @@ from tests.support import (
     HOST_ORIGIN,
     TEST_DATABASE_URL,
     app_for,
-    create_database,
+    copy_of,
     database_url,
     quick_password_hashes,
     rsa_key_pair,
@@ -43,7 +43,7 @@ def template(template, tmp_path_factory):
     path = tmp_path_factory.mktemp("bad-input")
     shutil.copytree(template[0], path, dirs_exist_ok=True)
     if TEST_DATABASE_URL:
-        use_database(path, create_database(template=database_url(template[0])))
+        use_database(path, copy_of(database_url(template[0])))
     app = app_for(path, TESTING=True, WTF_CSRF_ENABLED=False)
     with app.app_context(), quick_password_hashes():
         add_agent(ADMIN_EMAIL, "Root", "admin", ADMIN_PASSWORD)

@@ -32,7 +32,7 @@ from tests.support import (
     ChatServer,
     RedisServer,
     app_for,
-    create_database,
+    copy_of,
     database_url,
     drop_database,
     migrated_app,
@@ -493,7 +493,7 @@ def test_limits_key_on_the_address_the_trusted_proxies_report(tmp_path, template
     instance = tmp_path / "instance"
     shutil.copytree(template[0], instance)
     if TEST_DATABASE_URL:
-        use_database(instance, create_database(template=database_url(template[0])))
+        use_database(instance, copy_of(database_url(template[0])))
     app = app_for(instance, TESTING=True, TRUSTED_PROXIES=trusted_proxies, VISITOR_TOKENS_PER_ADDRESS="1/hour")
     with app.app_context():
         live_id = workstreams.create(
