@@ -222,7 +222,7 @@ def verify(workstream: Workstream, token: object) -> Identity:
         email=_email(claims),
     )
     key_expires_at = next((k.expires_at for k in setting.keys if kid is not None and k.kid == kid), None)
-    _verified.put(verified_key, identity, exp + setting.clock_skew_seconds, key_expires_at)
+    _verified.put(verified_key, identity, exp + setting.clock_skew_seconds, key_expires_at, len(token))
     return identity
 
 
@@ -230,35 +230,46 @@ class _Verified:
     """Tokens this process has verified, by their digest and by everything that verified them (the
     setting and its keys as they stand now), until they run out: a widget back with the token it had
     (the next page, a network that dropped) is not verified again, and a changed setting or key misses.
-    The least recently seen go first past `size`."""
+    The least recently seen go first past `entries`, or past `token_bytes` of the tokens they stand for:
+    an identity holds what its token's claims held, and a site may put kilobytes of context in each."""
 
-    def __init__(self, size: int):
+    def __init__(self, entries: int, token_bytes: int):
         self._lock = threading.Lock()
-        self._size = size
-        self._entries: OrderedDict[tuple, tuple[Identity, float, datetime | None]] = OrderedDict()
+        self._entries_bound = entries
+        self._bytes_bound = token_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple, tuple[Identity, float, datetime | None, int]] = OrderedDict()
 
     def get(self, key: tuple) -> Identity | None:
         with self._lock:
             found = self._entries.get(key)
             if found is None:
                 return None
-            identity, until, key_expires_at = found
+            identity, until, key_expires_at, size = found
             # As PyJWT counts exp (with the setting's leeway) and _key_for a key's expiry.
             if time.time() >= until or (key_expires_at is not None and key_expires_at <= clock.now()):
                 del self._entries[key]
+                self._bytes -= size
                 return None
             self._entries.move_to_end(key)
             return identity
 
-    def put(self, key: tuple, identity: Identity, until: float, key_expires_at: datetime | None) -> None:
+    def put(self, key: tuple, identity: Identity, until: float, key_expires_at: datetime | None, size: int) -> None:
         with self._lock:
-            self._entries[key] = (identity, until, key_expires_at)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._bytes -= replaced[3]
+            self._entries[key] = (identity, until, key_expires_at, size)
+            self._bytes += size
+            while len(self._entries) > self._entries_bound or self._bytes > self._bytes_bound:
+                self._bytes -= self._entries.popitem(last=False)[1][3]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
-_verified = _Verified(20_000)
+# A customer's token is a kilobyte or less: 16 MiB holds the bound's 20,000 of those, or 2,000 of 8 KB.
+_verified = _Verified(entries=20_000, token_bytes=16 * 1024 * 1024)
 
 
 def _verified_key(setting: AuthSetting, token: str) -> tuple:

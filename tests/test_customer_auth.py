@@ -302,3 +302,27 @@ def test_a_token_verified_before_its_key_expired_is_refused_after(world, workstr
     later = clock.now() + timedelta(hours=2)
     clock.set_source(lambda: later)
     assert refused(workstream, token) == "token_key_expired"
+
+
+def test_the_verified_tokens_kept_are_bounded_by_their_size_as_well_as_their_number(world, workstream, monkeypatch):
+    checked = verifications(monkeypatch)
+    big = [rs256(world, claims(sub=f"big-{n}", context={"cart": "x" * 4000})) for n in range(4)]
+    small = [rs256(world, claims(sub=f"small-{n}")) for n in range(4)]
+    # Room for two of the big tokens, or for three tokens of any size.
+    monkeypatch.setattr(
+        customer_auth, "_verified", customer_auth._Verified(entries=3, token_bytes=2 * len(big[0]) + 100)
+    )
+
+    def verified_again(tokens: list[str]) -> list[bool]:
+        checked.clear()
+        for token in tokens:
+            customer_auth.verify(workstream, token)
+        return [token in checked for token in tokens]
+
+    verified_again(big)
+    assert verified_again(big[2:]) == [False, False], "the last two fit"
+    assert verified_again(big[1:2]) == [True], "the one before them was let go for their size"
+    verified_again(small)
+    assert len(customer_auth._verified) == 3
+    assert verified_again(small[1:]) == [False, False, False]
+    assert verified_again(small[:1]) == [True], "the first was let go for their number"
