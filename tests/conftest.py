@@ -1,4 +1,3 @@
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from tests.support import (
     HOST_ORIGIN,
     TEST_DATABASE_URL,
     app_for,
-    copy_of,
+    copy_instance,
     database_url,
     drop_database,
     drop_leftover_databases,
@@ -18,7 +17,6 @@ from tests.support import (
     migrated_app,
     quick_password_hashes,
     seed,
-    use_database,
 )
 
 # Which tests rerun on PostgreSQL. `make test` runs every test on SQLite, then once more on PostgreSQL and
@@ -69,9 +67,7 @@ def template(tmp_path_factory):
 @pytest.fixture
 def app(template, tmp_path):
     instance = tmp_path / "instance"
-    shutil.copytree(template[0], instance)
-    if TEST_DATABASE_URL:
-        use_database(instance, copy_of(database_url(template[0])))
+    copy_instance(template[0], instance)
     app = app_for(instance, TESTING=True, WTF_CSRF_ENABLED=False)
     # Every answer a test receives is held to the API's OpenAPI document.
     app.test_client_class = CheckedClient

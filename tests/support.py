@@ -142,13 +142,20 @@ _dropping: list[Future] = []
 _copies: dict[str, Future] = {}
 
 
-def copy_of(template: str) -> str:
+def _copy_of(template: str) -> str:
     """A fresh copy of the PostgreSQL database `template`; the next one is started meanwhile."""
     name = make_url(template).database
     ahead = _copies.pop(name, None)
     url = ahead.result() if ahead is not None else create_database(template=template)
     _copies[name] = _background.submit(create_database, template)
     return url
+
+
+def copy_instance(template: Path, instance: Path) -> None:
+    """Make `instance` a copy of the instance folder `template`, its database included."""
+    shutil.copytree(template, instance, dirs_exist_ok=True)
+    if TEST_DATABASE_URL:
+        use_database(instance, _copy_of(database_url(template)))
 
 
 def drop_database(url: str) -> None:

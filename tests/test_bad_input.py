@@ -3,7 +3,6 @@ then Hypothesis generating bodies, query strings and path values for every route
 
 import json
 import re
-import shutil
 import tempfile
 from urllib.parse import quote
 
@@ -17,13 +16,10 @@ from app.extensions import db
 from tests.snapshot import dump
 from tests.support import (
     HOST_ORIGIN,
-    TEST_DATABASE_URL,
     app_for,
-    copy_of,
-    database_url,
+    copy_instance,
     quick_password_hashes,
     rsa_key_pair,
-    use_database,
 )
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "root@example.com", "a long admin password"
@@ -41,9 +37,7 @@ def template(template, tmp_path_factory):
     """The tests' database, made once for the module (hashing a password costs as much as many requests):
     the session's, with an admin and a conversation with a message, so that ids in paths can exist."""
     path = tmp_path_factory.mktemp("bad-input")
-    shutil.copytree(template[0], path, dirs_exist_ok=True)
-    if TEST_DATABASE_URL:
-        use_database(path, copy_of(database_url(template[0])))
+    copy_instance(template[0], path)
     app = app_for(path, TESTING=True, WTF_CSRF_ENABLED=False)
     with app.app_context(), quick_password_hashes():
         add_agent(ADMIN_EMAIL, "Root", "admin", ADMIN_PASSWORD)

@@ -8,7 +8,6 @@ import base64
 import json
 import re
 import secrets
-import shutil
 import socket
 import threading
 import time
@@ -32,12 +31,11 @@ from tests.support import (
     ChatServer,
     RedisServer,
     app_for,
-    copy_of,
+    copy_instance,
     database_url,
     drop_database,
     migrated_app,
     seed,
-    use_database,
 )
 from tests.test_sockets import Peer
 
@@ -491,9 +489,7 @@ def test_the_widget_api_answers_an_address_only_so_often_but_the_script_always(a
 @pytest.mark.parametrize("trusted_proxies", [0, 1])
 def test_limits_key_on_the_address_the_trusted_proxies_report(tmp_path, template, trusted_proxies):
     instance = tmp_path / "instance"
-    shutil.copytree(template[0], instance)
-    if TEST_DATABASE_URL:
-        use_database(instance, copy_of(database_url(template[0])))
+    copy_instance(template[0], instance)
     app = app_for(instance, TESTING=True, TRUSTED_PROXIES=trusted_proxies, VISITOR_TOKENS_PER_ADDRESS="1/hour")
     with app.app_context():
         live_id = workstreams.create(
