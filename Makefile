@@ -46,17 +46,20 @@ lint: $(STAMP)
 # database or needs Redis: the tests marked `database`. tests/conftest.py says which: every test in tests/
 # but the modules marked database_independent, and the e2e modules marked database (two server processes
 # sharing PostgreSQL and Redis, run when Redis answers too). tests/ runs a module per process on every
-# core (pytest-xdist); the browser tests run one at a time, since their waits are for what a person
-# would see. Each run fails on any non-zero status of pytest, 5 (no tests collected) included.
+# core (pytest-xdist); the browser tests a module per process on E2E_WORKERS processes, each with its own
+# Chromium and servers. On 2 cores, 2 took e2e from 7:22 to 5:18 and 4 did no better: Chromium is what the
+# cores are busy with. The browser tests on PostgreSQL start their servers per test, so they are spread a
+# test per process. Each run fails on any non-zero status of pytest, 5 (no tests collected) included.
+E2E_WORKERS ?= 2
 test: $(STAMP) chromium lint
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest tests -n auto --dist loadfile
-	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest e2e
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest e2e -n $(E2E_WORKERS) --dist loadfile
 	@if $(BIN)/python -m tests.reachable "$(TEST_DATABASE_URL)"; then \
 		if $(BIN)/python -m tests.reachable "$(TEST_REDIS_URL)"; then redis="$(TEST_REDIS_URL)"; \
 		else echo "Redis is not reachable: the scale-out tests are skipped."; redis=; fi; \
 		echo "Running the tests marked database again on PostgreSQL$${redis:+ and Redis}"; \
 		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest tests -m database -n auto --dist loadfile && \
-		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest e2e -m database; \
+		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$$redis" $(BIN)/pytest e2e -m database -n $(E2E_WORKERS) --dist load; \
 	else \
 		echo "PostgreSQL is not reachable: skipped the PostgreSQL and scale-out run (set TEST_DATABASE_URL)."; \
 	fi

@@ -55,7 +55,7 @@ def outage(tmp_path, contexts):
     use_database(second, database_url(first))
     store = RedisServer(tmp_path).start()
     env = {"REDIS_URL": store.url, "SECRET_KEY": secrets.token_urlsafe(32)}
-    a, b = ChatServer(first, env).start(), ChatServer(second, env).start()
+    a, b = ChatServer.start_together(ChatServer(first, env), ChatServer(second, env))
     b.world = world
     site = HostSite(a.url, world, host_port)
     page = contexts().new_page()

@@ -33,7 +33,7 @@ def cluster(tmp_path):
     world = seed(migrated_app(first), [f"http://127.0.0.1:{host_port}"], {"ada": "Ada"})
     use_database(second, database_url(first))
     env = {"REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": secrets.token_urlsafe(32)}
-    a, b = ChatServer(first, env).start(), ChatServer(second, env).start()
+    a, b = ChatServer.start_together(ChatServer(first, env), ChatServer(second, env))
     site = HostSite(a.url, world, host_port)
     yield a, b, site, world
     site.close()

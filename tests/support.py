@@ -1,6 +1,7 @@
 """What the tests share: a seeded world, customer tokens, and a real server in a subprocess."""
 
 import atexit
+import fcntl
 import os
 import re
 import secrets
@@ -306,6 +307,10 @@ class ChatServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ChatServer":
+        self.launch()
+        return self.ready()
+
+    def launch(self) -> None:
         env = {
             **os.environ,
             "PERSISTENT_CHAT_INSTANCE": str(self.instance),
@@ -322,6 +327,8 @@ class ChatServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def ready(self) -> "ChatServer":
         # Two processes import the app before the first answer: a second or two on a quiet machine, many
         # more when others share it; the bound is for a server that will never answer.
         deadline = time.monotonic() + 90
@@ -335,6 +342,18 @@ class ChatServer:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    @staticmethod
+    def start_together(*servers: "ChatServer") -> tuple["ChatServer", ...]:
+        """Several servers started side by side: each spends seconds importing the app before it answers."""
+        for server in servers:
+            server.launch()
+        try:
+            return tuple(server.ready() for server in servers)
+        except RuntimeError:
+            for server in servers:
+                server.stop()
+            raise
 
     def move_clock(self, seconds: float) -> None:
         """Let time pass for the server (needs PERSISTENT_CHAT_CLOCK_OFFSET_FILE in its env)."""
@@ -372,17 +391,20 @@ def npm_package(package: str, marker: str) -> Path:
     """An npm package installed once into .venv/node-tools (not committed); returns that prefix. Without
     npm, or offline, the calling test is skipped, except in CI, where it fails."""
     prefix = ROOT / ".venv" / "node-tools"
-    if (prefix / "node_modules" / marker).exists():
-        return prefix
-    if shutil.which("npm") is None:
-        pytest.skip(f"npm is not installed: the checks that need {package} are skipped")
     prefix.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # Test processes run side by side: one installs while the others wait, rather than see half a package.
+    with open(prefix / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (prefix / "node_modules" / marker).exists():
+            return prefix
+        if shutil.which("npm") is None:
+            pytest.skip(f"npm is not installed: the checks that need {package} are skipped")
+        done = subprocess.run(
+            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", package],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     if done.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"npm install {package} failed: {done.stderr[-1000:]}")

@@ -491,7 +491,7 @@ def test_a_second_serve_on_one_sqlite_database_is_refused_unless_redis_is_set(tm
         first.stop()
     # With Redis the processes hear each other: any number may serve one database.
     env = {"REDIS_URL": redis_server.url}
-    both = [ChatServer(instance, env).start(), ChatServer(instance, env).start()]
+    both = ChatServer.start_together(ChatServer(instance, env), ChatServer(instance, env))
     for running in both:
         running.stop()
     # The lock goes with the process holding it.
@@ -537,8 +537,8 @@ def redis_cluster(tmp_path, redis_server):
         servers = ChatServer(first, env), ChatServer(second, env)
     else:
         servers = ChatServer(first, env), ChatServer(second, {**env, "DATABASE_URL": f"sqlite:///{first / 'chat.db'}"})
+    ChatServer.start_together(*servers)
     for running in servers:
-        running.start()
         running.world = world
     yield servers
     for running in servers:

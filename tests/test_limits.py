@@ -535,7 +535,7 @@ def test_two_processes_share_the_counts_through_redis(tmp_path_factory):
         "LOGIN_FAILURES_PER_ACCOUNT": "2/minute",
     }
     # One database and one Redis, two processes: a deployment behind a load balancer.
-    a, b = ChatServer(instance, env).start(), ChatServer(instance, env).start()
+    a, b = ChatServer.start_together(ChatServer(instance, env), ChatServer(instance, env))
     a.world = b.world = world
     try:
         messages = f"/api/widget/workstreams/{world.workstream_id}/messages"

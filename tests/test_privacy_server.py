@@ -86,7 +86,7 @@ def test_an_erasure_on_one_process_closes_the_customer_s_widget_on_another(tmp_p
         db.engine.dispose()
     use_database(second, database_url(first))
     env = {"REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": secrets.token_urlsafe(32)}
-    a, b = ChatServer(first, env).start(), ChatServer(second, env).start()
+    a, b = ChatServer.start_together(ChatServer(first, env), ChatServer(second, env))
     a.world = b.world = world
     try:
         peer, _, _ = widget(b, "alice")

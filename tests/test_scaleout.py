@@ -60,7 +60,7 @@ def cluster(tmp_path_factory):
     # One secret for both: a console signed in on one process is signed in on the other, as behind a
     # load balancer.
     env = {"REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": secrets.token_urlsafe(32), "SCHEDULER_INTERVAL": "0.5"}
-    a, b = ChatServer(first, env).start(), ChatServer(second, env).start()
+    a, b = ChatServer.start_together(ChatServer(first, env), ChatServer(second, env))
     a.world = b.world = world
     yield Cluster(a, b, world, app)
     a.stop()
