@@ -114,7 +114,7 @@ class Deployment:
             use_database(second, database_url(first))
             instances.append(second)
             env["REDIS_URL"] = redis_url
-        servers = [ChatServer(instance, env).start() for instance in instances]
+        servers = list(ChatServer.start_together(*(ChatServer(instance, env) for instance in instances)))
         return cls(mode, servers, world, database_url(first))
 
     @property
