@@ -47,11 +47,10 @@ lint: $(STAMP)
 # but the modules marked database_independent, and the e2e modules marked database (two server processes
 # sharing PostgreSQL and Redis, run when Redis answers too). tests/ runs a module per process on every
 # core (pytest-xdist); the browser tests a module per process on E2E_WORKERS processes, each with its own
-# Chromium and servers. One by default: on 2 cores, 2 took e2e from 7:22 to 5:18, but a supervisor's team
-# view once kept a reassigned conversation under its agent there, which one at a time has not shown. The
-# browser tests on PostgreSQL start their servers per test, so they are spread a test per process. Each
-# run fails on any non-zero status of pytest, 5 (no tests collected) included.
-E2E_WORKERS ?= 1
+# Chromium and servers (on 2 cores, 2 took e2e from 7:22 to 5:18; E2E_WORKERS=1 runs them one at a time).
+# The browser tests on PostgreSQL start their servers per test, so they are spread a test per process.
+# Each run fails on any non-zero status of pytest, 5 (no tests collected) included.
+E2E_WORKERS ?= 2
 test: $(STAMP) chromium lint
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest tests -n auto --dist loadfile
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest e2e -n $(E2E_WORKERS) --dist loadfile

@@ -207,6 +207,9 @@ class Conversation(db.Model):
     ended_at: Mapped[datetime | None]
     # A pushed conversation the agent has not accepted yet goes back to the queue at this time.
     offer_expires_at: Mapped[datetime | None]
+    # The agent who let it go back to the queue (or a supervisor for them): routing does not push it
+    # back to them while it waits there, so it is meant for someone else; they can still take it.
+    released_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     # With the bot: the customer's message it has not answered yet; past this it hands over (bots.py).
     bot_answer_due_at: Mapped[datetime | None]
     # The customer's context variables (the token's lwicontexts), as JSON, shown to the agent.
@@ -229,7 +232,7 @@ class Conversation(db.Model):
 
     workstream: Mapped[Workstream] = relationship()
     customer: Mapped[Customer] = relationship()
-    agent: Mapped[Agent | None] = relationship()
+    agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
 
     @property
     def ended(self) -> bool:

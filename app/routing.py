@@ -54,6 +54,7 @@ def _claim(conversation_id: int, agent_id: int, now: datetime, offer_seconds: in
             status="active",
             updated_at=now,
             offer_expires_at=now + timedelta(seconds=offer_seconds) if offer_seconds else None,
+            released_by_id=None,
         )
     ).rowcount
     return claimed == 1
@@ -95,23 +96,23 @@ def _offer(conversation: Conversation, agent_id: int, now: datetime) -> bool:
     return True
 
 
-def dispatch(now: datetime | None = None, avoid: dict[int, int] | None = None) -> int:
-    """Push the queue's open conversations, oldest first, to agents with room; returns how many went.
-    `avoid` maps a conversation to the agent who just let it go, who is not offered it straight back.
+def dispatch(now: datetime | None = None) -> int:
+    """Push the queue's open conversations, oldest first, to agents with room (but not to the agent who
+    let one go); returns how many went.
 
     Runs when a conversation becomes open, an agent frees capacity or becomes available, and on every
     scheduler tick (which is how conversations waiting for operating hours start moving). Whoever is
     still queued afterwards hears where they now stand.
     """
     now = now or clock.now()
-    assigned = _push(now, avoid or {})
+    assigned = _push(now)
     automated_messages.queue_updates(now)
     return assigned
 
 
-def _push(now: datetime, avoid: dict[int, int]) -> int:
+def _push(now: datetime) -> int:
     queue = db.session.execute(
-        select(Conversation.id, Workstream)
+        select(Conversation.id, Conversation.released_by_id, Workstream)
         .join(Workstream, Conversation.workstream_id == Workstream.id)
         .where(Conversation.status == "open", Conversation.agent_id.is_(None), Workstream.distribution == "push")
         .order_by(Conversation.id)
@@ -123,12 +124,11 @@ def _push(now: datetime, avoid: dict[int, int]) -> int:
         AgentSnapshot(a.id, a.presence, a.capacity, a.max_items, a.last_assigned_at)
         for a in db.session.scalars(select(Agent).where(Agent.presence.not_in(("offline", "inactive"))))
     ]
-    workstreams = {w.id: WorkstreamSnapshot(w.allowed_presences, w.capacity_cost) for _, w in queue}
-    open_now = {w.id: is_open(w, now) for _, w in queue}
+    workstreams = {w.id: WorkstreamSnapshot(w.allowed_presences, w.capacity_cost) for _, _, w in queue}
+    open_now = {w.id: is_open(w, now) for _, _, w in queue}
     current = loads(now)
     assigned = 0
-    for conversation_id, workstream in queue:
-        released_by = avoid.get(conversation_id)
+    for conversation_id, released_by, workstream in queue:
         candidates = [a for a in agents if a.id != released_by] if released_by else agents
         rules = workstreams[workstream.id]
         agent = open_now[workstream.id] and choose_agent(rules, candidates, current)
@@ -188,13 +188,15 @@ def accept(agent: Agent, conversation_id: int) -> Conversation:
     return conversation
 
 
-def requeue(conversation: Conversation, actor_kind: str, actor_id: int | None) -> Agent | None:
-    """Take an active conversation off its agent and back to the queue (in the caller's transaction)."""
+def requeue(conversation: Conversation, actor_kind: str, actor_id: int | None, *, let_go: bool = False) -> Agent | None:
+    """Take an active conversation off its agent and back to the queue (in the caller's transaction).
+    `let_go`: the agent chose to, or a supervisor for them, so routing leaves them out for it."""
     previous = conversation.agent
     lifecycle.change_status(conversation, "open", actor_kind, actor_id)
     conversation.agent_id = None
     conversation.agent = None
     conversation.offer_expires_at = None
+    conversation.released_by_id = previous.id if let_go and previous is not None else None
     lifecycle.announce(conversation)
     if previous is not None:
         lifecycle.announce_agent(previous)
@@ -210,9 +212,9 @@ def transfer(agent: Agent, conversation_id: int, to_agent_id: object) -> Convers
     if conversation.agent_id != agent.id or conversation.status != "active":
         raise ChatError(409, "wrong_state", "Only your active conversations can be transferred.")
     if to_agent_id is None:
-        requeue(conversation, "agent", agent.id)
+        requeue(conversation, "agent", agent.id, let_go=True)
         db.session.commit()
-        dispatch(avoid={conversation.id: agent.id})
+        dispatch()
         return conversation
     if not isinstance(to_agent_id, int) or isinstance(to_agent_id, bool) or to_agent_id == agent.id:
         raise ChatError(400, "invalid_request", "agent_id must be another agent's id, or null for the queue.")

@@ -50,9 +50,9 @@ def reassign(supervisor: Agent, conversation_id: int, to_agent_id: object) -> Co
     if to_agent_id is None:
         if previous is None:
             raise ChatError(409, "wrong_state", "This conversation is already in the queue.")
-        routing.requeue(conversation, "agent", supervisor.id)
+        routing.requeue(conversation, "agent", supervisor.id, let_go=True)
         db.session.commit()
-        routing.dispatch(avoid={conversation.id: previous.id})
+        routing.dispatch()
         return conversation
     if not isinstance(to_agent_id, int) or isinstance(to_agent_id, bool):
         raise ChatError(400, "invalid_request", "agent_id must be an agent's id, or null for the queue.")
@@ -78,6 +78,7 @@ def reassign(supervisor: Agent, conversation_id: int, to_agent_id: object) -> Co
             status="active",
             updated_at=now,
             offer_expires_at=now + timedelta(seconds=conversation.workstream.accept_seconds),
+            released_by_id=None,
         )
     ).rowcount
     if moved != 1:

@@ -245,11 +245,41 @@ def test_transfer_to_another_agent_or_back_to_the_queue(world, ws, agents):
     routing.set_presence(ada, "away")
     routing.set_presence(bo, "available")
     routing.transfer(bo, conversation.id, None)
-    # Bo let it go: the queue does not push it straight back to him.
+    # Bo let it go: the queue does not push it back to him, not on the next tick either.
+    assert (conversation.agent_id, conversation.status) == (None, "open")
+    assert timers.tick()["assigned"] == 0
+    db.session.refresh(conversation)
     assert (conversation.agent_id, conversation.status) == (None, "open")
     for bad in (bo.id, "x", True, 10**6):
         with pytest.raises(ChatError):
             routing.transfer(bo, conversation.id, bad)
+    # It is for someone else: the first colleague in goes first.
+    routing.set_presence(ada, "available")
+    db.session.refresh(conversation)
+    assert (conversation.agent_id, conversation.status) == (ada.id, "active")
+
+
+def test_who_let_a_conversation_go_can_still_take_it_and_routing_then_forgets(world, ws, agents, time):
+    bo = agents["bo"]
+    routing.set_presence(bo, "available")
+    conversation = say(world, ws, "c1")
+    routing.transfer(bo, conversation.id, None)
+    assert conversation.released_by_id == bo.id
+    routing.take(bo, conversation.id)
+    assert (conversation.agent_id, conversation.released_by_id) == (bo.id, None)
+    conversations.end(bo, conversation.id)
+    conversations.close_wrap_up(bo, conversation.id)
+    # An offer that ran out is not letting go: back from inactive, Bo is offered it again.
+    offered = say(world, ws, "c2")
+    assert offered.agent_id == bo.id and offered.offer_expires_at is not None
+    time.advance(seconds=121)
+    routing.seen(bo.id)
+    assert timers.tick()["offers_expired"] == 1
+    db.session.refresh(offered)
+    assert (offered.agent_id, offered.released_by_id, bo.presence) == (None, None, "inactive")
+    routing.set_presence(bo, "available")
+    db.session.refresh(offered)
+    assert (offered.status, offered.agent_id) == ("active", bo.id)
 
 
 @pytest.mark.parametrize(("rule", "held_after_1h"), [("always", 34), ("never", 0), (7200, 34), (1800, 0)])

@@ -2,6 +2,7 @@
 
 from sqlalchemy import update
 
+from app import timers
 from app.extensions import db
 from app.models import Agent
 from tests.test_console_http import customer_says, sign_in
@@ -34,6 +35,11 @@ def test_a_supervisor_sees_every_current_conversation_and_reassigns_one(app, cli
     assert moved.json["conversation"]["agent"]["name"] == "Bo" and moved.json["conversation"]["offer_expires_at"]
     queued = bo.post(f"/console/api/conversations/{second}/reassign", json={"agent_id": None})
     assert queued.status_code == 200 and queued.json["conversation"]["status"] in ("open", "active")
+    with app.app_context():
+        timers.tick()
+    # Sent away from Ada, it is not pushed back to her, however often routing runs.
+    team = {c["id"]: c for c in bo.get("/console/api/team/conversations").json["conversations"]}
+    assert (team[second]["agent"] or {}).get("name") != "Ada"
     for body, status, code in [
         ({"agent_id": bo_id}, 409, "wrong_state"),
         ({"agent_id": "x"}, 400, "invalid_request"),
