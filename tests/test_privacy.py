@@ -61,8 +61,8 @@ TABLES = {
     "customer": ("customer", "id auth_setting_id sub display_name email created_at"),
     "email_opt_out": ("customer", "customer_id workstream_id created_at"),
     "conversation": ("conversation", "id workstream_id customer_id agent_id status last_seq version created_at "
-                     "updated_at ended_at offer_expires_at released_by_id bot_answer_due_at context locale queue_position "
-                     "queue_told_at "
+                     "updated_at ended_at offer_expires_at released_by_id bot_answer_due_at context locale "
+                     "queue_position queue_told_at "
                      "customer_read_seq customer_read_at notify_due_at emailed_seq email_status emailed_at "
                      "email_error"),
     "conversation_event": ("conversation", "id conversation_id from_status to_status actor_kind actor_id created_at"),
