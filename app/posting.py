@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from . import clock, driver, events, payloads, sqlite, webhooks
 from .errors import BUSY
 from .extensions import db
-from .models import Conversation, Message, OutboxWebhook, Webhook
+from .models import CURRENT_STATUSES, Conversation, Message, OutboxWebhook, Webhook
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,13 @@ WHERE m.client_id = :client_id AND c.customer_id = :customer_id AND c.workstream
 """
 # The current conversation, only while an agent holds it and its context stays: anything else is a
 # state change, for the general path. Automated messages are not activity; this one is (updated_at).
+# The IN names the current conversations' unique index, the one row: without it SQLite's planner, which
+# has no statistics, walked every active conversation on (status, agent_id).
 _NEXT_SEQ = f"""
 UPDATE {Conversation.__tablename__}
 SET last_seq = last_seq + 1, updated_at = :now, locale = COALESCE(CAST(:locale AS VARCHAR(16)), locale)
-WHERE customer_id = :customer_id AND workstream_id = :workstream_id AND status = 'active'
+WHERE customer_id = :customer_id AND workstream_id = :workstream_id
+  AND status IN ({", ".join(f"'{s}'" for s in CURRENT_STATUSES)}) AND status = 'active'
   AND agent_id IS NOT NULL AND (CAST(:context AS TEXT) IS NULL OR context = :context)
 RETURNING id, last_seq, agent_id,
   EXISTS (SELECT 1 FROM {Webhook.__tablename__} w WHERE w.workstream_id = :workstream_id AND w.active)

@@ -1,21 +1,25 @@
-"""The history queries page by index range, never by scanning or sorting: checked with the database's
-own EXPLAIN, on whichever database the suite runs on."""
+"""The history queries page by index range, never by scanning or sorting, and a message's statements find
+their rows by the customer's own keys: checked with the database's own EXPLAIN, on whichever database
+the suite runs on."""
 
 import pytest
 from sqlalchemy import text
 
-from app import conversations, payloads
+from app import conversations, payloads, posting
 from app.console import snapshot
 from app.extensions import db
 
 
 def plan(statement) -> str:
-    sql = str(statement.compile(db.engine, compile_kwargs={"literal_binds": True}))
+    return plan_sql(str(statement.compile(db.engine, compile_kwargs={"literal_binds": True})))
+
+
+def plan_sql(sql: str, params: dict | None = None) -> str:
     if db.engine.dialect.name == "sqlite":
-        return "\n".join(row[-1] for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        return "\n".join(row[-1] for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}"), params))
     # A near-empty test table is cheapest to scan; ask what PostgreSQL does when the table is large.
     db.session.execute(text("SET LOCAL enable_seqscan = off"))
-    return "\n".join(row[0] for row in db.session.execute(text(f"EXPLAIN {sql}")))
+    return "\n".join(row[0] for row in db.session.execute(text(f"EXPLAIN {sql}"), params))
 
 
 @pytest.mark.parametrize(
@@ -54,3 +58,26 @@ def test_an_agents_recently_ended_conversations_are_an_index_range_scan(ctx):
         assert "TEMP B-TREE" not in explained, explained
     else:
         assert "Sort" not in explained, explained
+
+
+def test_a_messages_statements_find_the_customers_rows_by_their_keys(ctx):
+    """Not by status: a walk of every active conversation grows with the whole team's work, and SQLite's
+    planner, which has no statistics, chose one for the current conversation."""
+    params = {
+        "customer_id": 1,
+        "workstream_id": "w",
+        "client_id": "c",
+        "now": "2026-01-01 00:00:00",
+        "locale": None,
+        "context": None,
+    }
+    current = plan_sql(posting._NEXT_SEQ, params)
+    sent_before = plan_sql(posting._SENT_BEFORE, params)
+    assert "ix_conversation_status_agent" not in current and "ix_conversation_retention" not in current, current
+    if db.engine.dialect.name == "sqlite":
+        assert "uq_conversation_current (customer_id=? AND workstream_id=?)" in current, current
+        assert "(customer_id=? AND workstream_id=?)" in sent_before, sent_before
+        assert "(conversation_id=? AND client_id=?)" in sent_before, sent_before
+    else:
+        for explained in (current, sent_before):
+            assert "Seq Scan" not in explained, explained
