@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import aliased
 
 from . import attachments, bots, clock, conversations, lifecycle, notifications, privacy, routing, sqlite, webhooks
@@ -116,43 +116,36 @@ def hand_over_from_silent_bots(now: datetime) -> int:
     return moved
 
 
+def due_for_closing(now: datetime) -> Select | None:
+    """The conversations auto_close closes now. One equality on workstream and status per rule, so each is
+    a range of the retention index: a workstream's history, closed ones included, is not walked on every
+    tick."""
+    rules = []
+    for workstream in db.session.scalars(select(Workstream)):
+        idle_open = now - timedelta(seconds=workstream.auto_close_open_seconds)
+        if workstream.mode == "live":
+            rules.append(_rule(workstream, "active", Conversation.updated_at <= idle_open, _last_sender == "agent"))
+        rules.append(_rule(workstream, "open", Conversation.updated_at <= idle_open))
+        rules.append(_rule(workstream, "bot", Conversation.updated_at <= idle_open))
+        idle_waiting = now - timedelta(seconds=workstream.auto_close_waiting_seconds)
+        rules.append(_rule(workstream, "waiting", Conversation.updated_at <= idle_waiting))
+        wrapped_up = now - timedelta(seconds=workstream.wrap_up_seconds)
+        rules.append(_rule(workstream, "wrap_up", Conversation.ended_at <= wrapped_up))
+    return select(Conversation).where(or_(*rules)) if rules else None
+
+
+def _rule(workstream: Workstream, status: str, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    return and_(Conversation.workstream_id == workstream.id, Conversation.status == status, *conditions)
+
+
 def auto_close(now: datetime) -> int:
     """Close what has been left alone for the workstream's time: open and waiting conversations without
     activity, wrap-ups past their wrap-up time, and live chats whose visitor left after the agent's
     answer (a live visitor who closed the tab never comes back; an agent's capacity should not wait)."""
-    rules = []
-    for workstream in db.session.scalars(select(Workstream)):
-        if workstream.mode == "live":
-            rules.append(
-                and_(
-                    Conversation.workstream_id == workstream.id,
-                    Conversation.status == "active",
-                    Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_open_seconds),
-                    _last_sender == "agent",
-                )
-            )
-        rules.append(
-            and_(
-                Conversation.workstream_id == workstream.id,
-                or_(
-                    and_(
-                        Conversation.status.in_(("open", "bot")),
-                        Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_open_seconds),
-                    ),
-                    and_(
-                        Conversation.status == "waiting",
-                        Conversation.updated_at <= now - timedelta(seconds=workstream.auto_close_waiting_seconds),
-                    ),
-                    and_(
-                        Conversation.status == "wrap_up",
-                        Conversation.ended_at <= now - timedelta(seconds=workstream.wrap_up_seconds),
-                    ),
-                ),
-            )
-        )
-    if not rules:
+    query = due_for_closing(now)
+    if query is None:
         return 0
-    due = db.session.scalars(select(Conversation).where(or_(*rules))).all()
+    due = db.session.scalars(query).all()
     for conversation in due:
         agent = conversation.agent
         conversations.close(conversation, "system", None)
