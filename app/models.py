@@ -281,7 +281,11 @@ class EmailOptOut(db.Model):
 class OutboxEmail(db.Model):
     """An email decided in a transaction and delivered later by the scheduler (outbox.py)."""
 
-    __table_args__ = (Index("ix_outbox_email_due", "status", "next_attempt_at"),)
+    # Pruning finds the old rows by created_at, not by walking what is kept.
+    __table_args__ = (
+        Index("ix_outbox_email_due", "status", "next_attempt_at"),
+        Index("ix_outbox_email_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # customer_reply, agent_assigned, agent_returned
@@ -366,6 +370,7 @@ class OutboxWebhook(db.Model):
     __table_args__ = (
         Index("ix_outbox_webhook_due", "status", "next_attempt_at"),
         Index("ix_outbox_webhook_order", "webhook_id", "conversation_id", "status", "id"),
+        Index("ix_outbox_webhook_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Delete, delete, select
 
 from . import clock, lifecycle, mail
 from .extensions import db
@@ -137,21 +137,18 @@ def _attempt(row_id: int, now: datetime) -> bool:
     return True
 
 
+def expired(model: type[OutboxEmail] | type[OutboxWebhook], now: datetime) -> Delete:
+    """What pruning deletes: delivered or failed rows past KEEP_DAYS, found by created_at's index."""
+    return delete(model).where(model.status != "pending", model.created_at < now - timedelta(days=KEEP_DAYS))
+
+
 def prune(now: datetime) -> int:
-    done = db.session.execute(
-        delete(OutboxEmail).where(
-            OutboxEmail.status != "pending", OutboxEmail.created_at < now - timedelta(days=KEEP_DAYS)
-        )
-    ).rowcount
+    done = db.session.execute(expired(OutboxEmail, now)).rowcount
     db.session.commit()
     return done
 
 
 def prune_webhooks(now: datetime) -> int:
-    done = db.session.execute(
-        delete(OutboxWebhook).where(
-            OutboxWebhook.status != "pending", OutboxWebhook.created_at < now - timedelta(days=KEEP_DAYS)
-        )
-    ).rowcount
+    done = db.session.execute(expired(OutboxWebhook, now)).rowcount
     db.session.commit()
     return done

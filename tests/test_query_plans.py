@@ -5,9 +5,10 @@ the suite runs on."""
 import pytest
 from sqlalchemy import text
 
-from app import clock, conversations, payloads, posting, timers
+from app import clock, conversations, outbox, payloads, posting, timers
 from app.console import snapshot
 from app.extensions import db
+from app.models import OutboxEmail, OutboxWebhook
 
 
 def plan(statement) -> str:
@@ -91,3 +92,10 @@ def test_the_ticks_auto_close_reads_only_conversations_in_the_statuses_it_closes
         assert searches and all("(workstream_id=? AND status=?" in line for line in searches), explained
     else:
         assert "Seq Scan" not in explained, explained
+
+
+@pytest.mark.parametrize("model", [OutboxEmail, OutboxWebhook], ids=["emails", "webhooks"])
+def test_pruning_an_outbox_reads_only_its_old_rows(ctx, model):
+    """A month of webhook deliveries is a row per message: the tick's prune must not walk them all."""
+    explained = plan(outbox.expired(model, clock.now()))
+    assert f"ix_{model.__tablename__}_created_at" in explained, explained
