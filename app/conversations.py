@@ -19,7 +19,7 @@ from .config import MAX_MESSAGE_CHARS
 from .customer_auth import Identity
 from .errors import ChatError, not_found
 from .extensions import db
-from .models import CURRENT_STATUSES, Agent, Conversation, Customer, Message, Workstream
+from .models import IS_CURRENT, Agent, Conversation, Customer, Message, Workstream
 
 T = TypeVar("T")
 MAX_CLIENT_ID_CHARS = 64
@@ -102,7 +102,7 @@ def _customer_conversations(customer_id: int, workstream_id: str):
 _CURRENT = select(Conversation).where(
     Conversation.customer_id == bindparam("customer_id"),
     Conversation.workstream_id == bindparam("workstream_id"),
-    Conversation.status.in_(CURRENT_STATUSES),
+    IS_CURRENT,
 )
 _SENT_BEFORE = (
     select(Message.__table__.c.id)

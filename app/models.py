@@ -5,7 +5,7 @@ import string
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false, func, text, true
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, bindparam, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from . import clock
@@ -237,6 +237,14 @@ class Conversation(db.Model):
     @property
     def ended(self) -> bool:
         return self.status in ENDED_STATUSES
+
+
+# A customer's current conversation, with the statuses written out in the SQL: only then can SQLite's
+# planner (which has no statistics) match uq_conversation_current's own WHERE and find the one row; with a
+# bound list it walked every current conversation of the workstream on (workstream_id, status).
+IS_CURRENT = Conversation.status.in_(
+    bindparam("current_statuses", CURRENT_STATUSES, expanding=True, literal_execute=True)
+)
 
 
 class Message(db.Model):

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from . import automated_messages, clock, events, lifecycle, mail, outbox, signed_links
 from .errors import ChatError
 from .extensions import db
-from .models import Agent, Conversation, EmailOptOut, Message, Workstream
+from .models import IS_CURRENT, Agent, Conversation, EmailOptOut, Message, Workstream
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ def unsubscribe(token: object) -> Workstream:
             select(Conversation).where(
                 Conversation.customer_id == customer.id,
                 Conversation.workstream_id == workstream.id,
+                IS_CURRENT,
                 Conversation.status.in_(("open", "active", "waiting")),
             )
         ):

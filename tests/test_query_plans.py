@@ -11,16 +11,19 @@ from app.extensions import db
 from app.models import OutboxEmail, OutboxWebhook
 
 
-def plan(statement) -> str:
-    return plan_sql(str(statement.compile(db.engine, compile_kwargs={"literal_binds": True})))
-
-
-def plan_sql(sql: str, params: dict | None = None) -> str:
+def plan(statement, **params) -> str:
+    """The plan of `statement` as it is sent, its parameters bound (literal_binds would write in what the
+    database never sees, and a written-out list may be planned otherwise than a bound one)."""
+    if isinstance(statement, str):
+        statement = text(statement)
+    sent = statement.compile(db.engine).construct_expanded_state(params)
+    connection = db.session.connection()
     if db.engine.dialect.name == "sqlite":
-        return "\n".join(row[-1] for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}"), params))
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sent.statement}", sent.positional_parameters)
+        return "\n".join(row[-1] for row in rows)
     # A near-empty test table is cheapest to scan; ask what PostgreSQL does when the table is large.
-    db.session.execute(text("SET LOCAL enable_seqscan = off"))
-    return "\n".join(row[0] for row in db.session.execute(text(f"EXPLAIN {sql}"), params))
+    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sent.statement}", sent.parameters))
 
 
 @pytest.mark.parametrize(
@@ -72,8 +75,8 @@ def test_a_messages_statements_find_the_customers_rows_by_their_keys(ctx):
         "locale": None,
         "context": None,
     }
-    current = plan_sql(posting._NEXT_SEQ, params)
-    sent_before = plan_sql(posting._SENT_BEFORE, params)
+    current = plan(posting._NEXT_SEQ, **params)
+    sent_before = plan(posting._SENT_BEFORE, **params)
     assert "ix_conversation_status_agent" not in current and "ix_conversation_retention" not in current, current
     if db.engine.dialect.name == "sqlite":
         assert "uq_conversation_current (customer_id=? AND workstream_id=?)" in current, current
@@ -99,3 +102,12 @@ def test_pruning_an_outbox_reads_only_its_old_rows(ctx, model):
     """A month of webhook deliveries is a row per message: the tick's prune must not walk them all."""
     explained = plan(outbox.expired(model, clock.now()))
     assert f"ix_{model.__tablename__}_created_at" in explained, explained
+
+
+def test_a_customers_current_conversation_is_one_row_of_its_unique_index(ctx):
+    """Not a walk of the workstream's current conversations, which persistent chat gathers by the thousand."""
+    explained = plan(conversations._CURRENT, customer_id=1, workstream_id="w")
+    if db.engine.dialect.name == "sqlite":
+        assert "uq_conversation_current (customer_id=? AND workstream_id=?)" in explained, explained
+    else:
+        assert "Seq Scan" not in explained, explained
