@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from . import clock, lifecycle
 from .errors import ChatError
@@ -196,9 +196,10 @@ def closed_notice(workstream: Workstream, now: datetime, holiday: bool, locale: 
 # Waiting in the queue ----------------------------------------------------------------------------------
 
 
-def average_wait(workstream_id: str, now: datetime) -> timedelta | None:
-    """Mean queue time of the workstream's recent assignments (see the module's docstring)."""
-    assignments = db.session.execute(
+def recent_assignments(workstream_id: str, now: datetime) -> Select:
+    """The workstream's last WAIT_SAMPLE assignments from the queue in WAIT_WINDOW: found newest first in
+    the window's status events, never by walking the workstream's whole history."""
+    return (
         select(ConversationEvent.conversation_id, ConversationEvent.created_at)
         .join(Conversation, Conversation.id == ConversationEvent.conversation_id)
         .where(
@@ -207,9 +208,14 @@ def average_wait(workstream_id: str, now: datetime) -> timedelta | None:
             ConversationEvent.to_status == "active",
             ConversationEvent.created_at >= now - WAIT_WINDOW,
         )
-        .order_by(ConversationEvent.id.desc())
+        .order_by(ConversationEvent.created_at.desc(), ConversationEvent.id.desc())
         .limit(WAIT_SAMPLE)
-    ).all()
+    )
+
+
+def average_wait(workstream_id: str, now: datetime) -> timedelta | None:
+    """Mean queue time of the workstream's recent assignments (see the module's docstring)."""
+    assignments = db.session.execute(recent_assignments(workstream_id, now)).all()
     if not assignments:
         return None
     queued: dict[int, list[datetime]] = defaultdict(list)

@@ -50,14 +50,17 @@ def _seconds(later, earlier):
 
 
 def _first_assignment():
-    """When the conversation first went from the queue to an agent."""
+    """When the conversation first went from the queue to an agent: its first such event (not a MIN of
+    created_at, which SQLite would look for along the status events' (to_status, created_at) index)."""
     return (
-        select(func.min(ConversationEvent.created_at))
+        select(ConversationEvent.created_at)
         .where(
             ConversationEvent.conversation_id == Conversation.id,
             ConversationEvent.from_status == "open",
             ConversationEvent.to_status == "active",
         )
+        .order_by(ConversationEvent.id)
+        .limit(1)
         .correlate(Conversation)
         .scalar_subquery()
     )

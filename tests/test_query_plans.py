@@ -5,7 +5,7 @@ the suite runs on."""
 import pytest
 from sqlalchemy import text
 
-from app import clock, conversations, outbox, payloads, posting, timers
+from app import automated_messages, clock, conversations, outbox, payloads, posting, timers
 from app.console import snapshot
 from app.extensions import db
 from app.models import OutboxEmail, OutboxWebhook
@@ -111,3 +111,11 @@ def test_a_customers_current_conversation_is_one_row_of_its_unique_index(ctx):
         assert "uq_conversation_current (customer_id=? AND workstream_id=?)" in explained, explained
     else:
         assert "Seq Scan" not in explained, explained
+
+
+def test_the_queues_recent_assignments_are_read_from_their_window_only(ctx):
+    """Asked for each new live visitor in the queue: a workstream's history must not be walked for it."""
+    explained = plan(automated_messages.recent_assignments("w", clock.now()))
+    assert "ix_conversation_event_to_status_created_at" in explained, explained
+    if db.engine.dialect.name == "sqlite":
+        assert "TEMP B-TREE" not in explained, explained
