@@ -134,7 +134,7 @@ class Customer(db.Model):
     sub: Mapped[str] = mapped_column(String(256))
     display_name: Mapped[str | None] = mapped_column(String(200))
     # The token's optional `email` claim, as of the customer's latest token.
-    email: Mapped[str | None] = mapped_column(String(254))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     def label(self) -> str:
@@ -297,10 +297,11 @@ class EmailOptOut(db.Model):
 class OutboxEmail(db.Model):
     """An email decided in a transaction and delivered later by the scheduler (outbox.py)."""
 
-    # Pruning finds the old rows by created_at, not by walking what is kept.
+    # Pruning finds the old rows by created_at, erasure a conversation's by its id, not by walking the rest.
     __table_args__ = (
         Index("ix_outbox_email_due", "status", "next_attempt_at"),
         Index("ix_outbox_email_created_at", "created_at"),
+        Index("ix_outbox_email_conversation_id", "conversation_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -348,7 +349,7 @@ class Attachment(db.Model):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
     # Who uploaded it: a customer (of this workstream) or an agent.
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     name: Mapped[str] = mapped_column(String(255))
     # Sniffed from the bytes, never taken from the name or the browser.
@@ -387,6 +388,7 @@ class OutboxWebhook(db.Model):
         Index("ix_outbox_webhook_due", "status", "next_attempt_at"),
         Index("ix_outbox_webhook_order", "webhook_id", "conversation_id", "status", "id"),
         Index("ix_outbox_webhook_created_at", "created_at"),
+        Index("ix_outbox_webhook_conversation_id", "conversation_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,11 +2,14 @@
 their rows by the customer's own keys: checked with the database's own EXPLAIN, on whichever database
 the suite runs on."""
 
-import pytest
-from sqlalchemy import text
+import re
 
-from app import automated_messages, clock, conversations, outbox, payloads, posting, timers
+import pytest
+from sqlalchemy import event, text
+
+from app import automated_messages, clock, conversations, outbox, payloads, posting, privacy, timers
 from app.console import snapshot
+from app.customer_auth import Identity
 from app.extensions import db
 from app.models import OutboxEmail, OutboxWebhook
 
@@ -17,13 +20,17 @@ def plan(statement, **params) -> str:
     if isinstance(statement, str):
         statement = text(statement)
     sent = statement.compile(db.engine).construct_expanded_state(params)
+    sqlite = db.engine.dialect.name == "sqlite"
+    return explain(sent.statement, sent.positional_parameters if sqlite else sent.parameters)
+
+
+def explain(sql: str, parameters) -> str:
     connection = db.session.connection()
     if db.engine.dialect.name == "sqlite":
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sent.statement}", sent.positional_parameters)
-        return "\n".join(row[-1] for row in rows)
+        return "\n".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters))
     # A near-empty test table is cheapest to scan; ask what PostgreSQL does when the table is large.
     connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sent.statement}", sent.parameters))
+    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}", parameters))
 
 
 @pytest.mark.parametrize(
@@ -119,3 +126,30 @@ def test_the_queues_recent_assignments_are_read_from_their_window_only(ctx):
     assert "ix_conversation_event_to_status_created_at" in explained, explained
     if db.engine.dialect.name == "sqlite":
         assert "TEMP B-TREE" not in explained, explained
+
+
+def test_finding_and_erasing_a_customer_reads_only_their_rows(ctx, world):
+    """Erasure and retention delete by conversation and by customer: each table they touch must be
+    reached by an index, or every erasure walks the whole outbox, attachments and customers."""
+    customer = conversations.customer_for(Identity(world.auth_setting_id, "erin", None, email="erin@example.com"))
+    conversations.post_customer_message(world.workstream_id, customer.id, "c1", "Please forget me")
+    sent: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE")):
+            sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert [c.id for c in privacy.find(email="erin@example.com")] == [customer.id]
+        privacy.erase(customer, None, "test")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(sent) > 10
+    # Settings tables (workstreams, agents) are small: reading them whole is fine.
+    growing = ["customer", "conversation", "message", "attachment", "outbox_email", "outbox_webhook", "note"]
+    growing += ["conversation_event", "conversation_label", "rating", "email_opt_out"]
+    for statement, parameters in sent:
+        explained = explain(statement, parameters)
+        scanned = re.findall(r"(?:SCAN|Seq Scan on) (\w+)", explained)
+        assert not set(scanned) & set(growing), (statement, explained)
