@@ -3,15 +3,28 @@ their rows by the customer's own keys: checked with the database's own EXPLAIN, 
 the suite runs on."""
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
-from app import automated_messages, clock, conversations, outbox, payloads, posting, privacy, timers
+from app import (
+    automated_messages,
+    clock,
+    conversations,
+    outbox,
+    payloads,
+    posting,
+    privacy,
+    read_state,
+    routing,
+    timers,
+)
 from app.console import snapshot
 from app.customer_auth import Identity
 from app.extensions import db
-from app.models import OutboxEmail, OutboxWebhook
+from app.models import Agent, OutboxEmail, OutboxWebhook
 
 
 def plan(statement, **params) -> str:
@@ -128,11 +141,25 @@ def test_the_queues_recent_assignments_are_read_from_their_window_only(ctx):
         assert "TEMP B-TREE" not in explained, explained
 
 
-def test_finding_and_erasing_a_customer_reads_only_their_rows(ctx, world):
-    """Erasure and retention delete by conversation and by customer: each table they touch must be
-    reached by an index, or every erasure walks the whole outbox, attachments and customers."""
-    customer = conversations.customer_for(Identity(world.auth_setting_id, "erin", None, email="erin@example.com"))
-    conversations.post_customer_message(world.workstream_id, customer.id, "c1", "Please forget me")
+# Settings tables (workstreams, agents, webhooks) are small: reading them whole is fine.
+GROWING = {
+    "customer",
+    "conversation",
+    "message",
+    "attachment",
+    "outbox_email",
+    "outbox_webhook",
+    "note",
+    "conversation_event",
+    "conversation_label",
+    "rating",
+    "email_opt_out",
+}
+
+
+@contextmanager
+def recorded() -> Iterator[list[tuple[str, object]]]:
+    """The statements sent meanwhile (through SQLAlchemy: posting's and returning's own are above)."""
     sent: list[tuple[str, object]] = []
 
     def record(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
@@ -141,15 +168,52 @@ def test_finding_and_erasing_a_customer_reads_only_their_rows(ctx, world):
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        assert [c.id for c in privacy.find(email="erin@example.com")] == [customer.id]
-        privacy.erase(customer, None, "test")
+        yield sent
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+
+
+def assert_no_growing_table_is_walked(sent: list[tuple[str, object]]) -> None:
     assert len(sent) > 10
-    # Settings tables (workstreams, agents) are small: reading them whole is fine.
-    growing = ["customer", "conversation", "message", "attachment", "outbox_email", "outbox_webhook", "note"]
-    growing += ["conversation_event", "conversation_label", "rating", "email_opt_out"]
     for statement, parameters in sent:
         explained = explain(statement, parameters)
-        scanned = re.findall(r"(?:SCAN|Seq Scan on) (\w+)", explained)
-        assert not set(scanned) & set(growing), (statement, explained)
+        scanned = set(re.findall(r"(?:SCAN|Seq Scan on) (\w+)", explained))
+        assert not scanned & GROWING, (statement, explained)
+
+
+def test_finding_and_erasing_a_customer_reads_only_their_rows(ctx, world):
+    """Erasure and retention delete by conversation and by customer: each table they touch must be
+    reached by an index, or every erasure walks the whole outbox, attachments and customers."""
+    customer = conversations.customer_for(Identity(world.auth_setting_id, "erin", None, email="erin@example.com"))
+    conversations.post_customer_message(world.workstream_id, customer.id, "c1", "Please forget me")
+    with recorded() as sent:
+        assert [c.id for c in privacy.find(email="erin@example.com")] == [customer.id]
+        privacy.erase(customer, None, "test")
+    assert_no_growing_table_is_walked(sent)
+
+
+def test_a_conversations_whole_life_walks_no_table_that_grows(ctx, world):
+    """Every step a customer and an agent take, the console's views and the scheduler's tick: with no
+    statistics SQLite's planner can pick a walk of every conversation where an index finds the one."""
+    workstream_id = world.workstream_id
+    ada = db.session.scalar(select(Agent).where(Agent.email == world.agents["ada"][0]))
+    routing.set_presence(ada, "available")
+    with recorded() as sent:
+        customer = conversations.customer_for(Identity(world.auth_setting_id, "uma", None))
+        first, _ = conversations.post_customer_message(workstream_id, customer.id, "c1", "Where is my order?")
+        conversation_id = first.conversation_id
+        routing.accept(ada, conversation_id)
+        conversations.post_agent_message(ada, conversation_id, "a1", "Let me look")
+        read_state.customer_read(customer.id, workstream_id, conversation_id, 2)
+        conversations.backlog(customer.id, workstream_id, conversation_id, 1)
+        conversations.backlog(customer.id, workstream_id, None, None)
+        snapshot.snapshot(ada)
+        conversations.park(ada, conversation_id)
+        conversations.post_customer_message(workstream_id, customer.id, "c2", "Any news?")
+        conversations.park(ada, conversation_id)
+        conversations.resume(ada, conversation_id)
+        conversations.end(ada, conversation_id)
+        conversations.close_wrap_up(ada, conversation_id)
+        conversations.customer_conversations(customer.id, workstream_id, None, 20)
+        timers.tick()
+    assert_no_growing_table_is_walked(sent)
