@@ -17,10 +17,11 @@ import statistics
 import time
 import urllib.request
 
-from sqlalchemy import update
+from sqlalchemy import insert, literal, select, update
 
+from app import clock
 from app.extensions import db
-from app.models import Agent, Workstream
+from app.models import Agent, Conversation, Customer, Workstream
 from bench import loadclient
 from bench.realtime import ORIGIN, UNLIMITED, Deployment, cpu_seconds, process_tree, rss_bytes
 from tests.support import ChatServer, World, console_cookie
@@ -28,16 +29,44 @@ from tests.support import ChatServer, World, console_cookie
 CLIENTS = 2  # load client processes, one per agent
 
 
-def start(mode: str, postgres: str | None, redis: str | None, per_agent: int) -> Deployment:
+def start(mode: str, postgres: str | None, redis: str | None, per_agent: int, others: int = 0) -> Deployment:
     """A deployment whose workstream is pick with capacity cost 1 and whose two agents, Ada and Bo,
-    each have room for `per_agent` conversations."""
+    each have room for `per_agent` conversations. `others` more conversations are going on, quiet,
+    with the rest of the team (Cy stands for them): a bigger team's tables, not its traffic."""
 
     def prepare() -> None:
         db.session.execute(update(Workstream).values(distribution="pick", capacity_cost=1))
         db.session.execute(update(Agent).values(capacity=per_agent, presence="available"))
+        if others:
+            _others(others)
         db.session.commit()
 
-    return Deployment.start(mode, postgres, redis, limits=UNLIMITED, agents={"ada": "Ada", "bo": "Bo"}, prepare=prepare)
+    agents = {"ada": "Ada", "bo": "Bo", **({"cy": "Cy"} if others else {})}
+    return Deployment.start(mode, postgres, redis, limits=UNLIMITED, agents=agents, prepare=prepare)
+
+
+def _others(count: int) -> None:
+    workstream = db.session.scalars(select(Workstream)).one()
+    cy = db.session.scalars(select(Agent).where(Agent.name == "Cy")).one()
+    now = clock.now()
+    db.session.execute(
+        insert(Customer),
+        [{"auth_setting_id": workstream.auth_setting_id, "sub": f"other-{i}", "created_at": now} for i in range(count)],
+    )
+    db.session.execute(
+        insert(Conversation).from_select(
+            ["workstream_id", "customer_id", "agent_id", "status", "last_seq", "created_at", "updated_at"],
+            select(
+                literal(workstream.id),
+                Customer.id,
+                literal(cy.id),
+                literal("active"),
+                literal(0),
+                literal(now),
+                literal(now),
+            ).where(Customer.sub.like("other-%")),
+        )
+    )
 
 
 def _session(server: ChatServer, email: str, password: str) -> tuple[str, str]:
@@ -279,12 +308,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", default="sqlite")
     parser.add_argument("--per-agent", type=int, default=50)
+    parser.add_argument("--others", type=int, default=0, help="quiet conversations the rest of the team holds")
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--rates", type=float, nargs="*", default=[500])
     parser.add_argument("--profile", help="keep py-spy's raw output of the saturated customers' worker here")
     args = parser.parse_args()
-    deployment = start(args.mode, POSTGRES, REDIS, args.per_agent)
+    deployment = start(args.mode, POSTGRES, REDIS, args.per_agent, args.others)
     try:
         clients = team(deployment, args.per_agent)
         if args.profile:
