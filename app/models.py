@@ -270,8 +270,7 @@ class Message(db.Model):
 
 class ConversationEvent(db.Model):
     __table_args__ = (
-        # A conversation's events, and of them one status's, for the reports' per-conversation lookups;
-        # with to_status in it, SQLite (which has no statistics) prefers it to the index below for them.
+        # A conversation's events, or those of one status (the reports' lookups per conversation).
         Index("ix_conversation_event_conversation_id_to_status", "conversation_id", "to_status"),
         # The queue's recent assignments (automated_messages.average_wait), newest first in their window.
         Index("ix_conversation_event_to_status_created_at", "to_status", "created_at"),
