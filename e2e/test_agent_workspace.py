@@ -403,6 +403,15 @@ def test_a_supervisor_watches_the_whole_team_live_and_sends_a_conversation_back_
     expect(ada_group.get_by_role("listitem").filter(has_text="ulla")).to_have_count(0)
     expect(ada.mine().filter(has_text="order 42")).to_have_count(0)
 
+    # Routing runs again when the next customer writes, oldest in the queue first: the newcomer goes to
+    # Ada, and the conversation sent away from her stays in the queue for someone else.
+    newcomer = contexts().new_page()
+    newcomer.goto(site.url("vilja"))
+    Widget(newcomer).open().write("Do you ship to Åland?")
+    expect(ada_group.get_by_role("listitem").filter(has_text="vilja")).to_be_visible()
+    expect(queue_group.get_by_role("listitem").filter(has_text="ulla")).to_be_visible()
+    expect(ada_group.get_by_role("listitem").filter(has_text="ulla")).to_have_count(0)
+
 
 def test_the_customer_rates_the_conversation_the_agent_ended_and_the_agent_sees_it(contexts, chat):
     server, site, world = chat
