@@ -179,12 +179,13 @@ def test_the_timers_run_in_one_process_at_a_time(cluster):
     """Both processes tick every half second, but only while holding the database's advisory lock: while
     someone else holds it, neither does anything."""
     with cluster.app.app_context():
-        stale = {"presence": "available", "last_seen_at": func.now() - text("interval '1 day'")}
-        db.session.execute(update(Agent).where(Agent.email == "timer@example.com").values(**stale))
-        db.session.commit()
         presence = select(Agent.presence).where(Agent.email == "timer@example.com")
         with db.engine.connect() as holder:
+            # Held first: a tick already under way would otherwise see the agent gone before the wait.
             holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+            stale = {"presence": "available", "last_seen_at": func.now() - text("interval '1 day'")}
+            db.session.execute(update(Agent).where(Agent.email == "timer@example.com").values(**stale))
+            db.session.commit()
             time.sleep(2)
             assert db.session.scalar(presence) == "available"
             db.session.rollback()
